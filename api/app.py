@@ -1,0 +1,82 @@
+"""create_app(settings): the falcon application, its routes, middleware and HTTP status policy."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import falcon
+
+from api.config import Settings
+from api.context import AppContext
+from api.dispatch import Dispatcher, Reply
+from api.methods import build_registry
+from api.schema import create_schema
+from api.transport import discard_files, read_request
+from api.usage import UsageRecorder
+from keys.db import db, open_database
+from keys.store import KeyCache
+
+# API errors travel with HTTP 200, as on the original (spec §2.7); only our own failures do not.
+_HTTP_STATUS = {500: 500, 501: 503, 503: 503}
+
+
+def build_context(settings: Settings, *, clock=time.time, grants=None) -> AppContext:
+    """Open the database, make sure the schema exists, and assemble the collaborators."""
+    from api.grants import DatabaseGrants
+
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    open_database(settings.resolved_database_url, max_connections=settings.threads + 4)
+    create_schema()
+    return AppContext(settings=settings, registry=build_registry(),
+                      keys=KeyCache(settings.key_cache_ttl),
+                      grants=grants or DatabaseGrants(clock=clock),
+                      usage=UsageRecorder(clock), clock=clock)
+
+
+class DatabaseMiddleware:
+    """Give back the request's connection (if it opened one) when the response is done."""
+
+    def process_response(self, req, resp, resource, req_succeeded) -> None:
+        if not db.is_closed():
+            db.close()
+
+
+class ApiResource:
+    """``/api``, ``/api/<method>`` and ``/api/<method>/<format>``, GET and POST alike."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.dispatcher = Dispatcher(ctx)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, method: str | None = None,
+               fmt: str | None = None) -> None:
+        request = read_request(req, method, fmt, self.ctx.settings.max_body_bytes)
+        try:
+            reply = self.dispatcher.handle(request)
+        finally:
+            discard_files(request.files)
+        write_reply(resp, reply)
+
+    on_post = on_get
+
+
+def write_reply(resp: falcon.Response, reply: Reply) -> None:
+    """Put a Reply on the wire; the only place that maps API codes to HTTP statuses."""
+    resp.status = _HTTP_STATUS.get(reply.code, 200)
+    resp.content_type = reply.content_type
+    resp.data = reply.body
+    for name, value in reply.headers.items():
+        resp.set_header(name, value)
+
+
+def create_app(settings: Settings, *, ctx: AppContext | None = None) -> falcon.App:
+    """The WSGI application for ``settings`` (a context is built unless one is given)."""
+    ctx = ctx or build_context(settings)
+    app = falcon.App(middleware=[DatabaseMiddleware()])
+    app.req_options.strip_url_path_trailing_slash = True
+    resource = ApiResource(ctx)
+    app.add_route("/api", resource)
+    app.add_route("/api/{method}", resource)
+    app.add_route("/api/{method}/{fmt}", resource)
+    return app

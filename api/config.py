@@ -1,0 +1,91 @@
+"""Settings: the one frozen configuration object, read from the environment and the command line."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from keys.db import default_database_url
+
+
+class Secret(str):
+    """A string that never shows its value in a repr, a log line or an f-string debug."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def reveal(self) -> str:
+        """The real value, for the few places that need it."""
+        return str.__str__(self)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server can be told; one field per knob, each with its environment variable."""
+
+    # Interface to listen on (API_HOST).
+    host: str = "127.0.0.1"
+    # TCP port to listen on (API_PORT).
+    port: int = 8080
+    # Directory for the SQLite file and stored media (API_DATA_DIR).
+    data_dir: str = "data"
+    # Database URL, sqlite:///path or postgresql://...; empty means a SQLite file in data_dir
+    # (API_DATABASE_URL).
+    database_url: str = ""
+    # waitress worker threads (API_THREADS).
+    threads: int = 8
+    # Largest request body accepted, in bytes; uploads included (API_MAX_BODY_BYTES).
+    max_body_bytes: int = 110 * 1024 * 1024
+    # Seconds a key lookup stays cached; changes made in this process invalidate at once
+    # (API_KEY_CACHE_TTL).
+    key_cache_ttl: float = 10.0
+    # Seconds between flushes of the in-memory usage counters to the database (API_USAGE_FLUSH_SECONDS).
+    usage_flush_seconds: float = 5.0
+    # Seconds a frob stays valid before it is exchanged (API_FROB_TTL).
+    frob_ttl: int = 600
+    # Public base URL used in links we hand out (media URLs); empty means derived from the request
+    # (API_PUBLIC_URL).
+    public_url: str = ""
+    # Write one access-log line per call (API_ACCESS_LOG).
+    access_log: bool = True
+    # Send the Secure flag on cookies; "auto" means when the request came over https (API_SECURE_COOKIES).
+    secure_cookies: str = "auto"
+    # Secret used to sign session cookies and CSRF tokens; empty means one is generated and kept in
+    # data_dir (API_SESSION_SECRET).
+    session_secret: Secret = field(default=Secret(""), repr=False)
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL to connect to, defaulting to a SQLite file under data_dir."""
+        return default_database_url(self.data_dir, self.database_url)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from API_* environment variables, then apply non-None overrides."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get("API_" + f.name.upper())
+            if raw is not None:
+                values[f.name] = _convert(f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (tests and the CLI use it)."""
+        return replace(self, **changes)
+
+
+def _convert(type_name: Any, raw: str) -> Any:
+    """Turn an environment string into the field's type (annotations are strings here)."""
+    kind = str(type_name)
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return float(raw)
+    if kind == "bool":
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if kind == "Secret":
+        return Secret(raw)
+    return raw

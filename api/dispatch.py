@@ -1,0 +1,186 @@
+"""The call pipeline: one request in, one rendered reply out. No falcon here.
+
+Steps, in the order the spec implies (each raises the right ApiError):
+
+ 1. transport (done by the caller): method, format, parameters, files, client address
+ 2. format known? (102, rendered as JSON); JSONP callback valid and not on a token call? (142)
+ 3. transport-level problem found while reading the request? (140, 141)
+ 4. method known? (103)
+ 5. key present, known and enabled? (100, 101) - ``api.methods.getList`` may go without one
+ 6. caller address allowed for the key? (111)
+ 7. POST where the method requires it? (120)
+ 8. signature present and valid where required? (104, 105)
+ 9. token present where required, valid, bound to this key, account open? (106, 107, 108)
+10. permission level enough? (110)
+11. parameters bound to the handler's signature (method-specific codes)
+12. the handler returns a plain result tree; the format renders it
+13. the call is counted in memory and written to the access log
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from api import errors
+from api.context import AppContext, Call, Grant, UploadedFile
+from api.formats import DEFAULT_FORMAT, FORMATS, Format, Jsonp
+from api.formats.json import CALLBACK_NAME
+from api.registry import MethodSpec, level_rank
+from api.signing import md5
+from keys.store import KeyRecord
+
+log = logging.getLogger("api.dispatch")
+access_log = logging.getLogger("api.access")
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """A transport-neutral API request."""
+
+    http_method: str
+    method_name: str
+    format_name: str
+    params: Mapping[str, str]
+    files: Mapping[str, UploadedFile] = field(default_factory=dict)
+    client_addr: str = ""
+    base_url: str = ""
+    unsigned: frozenset[str] = frozenset()  # routing names that arrived as parameters (?method=)
+    transport_error: errors.ApiError | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A rendered answer: the API code (0 for ok) decides the HTTP status in api/app.py."""
+
+    code: int
+    content_type: str
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class Dispatcher:
+    """Runs the pipeline for one app context."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    def handle(self, request: ApiRequest) -> Reply:
+        """Answer one request; never raises."""
+        started = time.perf_counter()
+        fmt: Format = FORMATS[DEFAULT_FORMAT]
+        key: KeyRecord | None = None
+        spec: MethodSpec | None = None
+        try:
+            fmt = self._format(request)
+            if request.transport_error is not None:
+                raise request.transport_error
+            spec = self._method(request)
+            key = self._key(request, spec)
+            self._check_post(request, spec)
+            self._check_signature(request, spec, key)
+            grant = self._grant(request, spec, key)
+            self._check_permission(spec, grant)
+            kwargs = spec.bind(request.params)
+            call = Call(ctx=self.ctx, method=spec.name, key=key, grant=grant,
+                        client_addr=request.client_addr, http_method=request.http_method,
+                        params=request.params, files=request.files, base_url=request.base_url)
+            tree = spec.handler(call, **kwargs) or {}
+            body, code = fmt.render(tree), 0
+        except errors.ApiError as error:
+            body, code = fmt.render_error(error.code, error.message), error.code
+        except Exception:
+            # The traceback goes to the log; the client learns only that it was our fault.
+            log.exception("unexpected error in %s", spec.name if spec else request.method_name)
+            body, code = fmt.render_error(errors.ServiceError.code,
+                                          errors.ServiceError.message), errors.ServiceError.code
+        duration_ms = (time.perf_counter() - started) * 1000.0
+        self._account(request, spec, key, fmt, code, duration_ms)
+        return Reply(code=code, content_type=fmt.content_type, body=body,
+                     headers=getattr(fmt, "headers", {}))
+
+    # -- steps -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _format(request: ApiRequest) -> Format:
+        fmt = FORMATS.get(request.format_name or DEFAULT_FORMAT)
+        if fmt is None:
+            raise errors.InvalidFormat(request.format_name)
+        callback = request.params.get("callback")
+        if callback is None or fmt.name != "json":
+            return fmt
+        if not CALLBACK_NAME.match(callback) or "auth_token" in request.params:
+            raise errors.InvalidCallback()  # rendered as plain JSON: the callback is not trusted
+        return Jsonp(callback)
+
+    def _method(self, request: ApiRequest) -> MethodSpec:
+        spec = self.ctx.registry.get(request.method_name) if request.method_name else None
+        if spec is None:
+            raise errors.MethodNotFound(request.method_name)
+        return spec
+
+    def _key(self, request: ApiRequest, spec: MethodSpec) -> KeyRecord | None:
+        api_key = request.params.get("api_key", "")
+        if not api_key:
+            if spec.keyless:
+                return None
+            raise errors.ApiKeyMissing()
+        key = self.ctx.keys.lookup(api_key.strip().lower())
+        if key is None or not key.enabled:
+            raise errors.ApiKeyInvalid()
+        if key.allowed_ips and request.client_addr not in key.allowed_ips:
+            raise errors.IpNotAllowed()
+        return key
+
+    @staticmethod
+    def _check_post(request: ApiRequest, spec: MethodSpec) -> None:
+        if spec.post and request.http_method != "POST":
+            raise errors.PostRequired()
+
+    @staticmethod
+    def _check_signature(request: ApiRequest, spec: MethodSpec, key: KeyRecord | None) -> None:
+        if key is None:
+            return
+        required = spec.sign or key.always_signed or "auth_token" in request.params
+        sent = request.params.get(md5.SIGNATURE_PARAM)
+        if not sent:
+            if required:
+                raise errors.SignatureMissing()
+            return
+        signed = ((name, value) for name, value in request.params.items()
+                  if name not in request.unsigned)
+        if not md5.verify(signed, spec.name, key.secret, sent):
+            raise errors.SignatureInvalid()
+
+    def _grant(self, request: ApiRequest, spec: MethodSpec, key: KeyRecord | None) -> Grant | None:
+        token = request.params.get("auth_token", "")
+        if not token:
+            if spec.token:
+                raise errors.TokenMissing()
+            return None
+        if key is None:  # a keyless call cannot prove the token is its own
+            raise errors.ApiKeyMissing()
+        return self.ctx.grants.resolve(token, key)
+
+    @staticmethod
+    def _check_permission(spec: MethodSpec, grant: Grant | None) -> None:
+        # Methods with token=0 that name a permission only widen what a token holder sees (§5.1).
+        needed = spec.required_level
+        if not spec.token or needed is None or grant is None:
+            return
+        area, level = needed
+        if level_rank(grant.level(area)) < level_rank(level):
+            raise errors.InsufficientPermissions()
+
+    def _account(self, request: ApiRequest, spec: MethodSpec | None, key: KeyRecord | None,
+                 fmt: Any, code: int, duration_ms: float) -> None:
+        method = spec.name if spec else "-"
+        self.ctx.usage.record(key.key if key else "", method, code, duration_ms)
+        if self.ctx.settings.access_log:
+            # Never a secret, signature or token: only names and the key (a public id).
+            access_log.info("%s key=%s method=%s format=%s code=%d ms=%.2f",
+                            request.client_addr or "-", key.key if key else "-", method,
+                            fmt.name, code, duration_ms)

@@ -1,0 +1,30 @@
+"""Output formats: one result tree, several renderings, kept in one table keyed by the format name.
+
+A format has a ``content_type``, ``render(tree)`` for success and ``render_error(code, message)`` for the
+error envelope. JSONP is the json format with a callback wrapper (``Jsonp``), chosen per request.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from api.formats.json import Json, Jsonp
+from api.formats.php import Php
+from api.formats.xml import Xml
+
+
+class Format(Protocol):
+    """What the dispatcher needs from an output format."""
+
+    name: str
+    content_type: str
+
+    def render(self, tree: dict[str, Any]) -> bytes: ...
+
+    def render_error(self, code: int, message: str) -> bytes: ...
+
+
+FORMATS: dict[str, Format] = {fmt.name: fmt for fmt in (Json(), Xml(), Php())}
+DEFAULT_FORMAT = "json"
+
+__all__ = ["DEFAULT_FORMAT", "FORMATS", "Format", "Jsonp"]

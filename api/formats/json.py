@@ -1,0 +1,54 @@
+"""JSON (spec §2.3) and JSONP renderings of the result tree."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from api.formats.tree import to_plain
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+CALLBACK_NAME = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$.]{0,99}$")
+
+
+def ok_document(tree: dict[str, Any]) -> dict[str, Any]:
+    """The whole success document: the ``api`` status beside the payload's top-level elements."""
+    return {"api": {"status": "ok"}, **to_plain(tree)}
+
+
+def error_document(code: int, message: str) -> dict[str, Any]:
+    """The error document; ``code`` stays a number, as documented (spec §11.1)."""
+    return {"api": {"status": "error", "code": code, "message": message}}
+
+
+class Json:
+    """The default format."""
+
+    name = "json"
+    content_type = "application/json; charset=utf-8"
+
+    def render(self, tree: dict[str, Any]) -> bytes:
+        return _dumps(ok_document(tree)).encode("utf-8")
+
+    def render_error(self, code: int, message: str) -> bytes:
+        return _dumps(error_document(code, message)).encode("utf-8")
+
+
+class Jsonp(Json):
+    """JSON wrapped in a call to a checked callback name; ``/**/`` defeats content-sniffing tricks."""
+
+    content_type = "text/javascript; charset=utf-8"
+    headers = {"X-Content-Type-Options": "nosniff"}
+
+    def __init__(self, callback: str) -> None:
+        self.callback = callback
+
+    def render(self, tree: dict[str, Any]) -> bytes:
+        return self._wrap(super().render(tree))
+
+    def render_error(self, code: int, message: str) -> bytes:
+        return self._wrap(super().render_error(code, message))
+
+    def _wrap(self, body: bytes) -> bytes:
+        return b"/**/" + self.callback.encode("ascii") + b"(" + body + b");"

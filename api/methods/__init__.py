@@ -1,0 +1,13 @@
+"""The method families; each module owns a ``MethodGroup``. Imported explicitly, never discovered."""
+
+from __future__ import annotations
+
+from api.methods import reflection, test
+from api.registry import Registry
+
+GROUPS = (test.group, reflection.group)
+
+
+def build_registry() -> Registry:
+    """The registry of every method this server answers."""
+    return Registry.from_groups(GROUPS)

@@ -1,0 +1,69 @@
+"""``api.methods.getList`` and ``api.methods.get``, generated from the registry (spec §7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.context import Call
+from api.errors import GLOBAL_ERRORS, method_error
+from api.formats.tree import ListOf, Text
+from api.registry import MethodGroup, MethodSpec
+
+group = MethodGroup()
+
+ABOUT_URL = "http://www.ipernity.com/help/api/method/"
+UnknownMethod = method_error(1, "Method not found", "The requested method was not found.")
+# The errors every method can answer with; listed after each method's own (spec §7.2).
+_COMMON_ERRORS = tuple(e for e in GLOBAL_ERRORS if e.code < 140 or e.code >= 500)
+
+
+def _authentication(spec: MethodSpec) -> dict[str, Any]:
+    flags = {"token": spec.token, "sign": spec.sign, "post": spec.post}
+    if spec.safety:
+        flags["safety"] = True
+    return flags
+
+
+def _permissions(spec: MethodSpec) -> Any:
+    # "" for the test.* methods, [] when empty, {"doc": "write"} otherwise (spec §7.1).
+    return Text("") if spec.perms is None else dict(spec.perms)
+
+
+def summary(spec: MethodSpec) -> dict[str, Any]:
+    """One ``<method>`` of getList."""
+    return {"name": spec.name, "service": spec.service, "title": Text(spec.title),
+            "about": Text(ABOUT_URL + spec.name), "modified_at": Text(spec.modified_at),
+            "authentication": _authentication(spec), "permissions": _permissions(spec)}
+
+
+@group.method("api.methods.getList", title="Return the API methods list", service="api.method",
+              keyless=True, response='<methods><method name="doc.delete" '
+              'service="doc"><authentication token="0" sign="0" post="0"/><permissions/>'
+              '<title>Delete a document</title></method></methods>')
+def get_list(call: Call) -> dict:
+    """Every method this server answers, with its flags and permissions."""
+    return {"methods": {"method": [summary(spec) for spec in call.ctx.registry]}}
+
+
+@group.method("api.methods.get", title="Return information about an API method.",
+              service="api.method", missing=UnknownMethod,
+              params={"method": "The name of the method to return information for."})
+def get(call: Call, method: str) -> dict:
+    """Returns the parameters, response example and error codes of one method."""
+    spec = call.ctx.registry.get(method)
+    if spec is None:
+        raise UnknownMethod(method)
+    params = [{"name": "api_key", "required": 1, "_value": "Your api_key."}]
+    params += [{"name": p.name, "required": 1 if p.required else None, "_value": p.help}
+               for p in spec.params]
+    notes = (ListOf("note", [{"for": "params", "_value": spec.notes}])
+             if spec.notes else Text(""))
+    errors = [{"code": e.code, "label": e.label or None, "message": e.message,
+               "_value": e.description} for e in spec.errors + _COMMON_ERRORS]
+    return {"method": {
+        "name": spec.name, "service": spec.service, "title": Text(spec.title),
+        "authentication": _authentication(spec), "permissions": _permissions(spec),
+        "parameters": ListOf("param", params, text_key="value"),
+        "notes": notes, "response": Text(spec.response),
+        "errors": {"error": errors},
+    }}

@@ -1,0 +1,28 @@
+"""The ``test.*`` family: a hello and an echo for checking a client's set-up."""
+
+from __future__ import annotations
+
+from api.context import Call
+from api.errors import method_error
+from api.formats.tree import Text
+from api.registry import MethodGroup
+
+group = MethodGroup()
+
+NothingSent = method_error(1, "Nothing was sent", "We could not echo back as the echo parameter "
+                                                  "was empty or not sent.")
+
+
+@group.method("test.hello", title="Hello world!", perms=None,
+              response="<hello>hello world!</hello>")
+def hello(call: Call) -> dict:
+    """This method returns a simple hello world!"""
+    return {"hello": Text("hello world!")}
+
+
+@group.method("test.echo", title="A simple echo test.", perms=None, missing=NothingSent,
+              params={"echo": "Some text we will echo back to you."},
+              response="<echo>yes, it worked</echo>")
+def echo(call: Call, echo: str) -> dict:
+    """This method echoes to you any given parameter."""
+    return {"echo": Text(echo)}

@@ -1,0 +1,1 @@
+"""peewee models of the API's own domains, one module per domain; keys/ owns users and keys."""

@@ -1,0 +1,189 @@
+"""MethodSpec, MethodGroup and Registry: the name → handler table that dispatch and reflection read.
+
+Each family module (``api/methods/doc.py`` …) owns a ``MethodGroup`` and decorates its handlers with
+``@group.method("doc.tags.add", ...)``. The decorator records a ``MethodSpec`` (the spec's
+``authentication`` flags, permissions, service, title, parameter help, errors) and returns the handler
+unchanged. ``Registry`` joins the groups; a name registered twice fails at import (same group) or when
+the registry is built (two groups). Parameters are bound against the handler's signature.
+"""
+
+from __future__ import annotations
+
+import inspect
+from types import MappingProxyType
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.errors import ApiError
+
+PERMISSION_LEVELS = ("none", "read", "write", "delete")
+PERMISSION_AREAS = ("doc", "blog", "post", "network", "profile")
+NO_PERMISSIONS: Mapping[str, str] = MappingProxyType({})  # rendered as [] (spec §2.3 rule 5)
+_SPEC_MODIFIED_AT = "1228086000"  # 2008-12-01, "Method created." on the original's pages
+
+
+def level_rank(level: str) -> int:
+    """Position of a permission level in none < read < write < delete (unknown → -1)."""
+    try:
+        return PERMISSION_LEVELS.index(level)
+    except ValueError:
+        return -1
+
+
+@dataclass(frozen=True)
+class Param:
+    """One API parameter of a method, as bound from the handler signature."""
+
+    name: str
+    convert: Callable[[str], Any]
+    required: bool
+    default: Any
+    help: str
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """Everything known about one API method; reflection is generated from this."""
+
+    name: str
+    handler: Callable[..., Any]
+    title: str
+    service: str
+    token: bool = False
+    sign: bool = False
+    post: bool = False
+    safety: bool = False
+    perms: Mapping[str, str] | None = None  # None renders as "" (the two test.* methods, spec §7.1)
+    params: tuple[Param, ...] = ()
+    errors: tuple[type[ApiError], ...] = ()
+    missing_error: type[ApiError] | None = None
+    invalid_error: type[ApiError] | None = None
+    notes: str = ""
+    response: str = ""
+    modified_at: str = _SPEC_MODIFIED_AT
+    keyless: bool = False  # answers without api_key (api.methods.getList, spec §7.1)
+
+    @property
+    def required_level(self) -> tuple[str, str] | None:
+        """The (area, level) a token must grant, or None."""
+        if not self.perms:
+            return None
+        return next(iter(self.perms.items()))
+
+    def bind(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """Keyword arguments for the handler from the request parameters (step 10 of dispatch)."""
+        kwargs: dict[str, Any] = {}
+        for param in self.params:
+            raw = params.get(param.name)
+            if raw is None or raw == "":
+                if param.required:
+                    raise (self.missing_error or ApiError)(f"missing parameter {param.name}")
+                continue
+            try:
+                kwargs[param.name] = param.convert(raw.strip() if param.convert is not str else raw)
+            except (TypeError, ValueError):
+                error = self.invalid_error or self.missing_error or ApiError
+                raise error(f"invalid value for {param.name}") from None
+        return kwargs
+
+
+def _converter(annotation: Any) -> Callable[[str], Any]:
+    """The str → value function for a parameter annotation (annotations are strings here)."""
+    kind = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "str")
+    kind = kind.replace(" | None", "")
+    if kind == "int":
+        return int
+    if kind == "float":
+        return float
+    if kind == "bool":
+        return _flag
+    return str
+
+
+def _flag(raw: str) -> bool:
+    """A 0/1 API flag."""
+    if raw not in ("0", "1"):
+        raise ValueError(raw)
+    return raw == "1"
+
+
+class MethodGroup:
+    """The methods of one family module; its ``method`` decorator fills it at import time."""
+
+    def __init__(self) -> None:
+        self.specs: dict[str, MethodSpec] = {}
+
+    def method(self, name: str, *, title: str, service: str | None = None,
+               token: bool = False, sign: bool = False, post: bool = False,
+               safety: bool = False, perms: Mapping[str, str] | None = NO_PERMISSIONS,
+               params: Mapping[str, str] | None = None,
+               errors: Iterable[type[ApiError]] = (),
+               missing: type[ApiError] | None = None, invalid: type[ApiError] | None = None,
+               response: str = "", keyless: bool = False,
+               modified_at: str = _SPEC_MODIFIED_AT) -> Callable[[Callable[..., Any]],
+                                                               Callable[..., Any]]:
+        """Register the decorated handler as API method ``name``; the handler is returned as is."""
+
+        def register(handler: Callable[..., Any]) -> Callable[..., Any]:
+            if name in self.specs:
+                raise ValueError(f"API method {name} registered twice")
+            bound = _signature_params(handler, params or {})
+            errs = tuple(errors) + tuple(e for e in (missing, invalid) if e and e not in errors)
+            if any(p.required for p in bound) and missing is None:
+                raise ValueError(f"{name}: required parameters need a `missing` error")
+            doc = inspect.getdoc(handler) or ""
+            self.specs[name] = MethodSpec(
+                name=name, handler=handler, title=title,
+                service=service or name.rsplit(".", 1)[0].split(".")[0],
+                token=token, sign=sign, post=post, safety=safety,
+                perms=dict(perms) if perms is not None else None, params=bound,
+                errors=tuple(sorted(set(errs), key=lambda e: e.code)), missing_error=missing,
+                invalid_error=invalid, notes=doc, response=response, keyless=keyless,
+                modified_at=modified_at)
+            return handler
+
+        return register
+
+
+def _signature_params(handler: Callable[..., Any], helps: Mapping[str, str]) -> tuple[Param, ...]:
+    """The API parameters a handler takes: every argument after ``call``."""
+    signature = inspect.signature(handler)
+    out = []
+    for param in list(signature.parameters.values())[1:]:
+        required = param.default is inspect.Parameter.empty
+        out.append(Param(name=param.name, convert=_converter(param.annotation), required=required,
+                         default=None if required else param.default,
+                         help=helps.get(param.name, "")))
+    unknown = set(helps) - {p.name for p in out}
+    if unknown:
+        raise ValueError(f"{handler.__qualname__}: help for unknown parameters {sorted(unknown)}")
+    return tuple(out)
+
+
+@dataclass
+class Registry:
+    """All API methods by name."""
+
+    specs: dict[str, MethodSpec] = field(default_factory=dict)
+
+    @classmethod
+    def from_groups(cls, groups: Iterable[MethodGroup]) -> Registry:
+        """Join family groups; a name in two groups is an error."""
+        registry = cls()
+        for group in groups:
+            for name, spec in group.specs.items():
+                if name in registry.specs:
+                    raise ValueError(f"API method {name} registered twice")
+                registry.specs[name] = spec
+        return registry
+
+    def get(self, name: str) -> MethodSpec | None:
+        """The method called ``name``, or None."""
+        return self.specs.get(name)
+
+    def __iter__(self):
+        return iter(sorted(self.specs.values(), key=lambda spec: spec.name))
+
+    def __len__(self) -> int:
+        return len(self.specs)

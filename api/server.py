@@ -1,0 +1,81 @@
+"""Command line of ``serve.py``: options → Settings → waitress, with a clean stop on SIGTERM/Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+from waitress.server import create_server
+
+from api.app import build_context, create_app
+from api.config import Settings
+
+log = logging.getLogger("api.server")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Options; each one also has an API_* environment variable (see README)."""
+    parser = argparse.ArgumentParser(description="ipernity-compatible API server")
+    parser.add_argument("--host", help="interface (API_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (API_PORT, default 8080)")
+    parser.add_argument("--db", dest="database_url", help="database URL (API_DATABASE_URL)")
+    parser.add_argument("--data-dir", help="data directory (API_DATA_DIR, default ./data)")
+    parser.add_argument("--threads", type=int, help="worker threads (API_THREADS, default 8)")
+    parser.add_argument("--demo", action="store_true", help="create and print a demo user and key")
+    return parser.parse_args(argv)
+
+
+def print_demo(settings: Settings) -> None:
+    """Create the demo user and key once, and print them with a ready curl line."""
+    from keys.demo import ensure_demo
+
+    key, password = ensure_demo()
+    base = f"http://{settings.host}:{settings.port}"
+    print("Demo key ready:")
+    print(f"  api_key: {key.key}")
+    print(f"  secret:  {key.secret}")
+    if password:
+        print(f"  user:    demo / {password}  (shown once)")
+    print(f"  try:     curl '{base}/api/test.hello?api_key={key.key}'", flush=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM stops the server the way Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the server until SIGTERM or Ctrl-C; in-flight requests finish, counters are flushed."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings.from_env(host=args.host, port=args.port, database_url=args.database_url,
+                                 data_dir=args.data_dir, threads=args.threads)
+    ctx = build_context(settings)
+    app = create_app(settings, ctx=ctx)
+    if args.demo:
+        print_demo(settings)
+    server = create_server(app, host=settings.host, port=settings.port, threads=settings.threads,
+                           max_request_body_size=settings.max_body_bytes, ident="ipernity-api")
+    for worker in ctx.background:
+        worker.start()
+    ctx.usage.start(settings.usage_flush_seconds)
+    signal.signal(signal.SIGTERM, _interrupt)
+    log.info("listening on http://%s:%s", settings.host, settings.port)
+    try:
+        server.run()  # returns (or raises) on Ctrl-C / SIGTERM
+    except KeyboardInterrupt:
+        pass
+    finally:
+        log.info("stopping: finishing in-flight requests, flushing counters")
+        server.close()
+        server.task_dispatcher.shutdown(cancel_pending=False, timeout=30)
+        for worker in ctx.background:
+            worker.stop()
+        ctx.usage.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

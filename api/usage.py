@@ -1,0 +1,96 @@
+"""Usage counting: calls per key, method, hour and result code, aggregated in memory, flushed in batches.
+
+Nothing on the path of an ordinary call writes to the database; ``record`` only adds to a dict. A
+background thread (started by the server, not on import) or an explicit ``flush`` moves the counts into
+``usage_counters`` with one upsert per (key, method, hour, code) and stamps each key's last use.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+
+from peewee import EXCLUDED
+
+from keys.db import db
+from keys.models import ApiKey, UsageCounter
+
+log = logging.getLogger("api.usage")
+
+CounterKey = tuple[str, str, int, int]  # api_key, method, hour, code
+
+
+class UsageRecorder:
+    """In-memory counters with a thread-safe swap on flush."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._counts: dict[CounterKey, list[float]] = defaultdict(lambda: [0, 0.0])
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def record(self, api_key: str, method: str, code: int, duration_ms: float) -> None:
+        """Count one call; cheap enough for every request."""
+        bucket = (api_key, method, int(self.clock()) // 3600, code)
+        with self._lock:
+            entry = self._counts[bucket]
+            entry[0] += 1
+            entry[1] += duration_ms
+
+    def pending(self) -> int:
+        """How many counter rows wait for the next flush."""
+        return len(self._counts)
+
+    def flush(self) -> int:
+        """Write the buffered counts to the database; returns the number of rows upserted."""
+        with self._lock:
+            counts, self._counts = self._counts, defaultdict(lambda: [0, 0.0])
+        if not counts:
+            return 0
+        rows = [{"api_key": k, "method": m, "hour": h, "code": c, "calls": int(n), "total_ms": ms}
+                for (k, m, h, c), (n, ms) in counts.items()]
+        used_keys = sorted({row["api_key"] for row in rows if row["api_key"]})
+        try:
+            with db.connection_context(), db.atomic():
+                for start in range(0, len(rows), 200):
+                    (UsageCounter
+                     .insert_many(rows[start:start + 200])
+                     .on_conflict(conflict_target=[UsageCounter.api_key, UsageCounter.method,
+                                                   UsageCounter.hour, UsageCounter.code],
+                                  update={UsageCounter.calls: UsageCounter.calls + EXCLUDED.calls,
+                                          UsageCounter.total_ms:
+                                              UsageCounter.total_ms + EXCLUDED.total_ms})
+                     .execute())
+                if used_keys:
+                    (ApiKey
+                     .update(last_used_at=int(self.clock()))
+                     .where(ApiKey.key.in_(used_keys))
+                     .execute())
+        except Exception:
+            log.exception("usage flush failed; %d counter rows kept for the next try", len(rows))
+            with self._lock:
+                for bucket, (n, ms) in counts.items():
+                    entry = self._counts[bucket]
+                    entry[0] += n
+                    entry[1] += ms
+            return 0
+        return len(rows)
+
+    def start(self, interval: float) -> None:
+        """Flush every ``interval`` seconds in a daemon thread until ``stop``."""
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                self.flush()
+
+        self._thread = threading.Thread(target=loop, name="usage-flush", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and flush what is left (called on shutdown)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.flush()

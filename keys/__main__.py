@@ -1,0 +1,7 @@
+"""``python -m keys``."""
+
+import sys
+
+from keys.cli import main
+
+sys.exit(main())

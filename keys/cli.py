@@ -1,0 +1,89 @@
+"""``python -m keys``: manage users and API keys from scripts (JSON out, one clear line on error)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from keys import store
+from keys.db import db, default_database_url, open_database
+from keys.models import MODELS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command tree: user add, create, list, enable, disable."""
+    parser = argparse.ArgumentParser(prog="python -m keys", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(*names: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(names[0], help=help)
+        p.add_argument("--db", help="database URL (default: the server's)")
+        return p
+
+    user = command("user", help="manage users")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    add = user_sub.add_parser("add", help="create a user")
+    add.add_argument("username")
+    add.add_argument("--password", required=True)
+    add.add_argument("--realname", default="")
+    add.add_argument("--email", default="")
+    add.add_argument("--pro", action="store_true", help="give the account PRO status")
+    add.add_argument("--db", help="database URL (default: the server's)")
+
+    create = command("create", help="issue a key; prints api_key and secret as JSON")
+    create.add_argument("--owner", required=True)
+    create.add_argument("--name", required=True)
+    create.add_argument("--description", default="")
+    create.add_argument("--auth", choices=store.AUTH_TYPES, default="desktop")
+    create.add_argument("--callback", default="")
+    create.add_argument("--always-signed", action="store_true")
+
+    listing = command("list", help="list keys as JSON lines")
+    listing.add_argument("--owner")
+    for name, help_text in (("disable", "disable a key"), ("enable", "enable a key")):
+        command(name, help=help_text).add_argument("key")
+    return parser
+
+
+def run(args: argparse.Namespace) -> object:
+    """Carry out one command; returns what to print as JSON."""
+    if args.command == "user":
+        user = store.add_user(args.username, args.password, realname=args.realname,
+                              email=args.email, is_pro=args.pro)
+        return {"user_id": user.id, "username": user.username}
+    if args.command == "create":
+        key = store.create_key(store.find_user(args.owner), args.name,
+                               description=args.description, auth_type=args.auth,
+                               callback_url=args.callback, always_signed=args.always_signed)
+        return {"api_key": key.key, "secret": key.secret}
+    if args.command == "list":
+        owner = store.find_user(args.owner) if args.owner else None
+        return [{"api_key": k.key, "owner": k.owner.username, "name": k.name,
+                 "auth": k.auth_type, "enabled": k.enabled, "always_signed": k.always_signed,
+                 "created_at": k.created_at, "last_used_at": k.last_used_at}
+                for k in store.list_keys(owner)]
+    key = store.set_enabled(args.key, args.command == "enable")
+    return {"api_key": key.key, "enabled": key.enabled}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; exit status 1 with one line on stderr when the command cannot be done."""
+    args = build_parser().parse_args(argv)
+    url = default_database_url(database_url=args.db)
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    open_database(url)
+    try:
+        with db.connection_context():
+            db.create_tables(MODELS, safe=True)
+            result = run(args)
+    except store.KeyError_ as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # a database we cannot reach, say: one line, no traceback
+        print(f"error: {type(error).__name__}: {error}".splitlines()[0], file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=None))
+    return 0

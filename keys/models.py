@@ -1,0 +1,84 @@
+"""Tables owned by this package: users (key owners and members), API keys, usage counters."""
+
+from __future__ import annotations
+
+import time
+
+from peewee import (
+    AutoField,
+    BooleanField,
+    CharField,
+    FloatField,
+    ForeignKeyField,
+    IntegerField,
+    TextField,
+)
+
+from keys.db import BaseModel
+
+
+def now() -> int:
+    """UNIX seconds, the unit of every stored timestamp."""
+    return int(time.time())
+
+
+class User(BaseModel):
+    """A member: owns keys, documents and grants (spec §5.4 user fields)."""
+
+    id = AutoField()
+    username = CharField(max_length=64, unique=True)
+    realname = CharField(max_length=128, default="")
+    email = CharField(max_length=254, default="")
+    password_hash = CharField(max_length=255, default="")
+    lg = CharField(max_length=8, default="en")
+    is_pro = BooleanField(default=False)
+    status = CharField(max_length=8, default="open")  # open | closed (code 108)
+    created_at = IntegerField(default=now)
+
+    class Meta:
+        table_name = "users"
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the account may act (closed accounts get 108 on token calls)."""
+        return self.status == "open"
+
+
+class ApiKey(BaseModel):
+    """An application's key and secret, with its settings (spec §8)."""
+
+    id = AutoField()
+    key = CharField(max_length=32, unique=True)
+    secret = CharField(max_length=64)
+    owner = ForeignKeyField(User, backref="api_keys", on_delete="CASCADE", index=True)
+    name = CharField(max_length=128)
+    description = TextField(default="")
+    auth_type = CharField(max_length=8, default="desktop")  # desktop | web
+    callback_url = CharField(max_length=2048, default="")
+    enabled = BooleanField(default=True)
+    always_signed = BooleanField(default=False)
+    allowed_ips = TextField(default="")  # comma-separated; empty allows every address (code 111)
+    created_at = IntegerField(default=now)
+    last_used_at = IntegerField(default=0)
+
+    class Meta:
+        table_name = "api_keys"
+
+
+class UsageCounter(BaseModel):
+    """Calls per key, method, hour and result code, with their summed duration (flushed in batches)."""
+
+    id = AutoField()
+    api_key = CharField(max_length=32)
+    method = CharField(max_length=64)
+    hour = IntegerField()  # UNIX seconds // 3600
+    code = IntegerField()  # 0 for success
+    calls = IntegerField(default=0)
+    total_ms = FloatField(default=0.0)
+
+    class Meta:
+        table_name = "usage_counters"
+        indexes = ((("api_key", "method", "hour", "code"), True), (("api_key", "hour"), False))
+
+
+MODELS = (User, ApiKey, UsageCounter)

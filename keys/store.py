@@ -1,0 +1,162 @@
+"""Issuing and managing keys and users, and the cached key lookup the API's hot path uses."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from peewee import IntegrityError
+
+from keys.db import db
+from keys.models import ApiKey, User
+from keys.passwords import hash_password
+
+AUTH_TYPES = ("desktop", "web")
+
+
+class KeyError_(Exception):
+    """A management request that cannot be done (unknown owner, bad URL, duplicate user …)."""
+
+
+class RedactedStr(str):
+    """A secret string whose repr never shows it (keys/ may not import api.config.Secret)."""
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """What the API needs about a key on every call; immutable so it can be cached and shared."""
+
+    key: str
+    secret: RedactedStr
+    owner_id: int
+    name: str
+    description: str
+    auth_type: str
+    callback_url: str
+    enabled: bool
+    always_signed: bool
+    allowed_ips: tuple[str, ...]
+
+    @classmethod
+    def of(cls, row: ApiKey) -> KeyRecord:
+        """The record for a database row."""
+        ips = tuple(ip.strip() for ip in row.allowed_ips.split(",") if ip.strip())
+        return cls(key=row.key, secret=RedactedStr(row.secret), owner_id=row.owner_id,
+                   name=row.name, description=row.description, auth_type=row.auth_type,
+                   callback_url=row.callback_url, enabled=row.enabled,
+                   always_signed=row.always_signed, allowed_ips=ips)
+
+
+class KeyCache:
+    """Key lookups cached for ``ttl`` seconds (misses too); ``invalidate`` after any change."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._entries: dict[str, tuple[float, KeyRecord | None]] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, key: str) -> KeyRecord | None:
+        """The key's record, or None when it does not exist."""
+        now = self.clock()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        row = ApiKey.get_or_none(ApiKey.key == key) if _looks_like_key(key) else None
+        record = KeyRecord.of(row) if row else None
+        with self._lock:
+            if len(self._entries) > 100_000:  # unknown keys must not grow this without bound
+                self._entries.clear()
+            self._entries[key] = (now + self.ttl, record)
+        return record
+
+    def invalidate(self, key: str | None = None) -> None:
+        """Forget one key (or all) so the next lookup reads the database."""
+        with self._lock:
+            if key is None:
+                self._entries.clear()
+            else:
+                self._entries.pop(key, None)
+
+
+def _looks_like_key(key: str) -> bool:
+    return 0 < len(key) <= 32 and all(c in "0123456789abcdefABCDEF" for c in key)
+
+
+def add_user(username: str, password: str, *, realname: str = "", email: str = "",
+             is_pro: bool = False) -> User:
+    """Create a member account; the password is stored only as an argon2 hash."""
+    username = username.strip()
+    if not username or len(username) > 64:
+        raise KeyError_("username must be 1 to 64 characters")
+    if not password:
+        raise KeyError_("password must not be empty")
+    try:
+        with db.atomic():
+            return User.create(username=username, realname=realname or username, email=email,
+                               password_hash=hash_password(password), is_pro=is_pro)
+    except IntegrityError:
+        raise KeyError_(f"user {username!r} already exists") from None
+
+
+def find_user(username: str) -> User:
+    """The user called ``username``, or a KeyError_."""
+    user = User.get_or_none(User.username == username)
+    if user is None:
+        raise KeyError_(f"no user {username!r}")
+    return user
+
+
+def check_callback(url: str) -> str:
+    """A web key's callback must be an absolute http(s) URL without a fragment."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+        raise KeyError_(f"callback must be an absolute http(s) URL: {url!r}")
+    return url
+
+
+def create_key(owner: User, name: str, *, description: str = "", auth_type: str = "desktop",
+               callback_url: str = "", always_signed: bool = False) -> ApiKey:
+    """Issue a new key (32 lowercase hex) and secret (32 hex) for ``owner``."""
+    if auth_type not in AUTH_TYPES:
+        raise KeyError_(f"auth must be one of {', '.join(AUTH_TYPES)}")
+    if not name.strip():
+        raise KeyError_("name must not be empty")
+    if auth_type == "web":
+        if not callback_url:
+            raise KeyError_("a web key needs --callback URL")
+        check_callback(callback_url)
+    elif callback_url:
+        raise KeyError_("only web keys have a callback URL")
+    with db.atomic():
+        return ApiKey.create(key=secrets.token_hex(16), secret=secrets.token_hex(16), owner=owner,
+                             name=name.strip(), description=description, auth_type=auth_type,
+                             callback_url=callback_url, always_signed=always_signed)
+
+
+def set_enabled(key: str, enabled: bool) -> ApiKey:
+    """Enable or disable a key (disabled keys get 101)."""
+    row = ApiKey.get_or_none(ApiKey.key == key)
+    if row is None:
+        raise KeyError_(f"no key {key!r}")
+    row.enabled = enabled
+    row.save()
+    return row
+
+
+def list_keys(owner: User | None = None) -> list[ApiKey]:
+    """Keys, oldest first, optionally of one owner (owners joined: no query per row)."""
+    query = (ApiKey
+             .select(ApiKey, User)
+             .join(User)
+             .order_by(ApiKey.id))
+    if owner is not None:
+        query = query.where(ApiKey.owner == owner)
+    return list(query)

@@ -1,0 +1,188 @@
+"""Shared fixtures: settings on a temporary SQLite file (or TEST_DATABASE_URL), the app, a signed
+``call`` helper, and a real waitress server for tests where the transport matters.
+
+Set ``TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test`` to run everything on PostgreSQL.
+Set ``REQUIRE_EXTERNAL=1`` (``.ci/run`` does) to turn a missing php/chromium into a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import falcon.testing
+import pytest
+from waitress.server import create_server
+
+from api.app import build_context, create_app
+from api.config import Settings
+from api.schema import drop_schema
+from api.signing import md5
+from keys import store
+from keys.db import open_database
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+REQUIRE_EXTERNAL = os.environ.get("REQUIRE_EXTERNAL") == "1"
+
+
+def require_program(name: str) -> str:
+    """The path of an external program; skip without it, unless REQUIRE_EXTERNAL is set."""
+    path = shutil.which(name)
+    if path is None:
+        if REQUIRE_EXTERNAL:
+            pytest.fail(f"{name} is required (REQUIRE_EXTERNAL=1) but not installed")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+class FakeClock:
+    """An injectable clock: ``clock()`` is the time, ``advance`` moves it; no sleeping in tests."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    url = TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    if TEST_DATABASE_URL:
+        open_database(url)
+        drop_schema()
+    return Settings(data_dir=str(tmp_path / "data"), database_url=url, access_log=False)
+
+
+@pytest.fixture
+def ctx(settings, clock):
+    context = build_context(settings, clock=clock)
+    yield context
+    for worker in context.background:
+        worker.stop()
+
+
+@pytest.fixture
+def app(settings, ctx):
+    return create_app(settings, ctx=ctx)
+
+
+@pytest.fixture
+def client(app) -> falcon.testing.TestClient:
+    return falcon.testing.TestClient(app)
+
+
+@pytest.fixture
+def owner(ctx):
+    return store.add_user("owner", "owner-password", realname="Key Owner")
+
+
+@pytest.fixture
+def api_key(owner):
+    return store.create_key(owner, "Test app", description="An app used by the tests")
+
+
+class Caller:
+    """Calls the API through the TestClient, adding api_key, the format and a signature."""
+
+    def __init__(self, client: falcon.testing.TestClient, ctx: Any, key: Any) -> None:
+        self.client = client
+        self.ctx = ctx
+        self.key = key
+
+    def raw(self, method: str, fmt: str | None = "json", *, http: str | None = None,
+            sign: bool | None = None, token: str | None = None, key: Any = None,
+            files: dict[str, tuple[str, bytes]] | None = None, **params: Any
+            ) -> falcon.testing.Result:
+        """The raw Result; ``sign=None`` signs when the method or a token needs it."""
+        key = key or self.key
+        spec = self.ctx.registry.get(method)
+        values = {name: str(value) for name, value in params.items() if value is not None}
+        if key is not None:
+            values.setdefault("api_key", key.key)
+        if token is not None:
+            values["auth_token"] = token
+        if sign is None:
+            sign = bool(spec and spec.sign) or token is not None
+        if sign and key is not None:
+            values["api_sig"] = md5.signature(values, method, key.secret)
+        if http is None:
+            http = "POST" if (spec and spec.post) or files else "GET"
+        path = f"/api/{method}/{fmt}" if fmt else f"/api/{method}"
+        if http == "GET":
+            return self.client.simulate_get(path, params=values)
+        if files:
+            return self.client.simulate_post(path, body=_multipart(values, files)[1],
+                                             headers={"Content-Type": _multipart(values,
+                                                                                 files)[0]})
+        return self.client.simulate_post(path, params=values)
+
+    def __call__(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        """The JSON answer as a dict."""
+        return self.raw(method, "json", **kwargs).json
+
+
+_BOUNDARY = "----testboundary7MA4YWxkTrZu0gW"
+
+
+def _multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[str, bytes]:
+    """A multipart/form-data body (content type, bytes) for the simulated client."""
+    parts = []
+    for name, value in fields.items():
+        parts.append(f'--{_BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+                     .encode() + value.encode("utf-8") + b"\r\n")
+    for name, (filename, data) in files.items():
+        parts.append(f'--{_BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; '
+                     f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+                     .encode() + data + b"\r\n")
+    parts.append(f"--{_BOUNDARY}--\r\n".encode())
+    return f"multipart/form-data; boundary={_BOUNDARY}", b"".join(parts)
+
+
+@pytest.fixture
+def call(client, ctx, api_key) -> Caller:
+    return Caller(client, ctx, api_key)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """A real waitress server in a thread, for tests where the transport matters."""
+
+    def __init__(self, app: Any, threads: int = 4) -> None:
+        self.port = free_port()
+        self.server = create_server(app, host="127.0.0.1", port=self.port, threads=threads)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.close()
+        self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(app) -> Iterator[LiveServer]:
+    with LiveServer(app) as server:
+        yield server

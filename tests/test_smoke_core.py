@@ -1,0 +1,19 @@
+"""The first calls a newcomer makes: test.hello and test.echo in each format."""
+
+from lxml import etree
+
+
+def test_hello_json(call):
+    assert call("test.hello") == {"api": {"status": "ok"}, "hello": "hello world!"}
+
+
+def test_echo_xml(call):
+    result = call.raw("test.echo", "xml", echo="Hallo Echo!")
+    root = etree.fromstring(result.content)
+    assert root.tag == "api" and root.get("status") == "ok"
+    assert root.findtext("echo") == "Hallo Echo!"
+
+
+def test_echo_empty_is_code_1(call):
+    assert call("test.echo", echo="")["api"] == {"status": "error", "code": 1,
+                                                  "message": "Nothing was sent"}
