@@ -1,0 +1,245 @@
+"""Documents and what hangs off them: thumbnails, tags, notes, comments, visits, albums, relations,
+and the upload-ticket queue (spec §6, §9, §10)."""
+
+from __future__ import annotations
+
+from peewee import (
+    AutoField,
+    BooleanField,
+    CharField,
+    FloatField,
+    ForeignKeyField,
+    IntegerField,
+    TextField,
+)
+
+from keys.db import BaseModel
+from keys.models import User, now
+
+MEDIA_TYPES = ("photo", "video", "audio", "other")
+NO_DATE = "0000-00-00 00:00:00"
+
+
+class Relation(BaseModel):
+    """``user`` counts ``contact`` as family and/or friend (filled by the network methods later)."""
+
+    id = AutoField()
+    user = ForeignKeyField(User, backref="+", on_delete="CASCADE")
+    contact = ForeignKeyField(User, backref="+", on_delete="CASCADE")
+    is_family = BooleanField(default=False)
+    is_friend = BooleanField(default=False)
+
+    class Meta:
+        table_name = "relations"
+        indexes = ((("user", "contact"), True), (("contact", "user"), False))
+
+
+class Doc(BaseModel):
+    """A photo, video, audio or other document with its metadata and sharing settings."""
+
+    id = AutoField()
+    owner = ForeignKeyField(User, backref="docs", on_delete="CASCADE")
+    media = CharField(max_length=8, default="photo")
+    title = CharField(max_length=255, default="")
+    description = TextField(default="")
+    created = CharField(max_length=19, default=NO_DATE)  # taken/created, "YYYY-MM-DD HH:MM:SS"
+    posted_at = IntegerField(default=now)  # UNIX seconds
+    modified_at = IntegerField(default=now)
+    is_public = BooleanField(default=True)
+    is_family = BooleanField(default=False)
+    is_friend = BooleanField(default=False)
+    safety = IntegerField(default=1)  # 1 all audiences, 2 not for all, 3 adults only
+    license = IntegerField(default=0)
+    perm_comment = IntegerField(default=5)
+    perm_tag = IntegerField(default=4)
+    perm_tagme = IntegerField(default=4)
+    lat = FloatField(null=True)
+    lng = FloatField(null=True)
+    md5 = CharField(max_length=32, default="", index=True)
+    secret = CharField(max_length=16)  # unguessable part of every media file name (§10.2)
+    original_ext = CharField(max_length=8, default="")
+    original_mime = CharField(max_length=64, default="")
+    original_size = IntegerField(default=0)  # bytes
+    width = IntegerField(default=0)
+    height = IntegerField(default=0)
+    orientation = IntegerField(default=1)  # the `dir` of upload.file: 1, 3, 6, 8
+    duration = IntegerField(default=0)  # seconds, video and audio
+    exif = TextField(default="")  # JSON object of the metadata read from the file
+    camera = CharField(max_length=128, default="")
+    visits = IntegerField(default=0)
+    comments = IntegerField(default=0)
+    faves = IntegerField(default=0)
+
+    class Meta:
+        table_name = "docs"
+        indexes = (
+            (("owner", "posted_at"), False),
+            (("is_public", "posted_at"), False),
+            (("owner", "created"), False),
+            (("lat", "lng"), False),
+        )
+
+    @property
+    def share(self) -> int:
+        """0 private, 1 family, 2 friends, 3 friends & family, 4 public (spec §10.4)."""
+        if self.is_public:
+            return 4
+        return (1 if self.is_family else 0) + (2 if self.is_friend else 0)
+
+
+class Thumb(BaseModel):
+    """One stored rendition of a doc at a thumbsize label (``75x``, ``100`` … ``2048``)."""
+
+    id = AutoField()
+    doc = ForeignKeyField(Doc, backref="thumbs", on_delete="CASCADE")
+    label = CharField(max_length=8)
+    w = IntegerField()
+    h = IntegerField()
+    ext = CharField(max_length=8, default="jpg")
+
+    class Meta:
+        table_name = "thumbs"
+        indexes = ((("doc", "label"), True),)
+
+
+class Tag(BaseModel):
+    """A keyword tag or a member tag on a doc."""
+
+    id = AutoField()
+    doc = ForeignKeyField(Doc, backref="tags", on_delete="CASCADE")
+    type = CharField(max_length=8, default="keyword")  # keyword | member
+    tag = CharField(max_length=255, default="")  # keyword text as given
+    norm = CharField(max_length=255, default="", index=True)  # lower-cased, for search
+    member = ForeignKeyField(User, null=True, backref="+", on_delete="CASCADE")
+    added_by = ForeignKeyField(User, null=True, backref="+", on_delete="SET NULL")
+    created_at = IntegerField(default=now)
+
+    class Meta:
+        table_name = "tags"
+        indexes = ((("doc", "type", "norm"), False),)
+
+
+class Note(BaseModel):
+    """A box with text on a photo."""
+
+    id = AutoField()
+    doc = ForeignKeyField(Doc, backref="notes", on_delete="CASCADE")
+    author = ForeignKeyField(User, backref="+", on_delete="CASCADE")
+    member = ForeignKeyField(User, null=True, backref="+", on_delete="SET NULL")
+    x = IntegerField()
+    y = IntegerField()
+    w = IntegerField()
+    h = IntegerField()
+    content = TextField(default="")
+    created_at = IntegerField(default=now)
+
+    class Meta:
+        table_name = "notes"
+
+
+class Comment(BaseModel):
+    """A comment on a doc; ``parent`` makes it a reply."""
+
+    id = AutoField()
+    doc = ForeignKeyField(Doc, backref="comment_rows", on_delete="CASCADE")
+    author = ForeignKeyField(User, backref="+", on_delete="CASCADE")
+    parent = ForeignKeyField("self", null=True, backref="replies", on_delete="CASCADE")
+    content = TextField(default="")
+    posted_at = IntegerField(default=now)
+    modified_at = IntegerField(default=0)
+
+    class Meta:
+        table_name = "comments"
+        indexes = ((("doc", "posted_at"), False),)
+
+
+class DocVisit(BaseModel):
+    """The latest authenticated view of a doc by someone other than its owner."""
+
+    id = AutoField()
+    doc = ForeignKeyField(Doc, on_delete="CASCADE")
+    visitor = ForeignKeyField(User, backref="+", on_delete="CASCADE")
+    visited_at = IntegerField(default=now)
+
+    class Meta:
+        table_name = "doc_visits"
+        indexes = ((("doc", "visitor"), True), (("doc", "visited_at"), False))
+
+
+class Album(BaseModel):
+    """An ordered set of a member's docs, with a cover."""
+
+    id = AutoField()
+    owner = ForeignKeyField(User, backref="albums", on_delete="CASCADE")
+    title = CharField(max_length=255)
+    description = TextField(default="")
+    cover = ForeignKeyField(Doc, null=True, on_delete="SET NULL")
+    perm_comment = IntegerField(default=5)
+    is_public = BooleanField(default=True)
+    is_family = BooleanField(default=False)
+    is_friend = BooleanField(default=False)
+    position = IntegerField(default=0)  # album.orderList
+    created_at = IntegerField(default=now)
+    modified_at = IntegerField(default=now)
+    comment_at = IntegerField(default=0)
+    visits = IntegerField(default=0)
+    faves = IntegerField(default=0)
+    comments = IntegerField(default=0)
+
+    class Meta:
+        table_name = "albums"
+        indexes = ((("owner", "position"), False),)
+
+
+class AlbumDoc(BaseModel):
+    """Membership of a doc in an album, with its place in the album's order."""
+
+    id = AutoField()
+    album = ForeignKeyField(Album, backref="entries", on_delete="CASCADE")
+    doc = ForeignKeyField(Doc, backref="album_entries", on_delete="CASCADE")
+    position = IntegerField(default=0)
+    added_at = IntegerField(default=now)
+
+    class Meta:
+        table_name = "album_docs"
+        indexes = ((("album", "doc"), True), (("album", "position"), False))
+
+
+class AlbumVisit(BaseModel):
+    """The latest authenticated view of an album by someone other than its owner."""
+
+    id = AutoField()
+    album = ForeignKeyField(Album, on_delete="CASCADE")
+    visitor = ForeignKeyField(User, backref="+", on_delete="CASCADE")
+    visited_at = IntegerField(default=now)
+
+    class Meta:
+        table_name = "album_visits"
+        indexes = ((("album", "visitor"), True), (("album", "visited_at"), False))
+
+
+class UploadTicket(BaseModel):
+    """A queued upload (upload.file / upload.replace); the queue lives here so restarts lose nothing."""
+
+    id = AutoField()
+    user = ForeignKeyField(User, backref="+", on_delete="CASCADE")
+    api_key = CharField(max_length=32)
+    replace_doc = ForeignKeyField(Doc, null=True, backref="+", on_delete="CASCADE")
+    state = CharField(max_length=8, default="queued")  # queued | working | done | failed
+    doc = ForeignKeyField(Doc, null=True, backref="+", on_delete="SET NULL")
+    params = TextField(default="{}")  # JSON of the upload parameters
+    file_path = CharField(max_length=1024, default="")  # the spooled upload awaiting processing
+    file_size = IntegerField(default=0)
+    filename = CharField(max_length=255, default="")
+    created_at = IntegerField(default=now)
+    started_at = IntegerField(default=0)
+    finished_at = IntegerField(default=0)
+    error = CharField(max_length=255, default="")
+
+    class Meta:
+        table_name = "upload_tickets"
+        indexes = ((("state", "id"), False), (("user", "id"), False))
+
+
+MODELS = (Relation, Doc, Thumb, Tag, Note, Comment, DocVisit, Album, AlbumDoc, AlbumVisit,
+          UploadTicket)
