@@ -36,3 +36,12 @@ class DatabaseGrants:
         if not row.user.is_open:
             raise errors.AccountClosed()
         return Grant(token_id=row.id, user=row.user, permissions=row.permissions())
+
+
+def issue_token(api_key: str, user: User, permissions: dict[str, str],
+                new_secret: Callable[[int], str]) -> str:
+    """Store a new token for ``user`` on ``api_key`` and return it (the only time it is seen)."""
+    token = f"{user.id}-{new_secret(16)}"
+    Token.create(token_hash=token_hash(token), api_key=api_key, user=user,
+                 **{"perm_" + area: level for area, level in permissions.items()})
+    return token

@@ -20,6 +20,7 @@ from waitress.server import create_server
 
 from api.app import build_context, create_app
 from api.config import Settings
+from api.grants import issue_token
 from api.schema import drop_schema
 from api.signing import md5
 from keys import store
@@ -92,6 +93,22 @@ def owner(ctx):
 @pytest.fixture
 def api_key(owner):
     return store.create_key(owner, "Test app", description="An app used by the tests")
+
+
+@pytest.fixture
+def member(ctx):
+    """A second account, e.g. the user who authorizes an app."""
+    return store.add_user("member", "member-password", realname="A Member")
+
+
+@pytest.fixture
+def token_for(ctx, api_key):
+    """``token_for(user, doc="write", ...)``: a token issued directly, without the browser flow."""
+
+    def issue(user, key=None, **permissions: str) -> str:
+        return issue_token((key or api_key).key, user, permissions, ctx.new_secret)
+
+    return issue
 
 
 class Caller:
