@@ -95,6 +95,9 @@ RequestTooLarge = _global(141, "request_too_large", "Request too large",
 InvalidCallback = _global(142, "invalid_callback", "Invalid callback",
                           "The JSONP callback name is invalid, or JSONP was asked for on an "
                           "authenticated call.")
+InvalidPaging = _global(143, "invalid_paging", "Invalid paging",
+                        "page and per_page must be positive numbers, and per_page at most the "
+                        "method's maximum.")
 ServiceError = _global(500, "service_error", "Service error",
                        "Service error: something went wrong on our side.")
 MaintenanceMode = _global(501, "maintenance_mode", "Maintenance mode",

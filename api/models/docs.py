@@ -56,7 +56,8 @@ class Doc(BaseModel):
     lat = FloatField(null=True)
     lng = FloatField(null=True)
     md5 = CharField(max_length=32, default="", index=True)
-    secret = CharField(max_length=16)  # unguessable part of every media file name (§10.2)
+    secret = CharField(max_length=16)  # unguessable part of every thumbnail file name (§10.2)
+    original_secret = CharField(max_length=16)  # a separate one guards the original file
     original_ext = CharField(max_length=8, default="")
     original_mime = CharField(max_length=64, default="")
     original_size = IntegerField(default=0)  # bytes

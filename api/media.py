@@ -1,0 +1,28 @@
+"""Media URLs (spec §10.2 shape): ``/media/<d2>/<d1>/<doc_id>.<secret>.<label>.<ext>``.
+
+``d1``/``d2`` are the last two and the two digits before them of the zero-padded doc id. Thumbnails use
+the doc's ``secret``; the original uses ``original_secret`` with the label ``original``, so a thumbnail
+URL never reveals the original's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ORIGINAL = "original"
+
+
+def media_path(doc_id: int, secret: str, label: str, ext: str) -> str:
+    """The path part, also the storage name of the file."""
+    digits = f"{doc_id:04d}"
+    return f"/media/{digits[-4:-2]}/{digits[-2:]}/{doc_id}.{secret}.{label}.{ext}"
+
+
+def thumb_url(base_url: str, doc: Any, label: str, ext: str = "jpg") -> str:
+    """The URL of a doc's thumbnail at ``label``."""
+    return base_url + media_path(doc.id, doc.secret, label, ext)
+
+
+def original_url(base_url: str, doc: Any) -> str:
+    """The URL of a doc's original file."""
+    return base_url + media_path(doc.id, doc.original_secret, ORIGINAL, doc.original_ext or "bin")
