@@ -119,7 +119,7 @@ class Caller:
         self.ctx = ctx
         self.key = key
 
-    def raw(self, method: str, fmt: str | None = "json", *, http: str | None = None,
+    def raw(self, method: str, fmt: str | None = "json", /, *, http: str | None = None,
             sign: bool | None = None, token: str | None = None, key: Any = None,
             files: dict[str, tuple[str, bytes]] | None = None, **params: Any
             ) -> falcon.testing.Result:
@@ -146,7 +146,7 @@ class Caller:
                                                                                  files)[0]})
         return self.client.simulate_post(path, params=values)
 
-    def __call__(self, method: str, **kwargs: Any) -> dict[str, Any]:
+    def __call__(self, method: str, /, **kwargs: Any) -> dict[str, Any]:
         """The JSON answer as a dict."""
         return self.raw(method, "json", **kwargs).json
 

@@ -1,0 +1,299 @@
+"""The call pipeline through the real app: every global error it can produce, in its envelope."""
+
+import dataclasses
+import json
+import logging
+
+import falcon.testing
+import pytest
+
+from api.app import create_app
+from api.context import Call
+from api.errors import method_error
+from api.formats.tree import Text
+from api.methods import GROUPS
+from api.registry import MethodGroup, Registry
+from api.signing import md5
+from keys import store
+from keys.models import UsageCounter
+
+probe = MethodGroup()
+Bad = method_error(1, "Bad thing")
+
+
+@probe.method("probe.write", title="Needs a write token, POST and a signature", token=True,
+              sign=True, post=True, perms={"doc": "write"}, missing=Bad)
+def probe_write(call: Call, value: int) -> dict:
+    return {"value": {"v": value, "user": call.user.username}}
+
+
+@probe.method("probe.crash", title="Fails unexpectedly")
+def probe_crash(call: Call) -> dict:
+    raise RuntimeError("secret internals /etc/passwd")
+
+
+@pytest.fixture
+def probe_client(settings, ctx):
+    registry = Registry.from_groups([*GROUPS, probe])
+    return falcon.testing.TestClient(create_app(settings,
+                                                ctx=dataclasses.replace(ctx, registry=registry)))
+
+
+@pytest.fixture
+def probe_call(probe_client, ctx, api_key):
+    from tests.conftest import Caller
+
+    return Caller(probe_client, dataclasses.replace(ctx, registry=Registry.from_groups(
+        [*GROUPS, probe])), api_key)
+
+
+def error_of(result):
+    assert result.status_code == 200, result.text
+    return result.json["api"]["code"]
+
+
+def test_missing_key_is_100(client):
+    assert error_of(client.simulate_get("/api/test.hello")) == 100
+
+
+def test_unknown_key_is_101(client):
+    assert error_of(client.simulate_get("/api/test.hello", params={"api_key": "0" * 32})) == 101
+    assert error_of(client.simulate_get("/api/test.hello", params={"api_key": "zz'; drop"})) == 101
+
+
+def test_disabled_key_is_101_after_invalidation(call, ctx, api_key):
+    store.set_enabled(api_key.key, False)
+    ctx.keys.invalidate(api_key.key)
+    assert call("test.hello")["api"]["code"] == 101
+
+
+def test_unknown_format_is_102_rendered_as_json(call):
+    result = call.raw("test.hello", "yaml")
+    assert result.headers["content-type"].startswith("application/json")
+    assert result.json["api"] == {"status": "error", "code": 102, "message": "Invalid format"}
+
+
+@pytest.mark.parametrize("path, query", [("/api/no.such.method", ""), ("/api", ""),
+                                         ("/api", "method=&")])
+def test_unknown_or_empty_method_is_103(client, api_key, path, query):
+    result = client.simulate_get(path, query_string=f"{query}api_key={api_key.key}")
+    assert error_of(result) == 103
+
+
+def test_query_form_with_method_and_format(client, api_key):
+    result = client.simulate_get("/api", query_string=f"method=test.echo&format=xml&echo=hi&"
+                                                      f"api_key={api_key.key}")
+    assert b"<echo>hi</echo>" in result.content
+
+
+def test_format_defaults_to_json(call):
+    assert call.raw("test.hello", None).json["hello"] == "hello world!"
+
+
+def test_signature_missing_104_and_wrong_105(probe_call, member, token_for):
+    token = token_for(member, doc="write")
+    assert probe_call("probe.write", token=token, sign=False, value=1)["api"]["code"] == 104
+    result = probe_call.raw("probe.write", token=token, sign=False, value=1, api_sig="0" * 32)
+    assert result.json["api"]["code"] == 105
+    assert probe_call("probe.write", token=token, value=7)["value"] == {"v": "7",
+                                                                        "user": "member"}
+
+
+def test_signature_over_every_received_parameter(probe_call, member, token_for, api_key):
+    token = token_for(member, doc="write")
+    params = {"api_key": api_key.key, "auth_token": token, "value": "3", "anything": "x"}
+    params["api_sig"] = md5.signature(params, "probe.write", api_key.secret)
+    params["added_later"] = "y"
+    result = probe_call.client.simulate_post("/api/probe.write", params=params)
+    assert result.json["api"]["code"] == 105
+
+
+def test_post_required_is_120(probe_call, member, token_for):
+    token = token_for(member, doc="write")
+    assert probe_call("probe.write", token=token, http="GET", value=1)["api"]["code"] == 120
+
+
+def test_token_missing_106_invalid_107_permission_110(probe_call, member, token_for):
+    assert probe_call("probe.write", sign=True, value=1)["api"]["code"] == 106
+    assert probe_call("probe.write", token="1-" + "0" * 32, value=1)["api"]["code"] == 107
+    reader = token_for(member, doc="read")
+    assert probe_call("probe.write", token=reader, value=1)["api"]["code"] == 110
+
+
+def test_token_of_another_key_is_107(probe_call, member, token_for, owner):
+    other = store.create_key(owner, "Other app")
+    token = token_for(member, key=other, doc="write")
+    assert probe_call("probe.write", token=token, value=1)["api"]["code"] == 107
+
+
+def test_closed_account_is_108(probe_call, member, token_for):
+    token = token_for(member, doc="write")
+    member.status = "closed"
+    member.save()
+    assert probe_call("probe.write", token=token, value=1)["api"]["code"] == 108
+
+
+def test_method_specific_code_for_bad_parameter(probe_call, member, token_for):
+    token = token_for(member, doc="write")
+    assert probe_call("probe.write", token=token)["api"] == {"status": "error", "code": 1,
+                                                              "message": "Bad thing"}
+    assert probe_call("probe.write", token=token, value="x")["api"]["code"] == 1
+
+
+def test_unexpected_exception_is_500_without_internals(probe_call, caplog):
+    with caplog.at_level(logging.ERROR):
+        result = probe_call.raw("probe.crash")
+    assert result.status_code == 500
+    assert result.json == {"api": {"status": "error", "code": 500, "message": "Service error"}}
+    assert "internals" not in result.text
+    assert "RuntimeError: secret internals" in caplog.text  # the traceback is logged
+
+
+def test_always_signed_key_needs_a_signature(call, owner, ctx):
+    key = store.create_key(owner, "Strict app", always_signed=True)
+    assert call("test.hello", key=key)["api"]["code"] == 104
+    assert call("test.hello", key=key, sign=True)["hello"] == "hello world!"
+
+
+def test_allowed_ips_is_111(call, api_key, ctx):
+    api_key.allowed_ips = "10.1.2.3"
+    api_key.save()
+    ctx.keys.invalidate(api_key.key)
+    assert call("test.hello")["api"]["code"] == 111
+
+
+def test_getlist_answers_without_a_key(client):
+    result = client.simulate_get("/api/api.methods.getList")
+    names = [m["name"] for m in result.json["methods"]["method"]]
+    assert "test.hello" in names and names == sorted(names)
+
+
+def test_methods_get_unknown_is_code_1(call):
+    assert call("api.methods.get", method="no.such")["api"]["code"] == 1
+
+
+def test_methods_get_shape(call):
+    method = call("api.methods.get", method="test.echo")["method"]
+    assert method["name"] == "test.echo" and method["service"] == "test"
+    assert method["authentication"] == {"token": "0", "sign": "0", "post": "0"}
+    assert method["permissions"] == ""
+    assert method["parameters"][1] == {"name": "echo", "required": "1",
+                                       "value": "Some text we will echo back to you."}
+    assert method["response"] == "<echo>yes, it worked</echo>"
+    assert {"code": "100", "label": "api_key_missing", "message": "API Key is missing",
+            "_value": "Please add the api_key parameter to this request."} in (
+        method["errors"]["error"])
+
+
+def test_getlist_flags_match_the_original_registry(call):
+    """Every method we answer carries exactly the flags and permissions of the live dump."""
+    import importlib.resources
+
+    original = json.loads(importlib.resources.files("ipernity").joinpath("methods.json")
+                          .read_text())
+    for method in call("api.methods.getList")["methods"]["method"]:
+        if method["name"] in original:
+            theirs = original[method["name"]]
+            assert method["authentication"] == theirs["authentication"], method["name"]
+            assert method["permissions"] == theirs["permissions"], method["name"]
+            assert method["service"] == theirs["service"], method["name"]
+            assert method["title"] == theirs["title"], method["name"]
+
+
+# -- transport ------------------------------------------------------------------------------
+
+
+def test_post_urlencoded_and_query_merge(client, api_key):
+    result = client.simulate_post("/api/test.echo", query_string=f"api_key={api_key.key}",
+                                  body="echo=caf%C3%A9+au+lait",
+                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert result.json["echo"] == "café au lait"
+
+
+def test_every_method_accepts_multipart(call):
+    assert call("test.echo", files={"unused": ("a.txt", b"x")}, echo="multi")["echo"] == "multi"
+
+
+@pytest.mark.parametrize("query", ["echo=%zz", "echo=%C3%28", "echo=%", "echo=a%2"])
+def test_malformed_query_is_140(client, api_key, query):
+    result = client.simulate_get("/api/test.echo", query_string=f"api_key={api_key.key}&{query}")
+    assert result.status_code == 200
+    assert result.json["api"] == {"status": "error", "code": 140, "message": "Malformed request"}
+
+
+def test_bad_utf8_body_is_140(client, api_key):
+    result = client.simulate_post("/api/test.echo/xml", query_string=f"api_key={api_key.key}",
+                                  body=b"echo=\xff\xfe",
+                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert b'code="140"' in result.content
+
+
+def test_broken_multipart_is_140(client, api_key):
+    result = client.simulate_post("/api/test.echo", query_string=f"api_key={api_key.key}",
+                                  body=b"--xx\r\nnot a part",
+                                  headers={"Content-Type": "multipart/form-data; boundary=xx"})
+    assert result.json["api"]["code"] == 140
+
+
+def test_oversized_body_is_141(settings, ctx, api_key):
+    small = create_app(settings.with_(max_body_bytes=100), ctx=dataclasses.replace(
+        ctx, settings=settings.with_(max_body_bytes=100)))
+    result = falcon.testing.TestClient(small).simulate_post(
+        "/api/test.echo", query_string=f"api_key={api_key.key}", body="echo=" + "x" * 200,
+        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert result.json["api"]["code"] == 141
+
+
+# -- JSONP ----------------------------------------------------------------------------------
+
+
+def test_jsonp(call):
+    result = call.raw("test.hello", callback="cb")
+    assert result.text == '/**/cb({"api":{"status":"ok"},"hello":"hello world!"});'
+    assert result.headers["x-content-type-options"] == "nosniff"
+    assert result.headers["content-type"] == "text/javascript; charset=utf-8"
+
+
+@pytest.mark.parametrize("callback", ["alert(1)", "1abc", "a" * 101, "", "a-b", "é"])
+def test_jsonp_bad_callback_is_an_error_in_plain_json(call, callback):
+    result = call.raw("test.hello", callback=callback)
+    assert result.json["api"]["code"] == 142
+    assert result.headers["content-type"].startswith("application/json")
+
+
+def test_jsonp_refused_with_auth_token(call, member, token_for):
+    token = token_for(member, doc="read")
+    assert call("test.hello", token=token, callback="cb")["api"]["code"] == 142
+
+
+# -- usage and access log -------------------------------------------------------------------
+
+
+def test_usage_counted_in_memory_then_flushed(call, ctx, api_key, clock):
+    for _ in range(3):
+        call("test.hello")
+    call("test.echo")
+    assert UsageCounter.select().count() == 0  # no database write per call
+    assert ctx.usage.flush() == 2
+    rows = {(r.method, r.code): r.calls for r in UsageCounter.select()}
+    assert rows == {("test.hello", 0): 3, ("test.echo", 1): 1}
+    call("test.hello")
+    ctx.usage.flush()
+    assert UsageCounter.get(method="test.hello").calls == 4
+    assert store.ApiKey.get(key=api_key.key).last_used_at == int(clock())
+
+
+def test_access_log_has_no_secret_signature_or_token(settings, ctx, api_key, member, token_for,
+                                                     caplog):
+    app = create_app(settings, ctx=dataclasses.replace(ctx, settings=settings.with_(
+        access_log=True)))
+    from tests.conftest import Caller
+
+    caller = Caller(falcon.testing.TestClient(app), ctx, api_key)
+    token = token_for(member, doc="read")
+    with caplog.at_level(logging.INFO, logger="api.access"):
+        caller("test.echo", token=token, echo="hi")
+    line = caplog.records[-1].getMessage()
+    assert "method=test.echo" in line and "code=0" in line and api_key.key in line
+    assert api_key.secret not in caplog.text and token not in caplog.text
+    assert "api_sig" not in caplog.text
