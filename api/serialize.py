@@ -1,0 +1,144 @@
+"""Doc → result-tree building shared by every family that lists documents (spec §10.2, §10.3).
+
+``doc_trees`` renders a page of docs with a fixed number of queries (thumbs, owners: one IN query
+each), whatever the page size; ``doc_tree`` is the one-doc case of the same code.
+``parse_extra`` and ``parse_thumbsize`` read the ``extra=`` and ``thumbsize=`` alike everywhere.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from api.context import Call
+from api.media import original_url, thumb_url
+from api.models.docs import Doc, Thumb
+from keys.models import User
+
+# Spec §10.2, smallest first; an `x` suffix marks a square crop.
+THUMB_LABELS = ("75x", "100", "240", "250x", "500", "560", "640", "800", "1024", "1600", "2048")
+DEFAULT_THUMBSIZE = "75x"
+
+
+def parse_thumbsize(value: str | None) -> str:
+    """The thumbsize label asked for; an unknown or empty value means the default, 75x (§10.2)."""
+    value = (value or "").strip().lower()
+    return value if value in THUMB_LABELS else DEFAULT_THUMBSIZE
+
+
+def parse_extra(value: str | None, allowed: Iterable[str]) -> set[str]:
+    """The ``extra=`` names a method supports; unknown ones are ignored (clients send supersets)."""
+    names = {part.strip().lower() for part in (value or "").split(",")}
+    return names & set(allowed)
+
+
+def thumb_tree(call: Call, doc: Doc, thumb: Thumb) -> dict[str, Any]:
+    """One ``<thumb label ext w h url/>``."""
+    return {"label": thumb.label, "ext": thumb.ext, "w": thumb.w, "h": thumb.h,
+            "url": thumb_url(call.base_url, doc, thumb.label, thumb.ext)}
+
+
+def pick_thumb(thumbs: Sequence[Thumb], label: str) -> Thumb | None:
+    """The thumb at ``label``, else the doc's largest ("the max value they have", §10.2)."""
+    for thumb in thumbs:
+        if thumb.label == label:
+            return thumb
+    return max(thumbs, key=lambda t: (t.w * t.h, t.label), default=None)
+
+
+def sorted_thumbs(thumbs: Iterable[Thumb]) -> list[Thumb]:
+    """Thumbs in the spec's label order (smallest first)."""
+    order = {label: i for i, label in enumerate(THUMB_LABELS)}
+    return sorted(thumbs, key=lambda t: order.get(t.label, len(order)))
+
+
+def thumbs_by_doc(docs: Sequence[Doc]) -> dict[int, list[Thumb]]:
+    """Every thumb of ``docs`` in one query, keyed by doc id."""
+    out: dict[int, list[Thumb]] = defaultdict(list)
+    if docs:
+        for thumb in Thumb.select().where(Thumb.doc.in_([d.id for d in docs])):
+            out[thumb.doc_id].append(thumb)
+    return out
+
+
+def load_owners(docs: Sequence[Doc]) -> None:
+    """Attach owners to docs fetched without a join, in one query (none when already joined)."""
+    missing = {d.owner_id for d in docs if "owner" not in d.__rel__}
+    if not missing:
+        return
+    users = {u.id: u for u in User.select().where(User.id.in_(missing))}
+    for doc in docs:
+        if "owner" not in doc.__rel__:
+            doc.owner = users[doc.owner_id]
+
+
+def owner_tree(user: User) -> dict[str, Any]:
+    """``<owner user_id username realname/>``."""
+    return {"user_id": user.id, "username": user.username, "realname": user.realname}
+
+
+def dates_tree(doc: Doc) -> dict[str, Any]:
+    """``<dates posted_at created modified_at/>`` (UNIX seconds, ``created`` as text, §10.4)."""
+    return {"posted_at": doc.posted_at, "created": doc.created, "modified_at": doc.modified_at}
+
+
+def geo_tree(doc: Doc) -> dict[str, Any] | None:
+    """``<geo lat lng/>``, or nothing when the doc has no place."""
+    if doc.lat is None or doc.lng is None:
+        return None
+    return {"lat": doc.lat, "lng": doc.lng}
+
+
+def may_download(call: Call, doc: Doc) -> bool:
+    """The original is offered to its owner, and to others only under a free licence (not 0)."""
+    return doc.license != 0 or (call.user is not None and call.user.id == doc.owner_id)
+
+
+def original_tree(call: Call, doc: Doc) -> dict[str, Any] | None:
+    """``<original ext w h length bytes url/>`` when there is one the caller may fetch."""
+    if not doc.original_ext or not may_download(call, doc):
+        return None
+    return {"ext": doc.original_ext, "w": doc.width, "h": doc.height, "length": doc.duration,
+            "bytes": doc.original_size, "url": original_url(call.base_url, doc)}
+
+
+def medias_tree(doc: Doc) -> dict[str, Any]:
+    """``<medias>``: transcoded renditions; none are made yet, so the container is empty."""
+    return {"media": []}
+
+
+def doc_trees(docs: Sequence[Doc], call: Call, extras: set[str],
+              thumbsize: str) -> list[dict[str, Any]]:
+    """List items (``<doc …><thumb/>…</doc>``) for a page of docs in a fixed number of queries."""
+    thumbs = thumbs_by_doc(docs)
+    if "owner" in extras:
+        load_owners(docs)
+    return [_list_item(doc, call, extras, pick_thumb(thumbs.get(doc.id, []), thumbsize))
+            for doc in docs]
+
+
+def doc_tree(doc: Doc, call: Call, extras: set[str], thumbsize: str) -> dict[str, Any]:
+    """One list item; the same shape ``doc_trees`` gives."""
+    return doc_trees([doc], call, extras, thumbsize)[0]
+
+
+def _list_item(doc: Doc, call: Call, extras: set[str], thumb: Thumb | None) -> dict[str, Any]:
+    tree: dict[str, Any] = {"doc_id": doc.id, "media": doc.media, "license": doc.license,
+                            "title": doc.title, "safety": doc.safety}
+    if "md5" in extras:
+        tree["md5"] = doc.md5
+    if "owner" in extras:
+        tree["owner"] = owner_tree(doc.owner)
+    tree["thumb"] = thumb_tree(call, doc, thumb) if thumb else None
+    if "dates" in extras:
+        tree["dates"] = dates_tree(doc)
+    if "count" in extras:
+        tree["count"] = {"visits": doc.visits, "faves": doc.faves, "comments": doc.comments}
+    if "geo" in extras:
+        tree["geo"] = geo_tree(doc)
+    if "medias" in extras:
+        tree["medias"] = medias_tree(doc)
+    if "original" in extras:
+        tree["original"] = original_tree(call, doc)
+    return tree
