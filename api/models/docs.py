@@ -161,6 +161,8 @@ class DocVisit(BaseModel):
     doc = ForeignKeyField(Doc, on_delete="CASCADE")
     visitor = ForeignKeyField(User, backref="+", on_delete="CASCADE")
     visited_at = IntegerField(default=now)
+    first_visit_at = IntegerField(default=now)  # doc.getVisitors
+    visits = IntegerField(default=1)  # counted views (docs/documents.md: what a visit is)
 
     class Meta:
         table_name = "doc_visits"
