@@ -215,6 +215,8 @@ class AlbumVisit(BaseModel):
     album = ForeignKeyField(Album, on_delete="CASCADE")
     visitor = ForeignKeyField(User, backref="+", on_delete="CASCADE")
     visited_at = IntegerField(default=now)
+    first_visit_at = IntegerField(default=now)  # album.getVisitors
+    visits = IntegerField(default=1)
 
     class Meta:
         table_name = "album_visits"
