@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from peewee import PostgresqlDatabase
 
-from api.models import docs, grants
+from api.models import accounts, docs, grants
 from keys.db import db
 from keys.models import MODELS as KEY_MODELS
 
 # Each domain adds its models here (api/models/*.py); order matters for foreign keys.
-ALL_MODELS = (*KEY_MODELS, *grants.MODELS, *docs.MODELS)
+ALL_MODELS = (*KEY_MODELS, *grants.MODELS, *docs.MODELS, *accounts.MODELS)
 
 
 def create_schema() -> None:

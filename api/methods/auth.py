@@ -1,0 +1,73 @@
+"""The ``auth.*`` family (spec §5.3, §5.4): frobs for desktop apps, frob → token, token check."""
+
+from __future__ import annotations
+
+from api import grantflow
+from api.context import Call
+from api.errors import TokenMissing, method_error
+from api.formats.tree import Text
+from api.models.docs import Doc
+from api.registry import MethodGroup
+from keys.models import User
+
+group = MethodGroup()
+
+FrobMissing = method_error(1, "The frob is missing", "The frob is missing")
+FrobInvalid = method_error(2, "The passed frob is either invalid or already used",
+                           "The passed frob is either invalid or already used")
+
+_EXTRA_HELP = "Comma-separated extras; pref adds the user's preferences."
+_AUTH_RESPONSE = ('<auth><token>12345-a0b1c2d3e4f5</token><permissions doc="write" blog="none" '
+                  'post="none" network="read" profile="read"/><user user_id="1234" '
+                  'username="Superman" realname="Kal-El" lg="en" is_pro="0"/></auth>')
+
+
+def user_summary(user: User) -> dict:
+    """The ``user`` element of an ``auth`` answer (spec §5.4 fields)."""
+    return {"user_id": user.id, "username": user.username, "realname": user.realname,
+            "lg": user.lg, "is_pro": user.is_pro}
+
+
+def preferences(user: User) -> dict:
+    """``extra=pref``: the user's language and the settings a new upload gets by default."""
+    return {"lg": user.lg, "share": 4, "safety": Doc.safety.default,
+            "license": Doc.license.default, "perm_comment": Doc.perm_comment.default,
+            "perm_tag": Doc.perm_tag.default, "perm_tagme": Doc.perm_tagme.default}
+
+
+def auth_answer(token: str, permissions: dict[str, str], user: User, extra: str) -> dict:
+    """The ``auth`` element shared by getToken and checkToken."""
+    auth = {"token": Text(token), "permissions": dict(permissions), "user": user_summary(user)}
+    if "pref" in {part.strip() for part in extra.split(",")}:
+        auth["pref"] = preferences(user)
+    return {"auth": auth}
+
+
+@group.method("auth.getFrob", title="Ask for a Frob.", sign=True,
+              response="<auth><frob>12345-a0b1c2d3e4f5</frob></auth>")
+def get_frob(call: Call) -> dict:
+    """Returns a single-use frob for the authorization link; it expires after a few minutes."""
+    frob = grantflow.new_frob(call.key.key, now=call.now(), ttl=call.ctx.settings.frob_ttl,
+                              new_secret=call.ctx.new_secret)
+    return {"auth": {"frob": Text(frob)}}
+
+
+@group.method("auth.getToken", title="Returns the auth token for the given frob", sign=True,
+              missing=FrobMissing, errors=(FrobInvalid,), response=_AUTH_RESPONSE,
+              params={"frob": "The frob the user approved.", "extra": _EXTRA_HELP})
+def get_token(call: Call, frob: str, extra: str = "") -> dict:
+    """Exchanges an approved frob (once) for a token that lasts until the user revokes it."""
+    try:
+        done = grantflow.exchange(frob, call.key.key, now=call.now(),
+                                  new_secret=call.ctx.new_secret)
+    except grantflow.FlowError:
+        raise FrobInvalid() from None
+    return auth_answer(done.token, done.permissions, done.user, extra)
+
+
+@group.method("auth.checkToken", title="Check a token validity.", token=True, sign=True,
+              missing=TokenMissing, response=_AUTH_RESPONSE,
+              params={"auth_token": "The token to check.", "extra": _EXTRA_HELP})
+def check_token(call: Call, auth_token: str, extra: str = "") -> dict:
+    """Returns the permissions and the user of the token sent."""
+    return auth_answer(auth_token, dict(call.grant.permissions), call.grant.user, extra)

@@ -1,0 +1,68 @@
+"""The ``user.*`` family: a member's public card (method-shapes.md, user.get)."""
+
+from __future__ import annotations
+
+from api.context import Call
+from api.errors import method_error
+from api.models.docs import Doc, Relation
+from api.registry import MethodGroup
+from api.visibility import viewer_of, visible_to
+from keys.models import User
+
+group = MethodGroup()
+
+UserNotFound = method_error(1, "User not found", "The user ID or web alias is invalid.")
+
+
+def find_user(user_id: str) -> User | None:
+    """The user named by an id or, as the original accepted too, a username (spec §10.4)."""
+    if user_id.isdigit():
+        user = User.get_or_none(User.id == int(user_id))
+        if user is not None:
+            return user
+    return User.get_or_none(User.username == user_id)
+
+
+def relation(viewer: User | None, user: User) -> dict | None:
+    """How the caller and ``user`` count each other (only for a caller with a token)."""
+    if viewer is None:
+        return None
+    rows = {(row.user_id, row.contact_id): row for row in Relation
+            .select()
+            .where(((Relation.user == viewer) & (Relation.contact == user))
+                   | ((Relation.user == user) & (Relation.contact == viewer)))}
+    mine, theirs = rows.get((viewer.id, user.id)), rows.get((user.id, viewer.id))
+    return {"isfamily": bool(mine and mine.is_family), "isfriend": bool(mine and mine.is_friend),
+            "iscontact": mine is not None,
+            "revfamily": bool(theirs and theirs.is_family),
+            "revfriend": bool(theirs and theirs.is_friend), "revcontact": theirs is not None}
+
+
+@group.method("user.get", title="Get information about a user", sign=True, missing=UserNotFound,
+              params={"user_id": "The user's id or username."},
+              response='<user user_id="12345" is_pro="0" is_online="0" is_closed="0" tmo="0" '
+                       'username="Superman" realname="Kal-El" alias="superman" '
+                       'link="http://example.org/home/superman"><relation isfamily="0" '
+                       'isfriend="1" iscontact="1" revfamily="0" revfriend="0" revcontact="0"/>'
+                       '<count docs="12" posts="0" network="3"/></user>')
+def get(call: Call, user_id: str) -> dict:
+    """Returns a member's names, flags, relation to the caller and counts."""
+    user = find_user(user_id.strip())
+    if user is None:
+        raise UserNotFound(user_id)
+    docs = (Doc
+            .select()
+            .where(Doc.owner == user, visible_to(Doc, viewer_of(call)))
+            .count())
+    network = (Relation
+               .select()
+               .where(Relation.user == user)
+               .count())
+    return {"user": {
+        "user_id": user.id, "is_pro": user.is_pro, "is_online": False,
+        "is_closed": not user.is_open, "tmo": 0, "username": user.username,
+        "realname": user.realname, "alias": user.username,
+        "link": f"{call.base_url}/home/{user.username}",
+        "relation": relation(call.user, user),
+        "count": {"docs": docs, "posts": 0, "network": network},
+    }}

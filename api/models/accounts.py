@@ -1,0 +1,36 @@
+"""The web pages' tables: login sessions (stored only as hashes) and recent failed logins."""
+
+from __future__ import annotations
+
+from peewee import AutoField, CharField, ForeignKeyField, IntegerField
+
+from keys.db import BaseModel
+from keys.models import User
+
+
+class Session(BaseModel):
+    """A logged-in browser; the cookie holds the id, the table only its SHA-256."""
+
+    id = AutoField()
+    id_hash = CharField(max_length=64, unique=True)
+    user = ForeignKeyField(User, backref="+", on_delete="CASCADE")
+    created_at = IntegerField()
+    expires_at = IntegerField()
+
+    class Meta:
+        table_name = "web_sessions"
+
+
+class LoginFailure(BaseModel):
+    """One failed login, counted per account and per address for throttling."""
+
+    id = AutoField()
+    scope = CharField(max_length=200)  # "user:<name>" or "addr:<ip>"
+    at = IntegerField()
+
+    class Meta:
+        table_name = "login_failures"
+        indexes = ((("scope", "at"), False),)
+
+
+MODELS = (Session, LoginFailure)
