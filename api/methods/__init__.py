@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from api.methods import auth, doc, reflection, test, user
+from api.methods import album, auth, doc, reflection, test, user
 from api.registry import Registry
 
-GROUPS = (test.group, reflection.group, auth.group, user.group, doc.group)
+GROUPS = (test.group, reflection.group, auth.group, user.group, doc.group, album.group)
 
 
 def build_registry() -> Registry:
