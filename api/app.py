@@ -7,6 +7,7 @@ from pathlib import Path
 
 import falcon
 
+from api.access_log import AccessLog
 from api.config import Settings
 from api.context import AppContext
 from api.dispatch import Dispatcher, Reply
@@ -28,10 +29,12 @@ def build_context(settings: Settings, *, clock=time.time, grants=None) -> AppCon
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     open_database(settings.resolved_database_url, max_connections=settings.threads + 4)
     create_schema()
+    access_log = AccessLog(clock=clock) if settings.access_log else None
     return AppContext(settings=settings, registry=build_registry(),
                       keys=KeyCache(settings.key_cache_ttl),
                       grants=grants or DatabaseGrants(clock=clock),
-                      usage=UsageRecorder(clock), clock=clock)
+                      usage=UsageRecorder(clock), access_log=access_log, clock=clock,
+                      background=[access_log] if access_log else [])
 
 
 class DatabaseMiddleware:

@@ -44,6 +44,7 @@ class AppContext:
     keys: KeyCache
     grants: GrantStore
     usage: Any  # api.usage.UsageRecorder
+    access_log: Any = None  # api.access_log.AccessLog, None when switched off
     clock: Callable[[], float] = time.time
     new_secret: Callable[[int], str] = secrets.token_hex
     services: dict[str, Any] = field(default_factory=dict)  # family-owned helpers (storage …)
@@ -60,7 +61,7 @@ class UploadedFile:
     size: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Call:
     """One API call as a handler sees it: who calls, with what grant, from where."""
 

@@ -34,10 +34,9 @@ from api.signing import md5
 from keys.store import KeyRecord
 
 log = logging.getLogger("api.dispatch")
-access_log = logging.getLogger("api.access")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ApiRequest:
     """A transport-neutral API request."""
 
@@ -52,7 +51,7 @@ class ApiRequest:
     transport_error: errors.ApiError | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reply:
     """A rendered answer: the API code (0 for ok) decides the HTTP status in api/app.py."""
 
@@ -178,9 +177,9 @@ class Dispatcher:
     def _account(self, request: ApiRequest, spec: MethodSpec | None, key: KeyRecord | None,
                  fmt: Any, code: int, duration_ms: float) -> None:
         method = spec.name if spec else "-"
-        self.ctx.usage.record(key.key if key else "", method, code, duration_ms)
-        if self.ctx.settings.access_log:
+        api_key = key.key if key else ""
+        self.ctx.usage.record(api_key, method, code, duration_ms)
+        if self.ctx.access_log is not None:
             # Never a secret, signature or token: only names and the key (a public id).
-            access_log.info("%s key=%s method=%s format=%s code=%d ms=%.2f",
-                            request.client_addr or "-", key.key if key else "-", method,
-                            fmt.name, code, duration_ms)
+            self.ctx.access_log.write(request.client_addr, api_key, method, fmt.name, code,
+                                      duration_ms)

@@ -27,6 +27,10 @@ def decode_urlencoded(raw: str | bytes) -> dict[str, str]:
     """Strictly decode ``a=1&b=%C3%A9``; raises MalformedRequest on bad escapes or UTF-8."""
     try:
         text = raw.decode("utf-8", "strict") if isinstance(raw, bytes) else raw
+        if "%" not in text and "+" not in text:
+            # The common case (hex keys, plain names): nothing to unescape.
+            return dict(pair.partition("=")[::2] for pair in text.split("&")[:_MAX_FIELDS]
+                        if pair)
         if _BAD_PERCENT.search(text):
             raise errors.MalformedRequest("malformed percent-encoding")
         return dict(parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict",

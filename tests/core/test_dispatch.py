@@ -1,12 +1,14 @@
 """The call pipeline through the real app: every global error it can produce, in its envelope."""
 
 import dataclasses
+import io
 import json
 import logging
 
 import falcon.testing
 import pytest
 
+from api.access_log import AccessLog
 from api.app import create_app
 from api.context import Call
 from api.errors import method_error
@@ -283,17 +285,21 @@ def test_usage_counted_in_memory_then_flushed(call, ctx, api_key, clock):
     assert store.ApiKey.get(key=api_key.key).last_used_at == int(clock())
 
 
-def test_access_log_has_no_secret_signature_or_token(settings, ctx, api_key, member, token_for,
-                                                     caplog):
-    app = create_app(settings, ctx=dataclasses.replace(ctx, settings=settings.with_(
-        access_log=True)))
+def test_access_log_has_no_secret_signature_or_token(settings, ctx, api_key, member, token_for):
+    stream = io.StringIO()
+    logged = dataclasses.replace(ctx, access_log=AccessLog(stream, clock=ctx.clock))
     from tests.conftest import Caller
 
-    caller = Caller(falcon.testing.TestClient(app), ctx, api_key)
+    caller = Caller(falcon.testing.TestClient(create_app(settings, ctx=logged)), ctx, api_key)
     token = token_for(member, doc="read")
-    with caplog.at_level(logging.INFO, logger="api.access"):
-        caller("test.echo", token=token, echo="hi")
-    line = caplog.records[-1].getMessage()
-    assert "method=test.echo" in line and "code=0" in line and api_key.key in line
-    assert api_key.secret not in caplog.text and token not in caplog.text
-    assert "api_sig" not in caplog.text
+    caller("test.echo", token=token, echo="hi")
+    caller("test.hello", key=None, api_key="")
+    assert stream.getvalue() == ""  # buffered, written in batches
+    logged.access_log.flush()
+    first, second = stream.getvalue().splitlines()
+    assert first.startswith("2027-01-15T08:00:00Z 127.0.0.1 key=" + api_key.key)
+    assert first.endswith(" method=test.echo format=json code=0 ms=" + first.split("ms=")[1])
+    assert " key=- method=test.hello format=json code=100 " in second
+    text = stream.getvalue()
+    assert api_key.secret not in text and token not in text and "api_sig" not in text
+    assert "hi" not in text.replace("hello", "")  # parameter values are not logged
