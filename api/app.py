@@ -15,6 +15,7 @@ from api.methods import build_registry
 from api.schema import create_schema
 from api.transport import discard_files, read_request
 from api.usage import UsageRecorder
+from api.web.pages import add_routes as add_page_routes
 from keys.db import db, open_database
 from keys.store import KeyCache
 
@@ -82,4 +83,5 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> falcon.A
     app.add_route("/api", resource)
     app.add_route("/api/{method}", resource)
     app.add_route("/api/{method}/{fmt}", resource)
+    add_page_routes(app, ctx)
     return app

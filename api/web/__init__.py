@@ -1,0 +1,1 @@
+"""The HTML pages: accounts, the authorize page and the authorized-applications page."""

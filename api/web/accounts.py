@@ -1,0 +1,159 @@
+"""Member accounts on the web pages: sign-up, login with throttling, sessions and CSRF tokens.
+
+Session ids are random and stored only as SHA-256 hashes; CSRF tokens are an HMAC of the session id
+(or, before login, of a random pre-session cookie) under the session secret. Time comes from the
+injected clock so throttling and expiry are tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+from peewee import fn
+
+from api.config import Settings
+from api.models.accounts import LoginFailure, Session
+from keys import store
+from keys.db import db
+from keys.models import User
+from keys.passwords import check_password, hash_password
+
+SESSION_TTL = 14 * 24 * 3600
+FAILURE_WINDOW = 15 * 60
+MAX_FAILURES_PER_ACCOUNT = 5
+MAX_FAILURES_PER_ADDRESS = 20
+MIN_PASSWORD = 8
+_USERNAME = re.compile(r"[A-Za-z0-9_.-]{2,64}")
+_SECRET_FILE = "session_secret"
+
+
+class Refused(Exception):
+    """A sign-up or login that cannot be done; the message is shown to the visitor as is."""
+
+
+def session_secret(settings: Settings) -> bytes:
+    """The configured session secret, else one generated once and kept (mode 600) in data_dir."""
+    configured = settings.session_secret.reveal() if settings.session_secret else ""
+    if configured:
+        return configured.encode("utf-8")
+    path = Path(settings.data_dir) / _SECRET_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="ascii").strip().encode("ascii")
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        value = secrets.token_hex(32)
+        out.write(value)
+    return value.encode("ascii")
+
+
+def _hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class Accounts:
+    """Sessions, CSRF tokens and login throttling over the database, with an injected clock."""
+
+    def __init__(self, secret: bytes, clock: Callable[[], float]) -> None:
+        self.secret = secret
+        self.clock = clock
+        self._dummy_hash: str | None = None
+
+    def now(self) -> int:
+        """The injected clock in whole seconds."""
+        return int(self.clock())
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    def start_session(self, user: User) -> str:
+        """A new session id for ``user`` (always new: no fixation across a login)."""
+        session_id = secrets.token_urlsafe(32)
+        now = self.now()
+        Session.create(id_hash=_hash(session_id), user=user, created_at=now,
+                       expires_at=now + SESSION_TTL)
+        return session_id
+
+    def user_for(self, session_id: str) -> User | None:
+        """The open account a live session belongs to, or None."""
+        if not session_id:
+            return None
+        row = (Session
+               .select(Session, User)
+               .join(User)
+               .where(Session.id_hash == _hash(session_id), Session.expires_at > self.now())
+               .first())
+        return row.user if row is not None and row.user.is_open else None
+
+    def end_session(self, session_id: str) -> None:
+        """Forget a session (logout)."""
+        Session.delete().where(Session.id_hash == _hash(session_id)).execute()
+
+    # -- CSRF --------------------------------------------------------------------------------
+
+    def csrf_token(self, seed: str) -> str:
+        """The form token bound to ``seed`` (a session id or pre-session cookie)."""
+        return hmac.new(self.secret, b"csrf:" + seed.encode("utf-8", "surrogatepass"),
+                        hashlib.sha256).hexdigest()
+
+    def csrf_ok(self, seed: str, sent: str) -> bool:
+        """Whether ``sent`` is the token for ``seed``; constant time, safe on any input."""
+        if not seed or not sent:
+            return False
+        return hmac.compare_digest(self.csrf_token(seed).encode("ascii"),
+                                   sent.encode("utf-8", "surrogatepass"))
+
+    # -- sign-up and login -------------------------------------------------------------------
+
+    def sign_up(self, username: str, realname: str, password: str) -> User:
+        """Create an account; Refused with a readable reason when the form is not acceptable."""
+        username = username.strip()
+        if not _USERNAME.fullmatch(username) or username.isdigit():
+            raise Refused("Choose a user name of 2 to 64 letters, digits, dots, dashes or "
+                          "underscores, not only digits.")
+        if len(password) < MIN_PASSWORD:
+            raise Refused(f"Choose a password of at least {MIN_PASSWORD} characters.")
+        try:
+            return store.add_user(username, password, realname=realname.strip()[:128])
+        except store.KeyError_:
+            raise Refused("This user name is taken.") from None
+
+    def login(self, username: str, password: str, address: str) -> User:
+        """The account if the password is right; Refused when wrong, throttled or closed."""
+        username = username.strip()
+        scopes = ("user:" + username.lower()[:64], "addr:" + address[:64])
+        if self._throttled(*scopes):
+            raise Refused("Too many failed logins. Wait 15 minutes and try again.")
+        user = User.get_or_none(User.username == username)
+        # An unknown name costs the same hashing time as a known one: no user enumeration.
+        stored = user.password_hash if user is not None else self._dummy()
+        if not check_password(stored, password) or user is None:
+            with db.atomic():
+                for scope in scopes:
+                    LoginFailure.create(scope=scope, at=self.now())
+            raise Refused("Wrong user name or password.")
+        if not user.is_open:
+            raise Refused("This account is closed.")
+        LoginFailure.delete().where(LoginFailure.scope == scopes[0]).execute()
+        return user
+
+    def _throttled(self, account_scope: str, address_scope: str) -> bool:
+        since = self.now() - FAILURE_WINDOW
+        counts = dict(LoginFailure
+                      .select(LoginFailure.scope, fn.COUNT(LoginFailure.id))
+                      .where(LoginFailure.scope.in_((account_scope, address_scope)),
+                             LoginFailure.at > since)
+                      .group_by(LoginFailure.scope)
+                      .tuples())
+        return (counts.get(account_scope, 0) >= MAX_FAILURES_PER_ACCOUNT
+                or counts.get(address_scope, 0) >= MAX_FAILURES_PER_ADDRESS)
+
+    def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = hash_password(secrets.token_hex(16))
+        return self._dummy_hash
