@@ -51,6 +51,29 @@ class Settings:
     access_log: bool = True
     # Send the Secure flag on cookies; "auto" means when the request came over https (API_SECURE_COOKIES).
     secure_cookies: str = "auto"
+    # Where media files live: "local" (a directory under data_dir/media) (API_STORAGE).
+    storage: str = "local"
+    # Largest accepted file per media type, in bytes (API_MAX_PHOTO_BYTES, …); max_body_bytes still
+    # caps every request (spec §6.5 maxfilesize).
+    max_photo_bytes: int = 100 * 1024 * 1024
+    max_video_bytes: int = 100 * 1024 * 1024
+    max_audio_bytes: int = 100 * 1024 * 1024
+    max_other_bytes: int = 100 * 1024 * 1024
+    # Largest image accepted, in pixels; bigger ones are refused as decompression bombs
+    # (API_MAX_IMAGE_PIXELS).
+    max_image_pixels: int = 120_000_000
+    # Bytes a non-PRO member may upload per calendar month (UTC); PRO members are not held to it
+    # (API_MONTHLY_UPLOAD_BYTES, spec §6.5).
+    monthly_upload_bytes: int = 10 * 1024 * 1024 * 1024
+    # Video seconds per month shown by account.getQuota (API_MONTHLY_VIDEO_SECONDS).
+    monthly_video_seconds: int = 7200
+    # Albums a member may create, shown by account.getQuota (API_MAX_ALBUMS).
+    max_albums: int = 2048
+    # Seconds upload.file with async=0 waits for its ticket before answering
+    # (API_UPLOAD_WAIT_SECONDS).
+    upload_wait_seconds: float = 30.0
+    # Seconds the upload worker sleeps when the queue is empty (API_UPLOAD_POLL_SECONDS).
+    upload_poll_seconds: float = 2.0
     # Secret used to sign session cookies and CSRF tokens; empty means one is generated and kept in
     # data_dir (API_SESSION_SECRET).
     session_secret: Secret = field(default=Secret(""), repr=False)

@@ -40,6 +40,7 @@ class Param:
     required: bool
     default: Any
     help: str
+    arg: str = ""  # the handler's keyword when it differs from ``name`` (``async_`` for ``async``)
 
 
 @dataclass(frozen=True)
@@ -81,10 +82,11 @@ class MethodSpec:
                     raise (self.missing_error or ApiError)(f"missing parameter {param.name}")
                 continue
             try:
-                kwargs[param.name] = param.convert(raw.strip() if param.convert is not str else raw)
+                value = param.convert(raw.strip() if param.convert is not str else raw)
             except (TypeError, ValueError):
                 error = self.invalid_error or self.missing_error or ApiError
                 raise error(f"invalid value for {param.name}") from None
+            kwargs[param.arg or param.name] = value
         return kwargs
 
 
@@ -152,9 +154,11 @@ def _signature_params(handler: Callable[..., Any], helps: Mapping[str, str]) -> 
     out = []
     for param in list(signature.parameters.values())[1:]:
         required = param.default is inspect.Parameter.empty
-        out.append(Param(name=param.name, convert=_converter(param.annotation), required=required,
+        # A trailing underscore lets a parameter named after a Python keyword exist (``async_``).
+        name = param.name.removesuffix("_")
+        out.append(Param(name=name, convert=_converter(param.annotation), required=required,
                          default=None if required else param.default,
-                         help=helps.get(param.name, "")))
+                         help=helps.get(name, ""), arg=param.name))
     unknown = set(helps) - {p.name for p in out}
     if unknown:
         raise ValueError(f"{handler.__qualname__}: help for unknown parameters {sorted(unknown)}")
