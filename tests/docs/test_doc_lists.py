@@ -1,0 +1,162 @@
+"""doc.getList and doc.search: shapes, paging, visibility, safesurf, criteria, query counts."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.models.docs import Album, AlbumDoc, Tag
+from keys import store
+from tests.docs.shapes import compare
+
+
+@pytest.fixture
+def stranger(ctx):
+    return store.add_user("stranger", "stranger-password")
+
+
+def ids(answer: dict) -> list[int]:
+    return [int(d["doc_id"]) for d in answer["docs"].get("doc", [])]
+
+
+def test_get_list_shape_and_paging(call, owner, make_doc):
+    docs = [make_doc(owner) for _ in range(25)]
+    compare("doc.getList", call.raw("doc.getList", "xml", user_id=owner.id).content,
+            added={"docs@count"})
+    got = call("doc.getList", user_id=owner.id, per_page=10, page=3)["docs"]
+    assert {k: got[k] for k in ("total", "page", "pages", "per_page", "count")} == {
+        "total": "25", "page": "3", "pages": "3", "per_page": "10", "count": "5"}
+    assert [int(d["doc_id"]) for d in got["doc"]] == [d.id for d in reversed(docs[:5])]
+    assert call("doc.getList", user_id=owner.id)["docs"]["per_page"] == "20"
+    assert call("doc.getList", user_id="owner")["docs"]["total"] == "25"  # web alias
+
+
+def test_get_list_errors(call, owner):
+    assert call("doc.getList", user_id=owner.id, per_page=101)["api"]["code"] == 143
+    assert call("doc.getList", user_id=owner.id, page=0)["api"]["code"] == 143
+    assert call("doc.getList")["api"]["code"] == 1
+    assert call("doc.getList", user_id="nobody")["api"]["code"] == 1
+    assert call("doc.getList", user_id=owner.id, media="painting")["api"]["code"] == 2
+    assert call("doc.getList", user_id=owner.id, safesurf=4)["api"]["code"] == 2
+    assert call("doc.getList", user_id=owner.id, share="x")["api"]["code"] == 2
+
+
+def test_get_list_extras_and_thumbsize(call, owner, make_doc):
+    doc = make_doc(owner, lat=1.5, lng=2.5, license=9)
+    got = call("doc.getList", user_id=owner.id, thumbsize="240",
+               extra="dates,count,geo,medias,original,md5")["docs"]["doc"][0]
+    assert got["thumb"]["label"] == "240" and got["thumb"]["w"] == "240"
+    assert got["dates"]["posted_at"] == str(doc.posted_at)
+    assert got["count"] == {"visits": "0", "faves": "0", "comments": "0"}
+    assert got["geo"] == {"lat": "1.5", "lng": "2.5"} and got["md5"] == doc.md5
+    assert got["medias"] == [] and got["original"]["ext"] == "jpg"
+    biggest = call("doc.getList", user_id=owner.id, thumbsize="1024")["docs"]["doc"][0]
+    assert biggest["thumb"]["label"] == "500"  # "the max value they have" (§10.2)
+
+
+def test_private_doc_invisible_to_a_stranger_in_lists(call, owner, stranger, make_doc,
+                                                       token_for):
+    public, private = make_doc(owner, title="red car"), make_doc(owner, is_public=False,
+                                                                   title="red car")
+    for token in (None, token_for(stranger, doc="read")):
+        assert ids(call("doc.getList", token=token, user_id=owner.id)) == [public.id]
+        assert ids(call("doc.search", token=token, text="car")) == [public.id]
+    mine = token_for(owner, doc="read")
+    assert ids(call("doc.getList", token=mine, user_id=owner.id)) == [private.id, public.id]
+    assert ids(call("doc.getList", token=mine, user_id=owner.id, share=0)) == [private.id]
+    assert ids(call("doc.search", token=mine, text="car")) == [private.id, public.id]
+
+
+def test_safesurf_defaults(call, owner, stranger, make_doc, token_for):
+    docs = {level: make_doc(owner, safety=level) for level in (1, 2, 3)}
+    assert ids(call("doc.getList", user_id=owner.id)) == [docs[1].id]
+    assert ids(call("doc.getList", user_id=owner.id, safesurf=3)) == [docs[2].id, docs[1].id]
+    token = token_for(stranger, doc="read")
+    assert len(ids(call("doc.getList", token=token, user_id=owner.id, safesurf=3))) == 3
+    assert len(ids(call("doc.getList", token=token_for(owner, doc="read"),
+                        user_id=owner.id))) == 3
+
+
+def test_search_shape(call, owner, make_doc):
+    make_doc(owner, title="a nice car", license=3)
+    xml = call.raw("doc.search", "xml", text="car", extra="dates,original").content
+    compare("doc.search", xml,
+            added={"docs@count", "docs/doc@media", "docs/doc@safety", "docs/doc/owner@username",
+                   "docs/doc/owner@realname", "docs/doc/dates@posted_at",
+                   "docs/doc/dates@created", "docs/doc/dates@modified_at",
+                   *(f"docs/doc/original@{a}" for a in ("ext", "w", "h", "length", "bytes",
+                                                       "url"))})
+
+
+def test_search_text_tags_and_filters(call, owner, member, make_doc):
+    sunset = make_doc(owner, title="Sunset", media="photo", license=1,
+                      created="2008-01-03 11:22:00")
+    sky = make_doc(member, title="x", description="blue SKY", media="video", license=3)
+    both = make_doc(owner, title="y", license=1)
+    for doc, words in ((sunset, ("beach", "blue sky")), (both, ("beach", "blue sky", "sea")),
+                       (sky, ("sea",))):
+        for word in words:
+            Tag.create(doc=doc, tag=word, norm=word)
+    assert ids(call("doc.search", text="sky")) == [sky.id]
+    assert ids(call("doc.search", text="sunset beach")) == [sunset.id]
+    assert ids(call("doc.search", tags='"blue sky",BEACH')) == [both.id, sunset.id]
+    assert ids(call("doc.search", tags="beach,sea")) == [both.id]
+    assert ids(call("doc.search", user_id=member.id)) == [sky.id]
+    assert ids(call("doc.search", media="video,audio")) == [sky.id]
+    assert ids(call("doc.search", license="1", sort="posted-asc")) == [sunset.id, both.id]
+    assert ids(call("doc.search", created_min="2008-01-03", created_max="2008-01-03")) == [
+        sunset.id]
+    assert ids(call("doc.search", posted_min=both.posted_at)) == [both.id]
+    assert ids(call("doc.search", posted_max=sunset.posted_at)) == [sunset.id]
+    assert ids(call("doc.search", group_id=5)) == []
+
+
+def test_search_album(call, owner, make_doc):
+    inside, _ = make_doc(owner), make_doc(owner)
+    album = Album.create(owner=owner, title="A")
+    AlbumDoc.create(album=album, doc=inside)
+    assert ids(call("doc.search", album_id=album.id)) == [inside.id]
+    private = Album.create(owner=owner, title="B", is_public=False)
+    assert call("doc.search", album_id=private.id)["api"]["code"] == 2
+
+
+def test_search_radius_and_sorts(call, owner, make_doc):
+    paris = make_doc(owner, lat=48.8566, lng=2.3522, faves=1)
+    near = make_doc(owner, lat=48.8666, lng=2.3522, faves=5)  # ~1.1 km north
+    make_doc(owner, lat=48.8566, lng=2.9, faves=9)  # ~40 km east
+    make_doc(owner)
+    assert ids(call("doc.search", lat=48.8566, lng=2.3522)) == [paris.id, near.id]
+    assert ids(call("doc.search", lat=48.8566, lng=2.3522, dist=1000)) == [paris.id]
+    assert ids(call("doc.search", lat=48.8566, lng=2.3522, sort="popular")) == [near.id, paris.id]
+    assert ids(call("doc.search", lat=48.87, lng=2.3522, dist=30000))[0] == near.id
+
+
+@pytest.mark.parametrize("params", [
+    {"dist": 30001, "lat": 1, "lng": 1}, {"lat": 1}, {"dist": 100}, {"lat": 91, "lng": 0},
+    {"sort": "random"}, {"media": "painting"}, {"license": "2"}, {"created_min": "2008"},
+    {"posted_min": "yesterday"}, {"tags": ",".join(f"t{i}" for i in range(21))},
+    {"safesurf": 0}, {"share": 5}])
+def test_search_invalid_arguments(call, params):
+    assert call("doc.search", **params)["api"]["code"] == 3
+
+
+def test_search_errors(call):
+    assert call("doc.search", user_id="nobody")["api"]["code"] == 1
+    assert call("doc.search", album_id=99)["api"]["code"] == 2
+    assert call("doc.search", per_page=101)["api"]["code"] == 143
+
+
+@pytest.mark.parametrize("method", ["doc.getList", "doc.search"])
+def test_lists_do_not_query_per_row(method, call, owner, make_doc, count_queries, token_for):
+    for _ in range(30):
+        make_doc(owner)
+    token = token_for(owner, doc="read")
+    params = {"user_id": owner.id, "extra": "owner,dates,count,geo,medias,original,md5"}
+    call(method, token=token, **params)  # warm-up: first use of a token may write (last used)
+    counts = []
+    for per_page in (2, 30):
+        with count_queries() as log:
+            got = call(method, token=token, per_page=per_page, **params)
+        assert len(got["docs"]["doc"]) == per_page
+        counts.append(len(log))
+    assert counts[0] == counts[1]
+    assert counts[1] <= 5  # token, user, count, page, thumbs: the same at any page size
