@@ -92,7 +92,8 @@ def main() -> None:
         print(f"load: {'wrk' if shutil.which('wrk') else 'python'}, {args.seconds:g}s, "
               f"{args.connections} connections, waitress threads={args.threads}")
         for name, path, target in cases:
-            load(f"http://127.0.0.1:{ours_port}/api/{path}", 1, args.connections)  # warm-up
+            for port in (ours_port, bare_port):  # warm-up
+                load(f"http://127.0.0.1:{port}/api/{path}", 1, args.connections)
             # Alternate rounds and keep each side's best, so a noisy moment hurts neither alone.
             ours = bare = 0.0
             for _ in range(args.rounds):
