@@ -11,9 +11,11 @@ from api.access_log import AccessLog
 from api.config import Settings
 from api.context import AppContext
 from api.dispatch import Dispatcher, Reply
+from api.media_route import MediaResource
 from api.methods import build_registry
 from api.schema import create_schema
 from api.transport import discard_files, read_request
+from api.uploads import install as install_uploads
 from api.usage import UsageRecorder
 from api.web.pages import add_routes as add_page_routes
 from keys.db import db, open_database
@@ -31,11 +33,13 @@ def build_context(settings: Settings, *, clock=time.time, grants=None) -> AppCon
     open_database(settings.resolved_database_url, max_connections=settings.threads + 4)
     create_schema()
     access_log = AccessLog(clock=clock) if settings.access_log else None
-    return AppContext(settings=settings, registry=build_registry(),
+    ctx = AppContext(settings=settings, registry=build_registry(),
                       keys=KeyCache(settings.key_cache_ttl),
                       grants=grants or DatabaseGrants(clock=clock),
                       usage=UsageRecorder(clock), access_log=access_log, clock=clock,
                       background=[access_log] if access_log else [])
+    install_uploads(ctx)
+    return ctx
 
 
 class DatabaseMiddleware:
@@ -83,5 +87,6 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> falcon.A
     app.add_route("/api", resource)
     app.add_route("/api/{method}", resource)
     app.add_route("/api/{method}/{fmt}", resource)
+    app.add_route("/media/{d2}/{d1}/{name}", MediaResource(ctx))
     add_page_routes(app, ctx)
     return app

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from api.methods import album, auth, doc, doc_social, reflection, test, user
+from api.methods import album, auth, doc, doc_social, reflection, test, upload, user
 from api.registry import Registry
 
 GROUPS = (test.group, reflection.group, auth.group, user.group, doc.group, album.group,
-          doc_social.group)
+          doc_social.group, upload.group)
 
 
 def build_registry() -> Registry:

@@ -1,0 +1,267 @@
+"""What an uploaded file is and what we make of it: content sniffing (never the name or declared
+type), EXIF reading and thumbnails for the thumbsize labels of spec §10.2. Pure functions, no I/O
+besides reading the file they are given.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+# Spec §10.2; an ``x`` label is a square crop.
+THUMB_LABELS = ("75x", "100", "240", "250x", "500", "560", "640", "800", "1024", "1600", "2048")
+ALWAYS_SQUARE = "75x"  # made for every photo, however small, so each one has a list thumbnail
+
+# The photo formats we accept, with the extension and type their originals are served under.
+PHOTO_FORMATS: dict[str, tuple[str, str]] = {
+    "JPEG": ("jpg", "image/jpeg"), "PNG": ("png", "image/png"), "GIF": ("gif", "image/gif"),
+    "WEBP": ("webp", "image/webp"), "TIFF": ("tif", "image/tiff"), "BMP": ("bmp", "image/bmp"),
+}
+# Signatures of image files: a file that starts like one but does not open is refused, not "other".
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
+_IMAGE_BRANDS = (b"heic", b"heix", b"mif1", b"msf1", b"avif", b"avis")  # ISO-BMFF still images
+# Image.transpose operations that display an EXIF orientation upright (as ImageOps.exif_transpose).
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
+_IFD_POINTERS = frozenset(int(ifd) for ifd in ExifTags.IFD)  # offsets, not information
+_SAFE_EXT = re.compile(r"[a-z0-9]{1,8}")
+_HEAD_BYTES = 256
+_EXIF_TEXT_MAX = 256
+_THUMB_QUALITY = 85
+OTHER_MIME = "application/octet-stream"
+
+
+class Rejected(Exception):
+    """The file is not one we accept: a broken or oversized image (upload.file code 3)."""
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    """The media type of a file as its bytes say, with the extension and type to serve it under."""
+
+    media: str  # photo | video | audio | other
+    ext: str
+    mime: str
+    width: int = 0
+    height: int = 0
+
+
+@dataclass
+class PhotoInfo:
+    """What a photo's EXIF says; ``None`` where it says nothing usable."""
+
+    orientation: int = 1
+    created: str | None = None  # "YYYY-MM-DD HH:MM:SS"
+    lat: float | None = None
+    lng: float | None = None
+    camera: str = ""
+    exif: dict[str, str] = field(default_factory=dict)
+
+
+def sniff(path: str, filename: str = "", *, max_pixels: int) -> Sniffed:
+    """Classify the file at ``path`` from its content; raises Rejected for broken or huge images."""
+    with open(path, "rb") as handle:
+        head = handle.read(_HEAD_BYTES)
+    photo = _open_photo(path, max_pixels)
+    if photo is not None:
+        return photo
+    if head.startswith(_IMAGE_MAGIC) or _riff(head, b"WEBP") or _brand(head) in _IMAGE_BRANDS:
+        raise Rejected("image data that cannot be decoded")
+    media = _audio_video(head)
+    if media is not None:
+        return Sniffed(*media)
+    if head.startswith(b"%PDF-"):
+        return Sniffed("other", "pdf", "application/pdf")
+    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    return Sniffed("other", ext if _SAFE_EXT.fullmatch(ext) else "bin", OTHER_MIME)
+
+
+def _open_photo(path: str, max_pixels: int) -> Sniffed | None:
+    """The photo's type and size from its header, None if Pillow does not know it."""
+    try:
+        with Image.open(path, formats=list(PHOTO_FORMATS)) as image:
+            width, height = image.size
+            fmt = image.format or ""
+    except UnidentifiedImageError:
+        return None
+    except Image.DecompressionBombError:
+        raise Rejected("image has too many pixels") from None
+    except (OSError, SyntaxError, ValueError):
+        raise Rejected("broken image header") from None
+    if width < 1 or height < 1 or width * height > max_pixels:
+        raise Rejected("image has too many pixels")
+    ext, mime = PHOTO_FORMATS[fmt]
+    return Sniffed("photo", ext, mime, width, height)
+
+
+def _riff(head: bytes, kind: bytes) -> bool:
+    return head.startswith(b"RIFF") and head[8:12] == kind
+
+
+def _brand(head: bytes) -> bytes:
+    """The major brand of an ISO base media file (MP4, MOV, HEIC …), or b""."""
+    return head[8:12] if head[4:8] == b"ftyp" else b""
+
+
+def _audio_video(head: bytes) -> tuple[str, str, str] | None:
+    """(media, ext, mime) for the common video and audio containers, by magic number."""
+    brand = _brand(head)
+    if brand:
+        if brand in (b"M4A ", b"M4B ", b"M4P ", b"F4A "):
+            return "audio", "m4a", "audio/mp4"
+        if brand == b"qt  ":
+            return "video", "mov", "video/quicktime"
+        if brand.startswith(b"3g"):
+            return "video", "3gp", "video/3gpp"
+        return "video", "mp4", "video/mp4"
+    if _riff(head, b"AVI "):
+        return "video", "avi", "video/x-msvideo"
+    if _riff(head, b"WAVE"):
+        return "audio", "wav", "audio/wav"
+    if head.startswith(b"\x1aE\xdf\xa3"):
+        if b"webm" in head[:64]:
+            return "video", "webm", "video/webm"
+        return "video", "mkv", "video/x-matroska"
+    if head.startswith(b"OggS"):
+        if b"theora" in head:
+            return "video", "ogv", "video/ogg"
+        return "audio", "ogg", "audio/ogg"
+    if head.startswith(b"FORM") and head[8:12] in (b"AIFF", b"AIFC"):
+        return "audio", "aiff", "audio/aiff"
+    for magic, media, ext, mime in _SIMPLE_MAGIC:
+        if head.startswith(magic):
+            return media, ext, mime
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # MPEG audio frame sync
+        if (head[1] >> 1) & 3 == 0:  # layer bits 00: ADTS AAC
+            return "audio", "aac", "audio/aac"
+        return "audio", "mp3", "audio/mpeg"
+    return None
+
+
+_SIMPLE_MAGIC = (
+    (b"FLV\x01", "video", "flv", "video/x-flv"),
+    (b"\x00\x00\x01\xba", "video", "mpg", "video/mpeg"),
+    (b"\x00\x00\x01\xb3", "video", "mpg", "video/mpeg"),
+    (b"0&\xb2u\x8ef\xcf\x11", "video", "wmv", "video/x-ms-wmv"),
+    (b"fLaC", "audio", "flac", "audio/flac"),
+    (b"ID3", "audio", "mp3", "audio/mpeg"),
+    (b"#!AMR", "audio", "amr", "audio/amr"),
+    (b"MThd", "audio", "mid", "audio/midi"),
+)
+
+
+def read_photo(image: Image.Image) -> PhotoInfo:
+    """Date taken, GPS position, orientation, camera and readable tags from a photo's EXIF."""
+    exif = image.getexif()
+    info = PhotoInfo()
+    orientation = exif.get(ExifTags.Base.Orientation)
+    if orientation in _TRANSPOSE:
+        info.orientation = int(orientation)
+    details = exif.get_ifd(ExifTags.IFD.Exif)
+    info.created = _exif_date(details.get(ExifTags.Base.DateTimeOriginal)
+                              or exif.get(ExifTags.Base.DateTime))
+    info.lat, info.lng = _exif_position(exif.get_ifd(ExifTags.IFD.GPSInfo))
+    make = str(exif.get(ExifTags.Base.Make, "")).strip("\x00 ")
+    model = str(exif.get(ExifTags.Base.Model, "")).strip("\x00 ")
+    info.camera = model if model.startswith(make) else f"{make} {model}".strip()
+    for tags in (exif, details):
+        for tag, value in tags.items():
+            text = _exif_text(value)
+            if text is not None and tag in ExifTags.TAGS and tag not in _IFD_POINTERS:
+                info.exif[ExifTags.TAGS[tag]] = text
+    return info
+
+
+def _exif_text(value: Any) -> str | None:
+    """A tag value as short text; binary blobs and nested IFDs are left out."""
+    if isinstance(value, bytes | dict | tuple | list):
+        return None
+    text = str(value).strip("\x00 ")
+    return text if text and len(text) <= _EXIF_TEXT_MAX else None
+
+
+def _exif_date(value: Any) -> str | None:
+    """``YYYY:MM:DD HH:MM:SS`` → ``YYYY-MM-DD HH:MM:SS``; None when absent or not a real date."""
+    try:
+        taken = datetime.strptime(str(value).strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        return None
+    return taken.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _exif_position(gps: Any) -> tuple[float | None, float | None]:
+    """Decimal latitude and longitude from a GPS IFD, (None, None) when incomplete or absurd."""
+    try:
+        lat = _degrees(gps[2], gps.get(1, "N"), "S")
+        lng = _degrees(gps[4], gps.get(3, "E"), "W")
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None, None
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lng <= 180.0):
+        return None, None
+    return round(lat, 7), round(lng, 7)
+
+
+def _degrees(dms: Any, ref: Any, negative: str) -> float:
+    degrees, minutes, seconds = (float(part) for part in dms)
+    value = degrees + minutes / 60.0 + seconds / 3600.0
+    return -value if str(ref).strip("\x00 ").upper() == negative else value
+
+
+def displayed_size(width: int, height: int, orientation: int) -> tuple[int, int]:
+    """Width and height once the orientation is applied (5–8 turn the picture by 90°)."""
+    return (height, width) if orientation >= 5 else (width, height)
+
+
+def plan_thumbs(width: int, height: int) -> list[tuple[str, int]]:
+    """The labels to make for a displayed size, with their box: no label beyond the original's
+    size, except that the smallest numeric label at least as big keeps the original's size."""
+    longest, shortest = max(width, height), min(width, height)
+    plan: list[tuple[str, int]] = []
+    numeric_done = False
+    for label in THUMB_LABELS:
+        box = int(label.rstrip("x"))
+        if label.endswith("x"):
+            if box <= shortest or label == ALWAYS_SQUARE:
+                plan.append((label, min(box, shortest)))
+        elif not numeric_done:
+            plan.append((label, min(box, longest)))
+            numeric_done = box >= longest
+    return plan
+
+
+def render_thumbs(image: Image.Image, orientation: int) -> Iterator[tuple[str, int, int, bytes]]:
+    """(label, w, h, JPEG bytes) for every label ``plan_thumbs`` chooses, shown upright."""
+    if image.format == "JPEG":
+        image.draft("RGB", (2 * 2048, 2 * 2048))  # decode at a reduced scale: faster, less memory
+    image.seek(0)
+    picture = _flatten(image)
+    if orientation in _TRANSPOSE:
+        picture = picture.transpose(_TRANSPOSE[orientation])
+    for label, box in plan_thumbs(*picture.size):
+        if label.endswith("x"):
+            thumb = ImageOps.fit(picture, (box, box), Image.Resampling.LANCZOS)
+        else:
+            thumb = picture.copy()
+            thumb.thumbnail((box, box), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        thumb.save(out, "JPEG", quality=_THUMB_QUALITY, optimize=True)
+        yield label, thumb.width, thumb.height, out.getvalue()
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """An RGB copy, transparent parts laid on white (thumbnails are JPEG)."""
+    if image.mode == "RGB":
+        return image.copy()
+    if "A" in image.getbands() or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")

@@ -1,0 +1,84 @@
+"""``GET /media/{d2}/{d1}/{name}``: thumbnails and originals, served by the app (spec §10.2 names).
+
+The secret in the name is the capability: the doc's ``secret`` for thumbnails, its
+``original_secret`` for the original. Anything else — a wrong secret, directory digits that do not
+belong to the id, a label the doc lacks, a name outside the strict pattern — is a plain 404, so a
+stranger learns nothing about private docs. Files never change under a name (a replaced file gets
+new secrets), so they are cached for a year; private docs only in the browser's own cache.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+
+import falcon
+
+from api.context import AppContext
+from api.imaging import OTHER_MIME
+from api.media import ORIGINAL, media_path
+from api.models.docs import Doc, Thumb
+from api.storage import Storage
+from api.uploads import storage_name
+
+_NAME = re.compile(r"(\d{1,18})\.([0-9a-f]{8,32})\.([0-9a-z]{1,12})\.([0-9a-z]{1,8})")
+_YEAR = 365 * 24 * 3600
+_THUMB_TYPE = "image/jpeg"
+
+
+class MediaResource:
+    """Serves stored media files by their public names."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.storage: Storage = ctx.services["storage"]
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, d2: str, d1: str,
+               name: str) -> None:
+        """The file, or 404 unless every part of the name matches the doc."""
+        match = _NAME.fullmatch(name)
+        if match is None:
+            raise falcon.HTTPNotFound()
+        doc_id, secret, label, ext = int(match[1]), match[2], match[3], match[4]
+        if media_path(doc_id, secret, label, ext) != f"/media/{d2}/{d1}/{name}":
+            raise falcon.HTTPNotFound()
+        doc = Doc.get_or_none(Doc.id == doc_id)
+        if doc is None or not self._known(doc, secret, label, ext):
+            raise falcon.HTTPNotFound()
+        stored = storage_name(doc_id, secret, label, ext)
+        try:
+            size = self.storage.size(stored)
+            stream = self.storage.open(stored)
+        except FileNotFoundError:
+            raise falcon.HTTPNotFound() from None
+        resp.content_type = _content_type(doc, label)
+        resp.cache_control = ["public" if doc.is_public else "private", f"max-age={_YEAR}",
+                              "immutable"]
+        resp.set_header("X-Content-Type-Options", "nosniff")
+        if label == ORIGINAL and doc.media == "other":
+            # Never let an uploaded document render as a page on our origin.
+            resp.downloadable_as = f"{doc.id}.{doc.original_ext}"
+        if req.method == "HEAD":
+            stream.close()
+            resp.content_length = size
+            return
+        resp.set_stream(stream, size)
+
+    on_head = on_get
+
+    @staticmethod
+    def _known(doc: Doc, secret: str, label: str, ext: str) -> bool:
+        """Whether the secret, label and extension name one of this doc's files."""
+        if label == ORIGINAL:
+            return ext == doc.original_ext and hmac.compare_digest(secret, doc.original_secret)
+        if not hmac.compare_digest(secret, doc.secret):
+            return False
+        return Thumb.select().where(Thumb.doc == doc, Thumb.label == label,
+                                    Thumb.ext == ext).exists()
+
+
+def _content_type(doc: Doc, label: str) -> str:
+    if label != ORIGINAL:
+        return _THUMB_TYPE
+    if doc.media == "other":
+        return OTHER_MIME if doc.original_mime != "application/pdf" else doc.original_mime
+    return doc.original_mime or OTHER_MIME

@@ -1,0 +1,331 @@
+"""The ``upload.*`` family and ``account.getQuota`` (spec §6): files become tickets at once, the
+upload worker (api/uploads.py) turns them into docs. Choices are in docs/uploads.md.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from api.context import Call, UploadedFile
+from api.errors import ApiError, method_error
+from api.formats.tree import Text
+from api.imaging import Rejected, Sniffed, sniff
+from api.models.docs import Album, Doc, UploadTicket
+from api.registry import MethodGroup
+from api.tagging import find_members, parse_keywords
+from api.uploads import (
+    DONE,
+    FAILED,
+    NO_GEO,
+    QUEUED,
+    WORKING,
+    UploadQueue,
+    month_usage,
+    ticket_label,
+)
+
+group = MethodGroup()
+
+WRITE = {"doc": "write"}
+MAX_TICKETS = 50  # spec §6.3
+PENDING_ETA = 1  # seconds; PyIpernity sleeps int(eta) between polls, so keep it small but not 0
+LICENSES = (0, 1, 3, 5, 7, 9, 11, 255)  # spec §10.4
+SAFETY_LEVELS = (1, 2, 3)
+PERM_LEVELS = range(6)
+DIRECTIONS = (1, 3, 6, 8)  # spec §6.1 dir
+QUOTA_MEDIA = ("photo", "audio", "video", "other")  # the order of spec §6.5
+NO_POSITION = -999.0  # lat/lng -999 forces "no geolocation" (spec §6.1)
+_TICKET = re.compile(r"(\d{1,18})(?:-(\d{1,18}))?")
+
+_FILE_MISSING = ("File is missing or empty", "We could not find the file data.")
+_FILE_TOO_BIG = ("File size exceeded limits", "The file size exceeded the acceptable size limits. "
+                 "See account.getQuota for more details.")
+_QUOTA = ("User exceeded upload limits", "The user has uploaded too much this month. See "
+          "account.getQuota for more details.")
+
+FileMissing = method_error(1, *_FILE_MISSING)
+FileTooBig = method_error(2, *_FILE_TOO_BIG)
+FileRefused = method_error(3, "File not accepted", "We could not accept this file because it is "
+                           "not a readable image: broken, truncated, or too many pixels.")
+QuotaExceeded = method_error(4, *_QUOTA)
+InvalidParameter = method_error(5, "Invalid parameter", "A parameter has an invalid value: "
+                                "license, share flags, safety, perm_*, dir, lat/lng, created_at, "
+                                "album_id or member_ids.")
+
+ReplaceFileMissing = method_error(1, *_FILE_MISSING)
+ReplaceFileTooBig = method_error(2, *_FILE_TOO_BIG)
+ReplaceQuotaExceeded = method_error(3, *_QUOTA)
+ReplaceDocNotFound = method_error(4, "Document not found", "The document ID is invalid or "
+                                  "insufficient permissions to view this doc.")
+MediaDiffers = method_error(5, "File media type differs from the existing file", "When "
+                            "replacing a file, the new file media type must match the existing "
+                            "file media type.")
+
+TicketsNotFound = method_error(1, "Tickets not found",
+                               "Some or all the tickets sent were not found.")
+TooManyTickets = method_error(2, "Too many tickets", "At most 50 tickets may be checked at once.")
+
+
+@dataclass(frozen=True)
+class _Codes:
+    """The error classes one upload method answers with (the two methods number them apart)."""
+
+    missing: type[ApiError]
+    too_big: type[ApiError]
+    quota: type[ApiError]
+
+
+_FILE_CODES = _Codes(FileMissing, FileTooBig, QuotaExceeded)
+_REPLACE_CODES = _Codes(ReplaceFileMissing, ReplaceFileTooBig, ReplaceQuotaExceeded)
+
+
+def _queue(call: Call) -> UploadQueue:
+    return call.ctx.services["uploads"]
+
+
+def _max_file_bytes(call: Call, media: str) -> int:
+    """The size limit for one media type (spec §6.5 maxfilesize), never above the body limit."""
+    settings = call.ctx.settings
+    return min(getattr(settings, f"max_{media}_bytes"), settings.max_body_bytes)
+
+
+def _checked_file(call: Call, codes: _Codes, media_hint: str | None = None
+                  ) -> tuple[UploadedFile, Sniffed | None]:
+    """The uploaded file after the checks that need no decoding: present, size, monthly quota.
+
+    The content is sniffed; a file that is not acceptable comes back with ``None`` and it is the
+    caller's choice to refuse it now or let its ticket fail.
+    """
+    upload = call.files.get("file")
+    if upload is None or upload.size == 0:
+        raise codes.missing()
+    try:
+        sniffed: Sniffed | None = sniff(upload.path, upload.filename,
+                                        max_pixels=call.ctx.settings.max_image_pixels)
+    except Rejected:
+        sniffed = None
+    media = sniffed.media if sniffed else (media_hint or "photo")
+    if upload.size > _max_file_bytes(call, media):
+        raise codes.too_big()
+    user = call.user
+    assert user is not None  # token=1 methods always have one
+    used, _seconds = month_usage(user, call.now())
+    if not user.is_pro and used + upload.size > call.ctx.settings.monthly_upload_bytes:
+        raise codes.quota()
+    return upload, sniffed
+
+
+def _finish(call: Call, ticket: UploadTicket, wait: bool) -> dict[str, Any]:
+    """The ticket answer; with async=0 only once the ticket is done (or the bounded wait ends)."""
+    if wait:
+        _queue(call).wait(ticket.id, call.ctx.settings.upload_wait_seconds)
+    return {"ticket": Text(ticket_label(ticket))}
+
+
+@group.method(
+    "upload.file", title="Upload a new file.", token=True, sign=True, post=True, safety=True,
+    perms=WRITE, invalid=InvalidParameter,
+    errors=(FileMissing, FileTooBig, FileRefused, QuotaExceeded),
+    params={
+        "file": "The file, as a multipart/form-data part named file (not signed). Required.",
+        "title": "The document title.",
+        "description": "The document description.",
+        "created_at": "When the document was created, YYYY-MM-DD HH:MM:SS (overrides EXIF).",
+        "license": "License code: 0, 1, 3, 5, 7, 9, 11 or 255.",
+        "is_public": "1 public, 0 not.", "is_family": "1 visible to family.",
+        "is_friend": "1 visible to friends.",
+        "safety": "1 all audiences, 2 not for all audiences, 3 adults only.",
+        "keywords": 'Comma-separated keywords; quote multi-word ones: "blue sky",sunset.',
+        "album_id": "Add the document to this album of yours.",
+        "member_ids": "Comma-separated user ids (or usernames) to tag as members.",
+        "perm_comment": "Who may comment: 0 only you … 5 everybody.",
+        "perm_tag": "Who may add tags: 0 only you … 5 everybody.",
+        "perm_tagme": "Who may tag people: 0 only you … 5 everybody.",
+        "lng": "Longitude (overrides EXIF); -999 with lat=-999 means no geolocation.",
+        "lat": "Latitude (overrides EXIF); -999 with lng=-999 means no geolocation.",
+        "dir": "Orientation: 1 up, 3 180°, 6 and 8 a quarter turn (overrides EXIF).",
+        "async": "1 (default) answer at once; 0 wait until the document is made.",
+    },
+    response="<ticket>12345445</ticket>")
+def upload_file(call: Call, file: str = "", title: str = "", description: str = "",
+         created_at: str = "", license: int | None = None, is_public: bool | None = None,
+         is_family: bool | None = None, is_friend: bool | None = None,
+         safety: int | None = None, keywords: str = "", album_id: int | None = None,
+         member_ids: str = "", perm_comment: int | None = None, perm_tag: int | None = None,
+         perm_tagme: int | None = None, lng: float | None = None, lat: float | None = None,
+         dir: int | None = None, async_: bool = True) -> dict[str, Any]:
+    """Upload a new file; it is processed in the background and the answer is a ticket to poll
+    with upload.checkTickets."""
+    upload, sniffed = _checked_file(call, _FILE_CODES)
+    if sniffed is None:
+        raise FileRefused()
+    options: dict[str, Any] = {"title": title[:255], "description": description}
+    options |= {name: value for name, value in (
+        ("is_public", is_public), ("is_family", is_family), ("is_friend", is_friend),
+        ("license", _one_of(license, LICENSES)), ("safety", _one_of(safety, SAFETY_LEVELS)),
+        ("perm_comment", _one_of(perm_comment, PERM_LEVELS)),
+        ("perm_tag", _one_of(perm_tag, PERM_LEVELS)),
+        ("perm_tagme", _one_of(perm_tagme, PERM_LEVELS)), ("dir", _one_of(dir, DIRECTIONS)),
+        ("created", _created(created_at)), ("geo", _geo(lat, lng)),
+        ("album_id", _own_album(call, album_id)),
+    ) if value is not None}
+    options["keywords"] = parse_keywords(keywords)
+    members, unknown = find_members(member_ids.split(","))
+    if unknown:
+        raise InvalidParameter("unknown member")
+    options["member_ids"] = [user.id for user in members]
+    ticket = _queue(call).enqueue(user=call.user, api_key=call.key.key if call.key else "",
+                                  upload=upload, options=options)
+    return _finish(call, ticket, wait=not async_)
+
+
+def _one_of(value: int | None, allowed: Any) -> int | None:
+    if value is not None and value not in allowed:
+        raise InvalidParameter("value out of range")
+    return value
+
+
+def _created(value: str) -> str | None:
+    """``YYYY-MM-DD HH:MM:SS`` (a bare date means midnight), checked to be a real date."""
+    if not value:
+        return None
+    for pattern in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value.strip(), pattern).strftime("%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            continue
+    raise InvalidParameter("created_at")
+
+
+def _geo(lat: float | None, lng: float | None) -> list[float] | str | None:
+    """[lat, lng], NO_GEO for the -999 pair, None when neither was sent (EXIF decides)."""
+    if lat is None and lng is None:
+        return None
+    if NO_POSITION in (lat, lng):
+        return NO_GEO
+    if lat is None or lng is None or not (-90 <= lat <= 90 and -180 <= lng <= 180):
+        raise InvalidParameter("lat/lng")
+    return [lat, lng]
+
+
+def _own_album(call: Call, album_id: int | None) -> int | None:
+    if album_id is None:
+        return None
+    if not Album.select().where(Album.id == album_id, Album.owner == call.user).exists():
+        raise InvalidParameter("album_id")
+    return album_id
+
+
+@group.method(
+    "upload.replace", title="Replace a file.", token=True, sign=True, post=True, perms=WRITE,
+    invalid=ReplaceDocNotFound,
+    errors=(ReplaceFileMissing, ReplaceFileTooBig, ReplaceQuotaExceeded, MediaDiffers),
+    params={
+        "file": "The new file, as a multipart/form-data part named file (not signed). Required.",
+        "doc_id": "The document whose file is replaced.",
+        "async": "1 (default) answer at once; 0 wait until the file is replaced.",
+    },
+    response="<ticket>12345445-98829</ticket>")
+def upload_replace(call: Call, file: str = "", doc_id: int | None = None,
+            async_: bool = True) -> dict[str, Any]:
+    """Replace a document's file with one of the same media type; the title, tags and other
+    metadata stay, the media URLs change."""
+    doc = Doc.get_or_none(Doc.id == doc_id, Doc.owner == call.user) if doc_id else None
+    if doc is None:
+        raise ReplaceDocNotFound()
+    upload, sniffed = _checked_file(call, _REPLACE_CODES, media_hint=doc.media)
+    if sniffed is not None and sniffed.media != doc.media:
+        raise MediaDiffers()
+    ticket = _queue(call).enqueue(user=call.user, api_key=call.key.key if call.key else "",
+                                  upload=upload, options={}, replace_doc=doc)
+    return _finish(call, ticket, wait=not async_)
+
+
+@group.method(
+    "upload.checkTickets", title="Check the status of one or more upload tickets.", token=True,
+    sign=True, perms=WRITE, missing=TicketsNotFound, errors=(TooManyTickets,),
+    params={"tickets": "Comma-separated tickets, at most 50."},
+    response='<tickets count="2" done="1" invalid="0" left="1" eta="1">\n'
+             '  <ticket id="712218" done="1" invalid="0" doc_id="5412" eta="0"/>\n'
+             '  <ticket id="712311" done="0" invalid="0" eta="1"/>\n</tickets>')
+def check_tickets(call: Call, tickets: str) -> dict[str, Any]:
+    """The state of your upload tickets: done (with the doc_id), invalid (processing failed) or
+    still waiting (eta in seconds)."""
+    labels = list(dict.fromkeys(t.strip() for t in tickets.split(",") if t.strip()))
+    if not labels:
+        raise TicketsNotFound()
+    if len(labels) > MAX_TICKETS:
+        raise TooManyTickets()
+    wanted: dict[str, tuple[int, int | None]] = {}
+    for label in labels:
+        match = _TICKET.fullmatch(label)
+        if match is None:
+            raise TicketsNotFound()
+        wanted[label] = (int(match[1]), int(match[2]) if match[2] else None)
+    rows = {row.id: row for row in UploadTicket.select().where(
+        UploadTicket.id.in_([ticket_id for ticket_id, _ in wanted.values()]),
+        UploadTicket.user == call.user)}
+    items = []
+    for label, (ticket_id, replaced) in wanted.items():
+        row = rows.get(ticket_id)
+        if row is None or replaced not in (None, row.replace_doc_id):
+            raise TicketsNotFound()
+        items.append(_ticket_tree(label, row))
+    done = sum(item["done"] for item in items)
+    invalid = sum(item["invalid"] for item in items)
+    return {"tickets": {"count": len(items), "done": done, "invalid": invalid,
+                        "left": len(items) - done - invalid,
+                        "eta": max(item["eta"] for item in items), "ticket": items}}
+
+
+def _ticket_tree(label: str, row: UploadTicket) -> dict[str, Any]:
+    pending = row.state in (QUEUED, WORKING)
+    done = row.state == DONE
+    return {"id": label, "done": int(done), "invalid": int(row.state == FAILED),
+            "doc_id": row.doc_id if done else None, "eta": PENDING_ETA if pending else 0}
+
+
+@group.method(
+    "account.getQuota", title="Return the calling user upload quota.", token=True, sign=True,
+    perms=WRITE,
+    response='<quota user_id="1234" is_pro="0">\n  <upload unlimited="0">\n'
+             '    <max bytes="10737418240" kb="10485760" mb="10240" percent="100" '
+             'seconds="7200"/>\n'
+             '    <used bytes="262144000" kb="256000" mb="250" percent="3" seconds="125"/>\n'
+             '    <left bytes="10475274240" kb="10229760" mb="9990" percent="97" '
+             'seconds="7075"/>\n'
+             '  </upload>\n  <maxfilesize>\n    <photo bytes="104857600" kb="102400" mb="100"/>\n'
+             '    …\n  </maxfilesize>\n  <albums max="2048" created="32" left="2016"/>\n</quota>')
+def get_quota(call: Call) -> dict[str, Any]:
+    """Your upload allowance this month, what you used of it, the largest file per media type and
+    your albums."""
+    user = call.user
+    settings = call.ctx.settings
+    used, seconds = month_usage(user, call.now())
+    limit = settings.monthly_upload_bytes
+    # PRO: "unlimited", an internal limit raised by whole steps when reached (spec §6.5).
+    ceiling = limit * max(1, math.ceil(used / limit)) if user.is_pro else limit
+    used_percent = min(100, math.ceil(used * 100 / ceiling))
+    max_seconds = settings.monthly_video_seconds
+    albums = Album.select().where(Album.owner == user).count()
+    return {"quota": {
+        "user_id": user.id, "is_pro": user.is_pro,
+        "upload": {
+            "unlimited": user.is_pro,
+            "max": _amount(ceiling) | {"percent": 100, "seconds": max_seconds},
+            "used": _amount(used) | {"percent": used_percent, "seconds": seconds},
+            "left": _amount(max(0, ceiling - used)) | {"percent": 100 - used_percent,
+                                                       "seconds": max(0, max_seconds - seconds)},
+        },
+        "maxfilesize": {media: _amount(_max_file_bytes(call, media)) for media in QUOTA_MEDIA},
+        "albums": {"max": settings.max_albums, "created": albums,
+                   "left": max(0, settings.max_albums - albums)},
+    }}
+
+
+def _amount(size: int) -> dict[str, int]:
+    return {"bytes": size, "kb": size // 1024, "mb": size // (1024 * 1024)}

@@ -1,0 +1,54 @@
+"""Fixtures for the upload tests: images made on the spot, a write token, the queue driven by hand."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from PIL import ExifTags, Image
+
+
+def jpeg(width: int = 300, height: int = 200, *, exif: Image.Exif | None = None,
+         color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    """A small JPEG, optionally with EXIF."""
+    out = io.BytesIO()
+    image = Image.new("RGB", (width, height), color)
+    image.save(out, "JPEG", quality=80, **({"exif": exif} if exif is not None else {}))
+    return out.getvalue()
+
+
+def camera_exif(*, orientation: int = 1) -> Image.Exif:
+    """EXIF as a camera writes it: make, model, orientation, date taken and a GPS position."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "Acme"
+    exif[ExifTags.Base.Model] = "Snapper 3"
+    exif[ExifTags.Base.Orientation] = orientation
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] = "2021:07:14 10:20:30"
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps[ExifTags.GPS.GPSLatitudeRef] = "S"
+    gps[ExifTags.GPS.GPSLatitude] = (33.0, 51.0, 36.0)  # 33.86 S
+    gps[ExifTags.GPS.GPSLongitudeRef] = "E"
+    gps[ExifTags.GPS.GPSLongitude] = (151.0, 12.0, 36.0)  # 151.21 E
+    return exif
+
+
+@pytest.fixture
+def queue(ctx) -> Any:
+    """The app's upload queue (its worker thread is not running unless a test starts it)."""
+    return ctx.services["uploads"]
+
+
+@pytest.fixture
+def token(token_for, owner) -> str:
+    return token_for(owner, doc="write")
+
+
+@pytest.fixture
+def upload(call, token) -> Any:
+    """``upload(data, **params)``: upload.file as the owner; the JSON answer."""
+
+    def send(data: bytes, name: str = "photo.jpg", **params: Any) -> dict[str, Any]:
+        return call("upload.file", token=token, files={"file": (name, data)}, **params)
+
+    return send
