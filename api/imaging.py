@@ -241,8 +241,11 @@ def render_thumbs(image: Image.Image, orientation: int) -> Iterator[tuple[str, i
     """(label, w, h, JPEG bytes) for every label ``plan_thumbs`` chooses, shown upright."""
     if image.format == "JPEG":
         image.draft("RGB", (2 * 2048, 2 * 2048))  # decode at a reduced scale: faster, less memory
-    image.seek(0)
-    picture = _flatten(image)
+    try:
+        image.seek(0)
+        picture = _flatten(image)  # decodes the whole image
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise Rejected("image data is broken or truncated") from error
     if orientation in _TRANSPOSE:
         picture = picture.transpose(_TRANSPOSE[orientation])
     for label, box in plan_thumbs(*picture.size):

@@ -1,4 +1,4 @@
-"""Fixtures for the upload tests: images made on the spot, a write token, the queue driven by hand."""
+"""Upload-test fixtures: images made on the spot, a write token, the queue driven by hand."""
 
 from __future__ import annotations
 
