@@ -6,7 +6,6 @@ semantics, safesurf defaults, what a visit is) are written down in docs/document
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -56,6 +55,7 @@ from api.serialize import (
     thumb_tree,
     thumbs_by_doc,
 )
+from api.tagging import parse_keywords
 from api.visibility import viewer_of, visible_to
 from keys.db import db
 from keys.models import User
@@ -363,15 +363,9 @@ def _text_clause(text: str) -> Expression | None:
     return clause
 
 
-def split_keywords(value: str) -> list[str]:
-    """A comma list of keywords where a multi-word one may be quoted (``"blue sky",sunset``)."""
-    row = next(csv.reader([value], skipinitialspace=True), [])
-    return list(dict.fromkeys(k.strip().lower() for k in row if k.strip()))
-
-
 def _tags_clause(tags: str) -> Expression | None:
     """Docs carrying every keyword of the list (indexed on the normalised tag)."""
-    keywords = split_keywords(tags)
+    keywords = [keyword.lower() for keyword in parse_keywords(tags)]
     if not keywords:
         return None
     if len(keywords) > MAX_TAGS:
