@@ -163,12 +163,14 @@ class UploadQueue:
 
     def run_once(self) -> bool:
         """Claim and process the oldest queued ticket; False when there was none to claim."""
-        candidates = (UploadTicket
-                      .select(UploadTicket.id)
-                      .where(UploadTicket.state == QUEUED)
-                      .order_by(UploadTicket.id)
-                      .limit(10))
-        for (ticket_id,) in candidates.tuples():
+        # Read the candidates fully first: an open SELECT would pin a stale SQLite snapshot.
+        candidates = list(UploadTicket
+                          .select(UploadTicket.id)
+                          .where(UploadTicket.state == QUEUED)
+                          .order_by(UploadTicket.id)
+                          .limit(10)
+                          .tuples())
+        for (ticket_id,) in candidates:
             ticket = self.claim(ticket_id)
             if ticket is not None:
                 self.process(ticket)
