@@ -26,6 +26,7 @@ from api.docaccess import (
 from api.errors import method_error
 from api.formats.tree import Text
 from api.media import thumb_url
+from api.methods.doc import VISIT_WINDOW
 from api.models.docs import Album, AlbumDoc, AlbumVisit, Doc, Relation
 from api.paging import paging
 from api.registry import MethodGroup
@@ -182,21 +183,24 @@ def reset_cover(album: Album) -> None:
 
 
 def record_visit(call: Call, album: Album) -> AlbumVisit | None:
-    """Count an authenticated view by someone other than the owner; the viewer's visit row."""
-    viewer = viewer_of(call)
-    if viewer is None or viewer.id == album.owner_id:
+    """Count a view by a member other than the owner, once per visit window (as doc.get does)."""
+    user = call.user
+    if user is None or user.id == album.owner_id:
         return None
     now = call.now()
+    visit = AlbumVisit.get_or_none(AlbumVisit.album == album, AlbumVisit.visitor == user)
+    if visit is not None and now - visit.visited_at < VISIT_WINDOW:
+        return visit  # the same visit still: no write on the read path
     with db.atomic():
         (AlbumVisit
-         .insert(album=album, visitor=viewer, visited_at=now, first_visit_at=now, visits=1)
+         .insert(album=album, visitor=user, visited_at=now, first_visit_at=now, visits=1)
          .on_conflict(conflict_target=[AlbumVisit.album, AlbumVisit.visitor],
                       update={AlbumVisit.visited_at: now,
                               AlbumVisit.visits: AlbumVisit.visits + 1})
          .execute())
         Album.update(visits=Album.visits + 1).where(Album.id == album.id).execute()
     album.visits += 1
-    return AlbumVisit.get(AlbumVisit.album == album, AlbumVisit.visitor == viewer)
+    return AlbumVisit.get(AlbumVisit.album == album, AlbumVisit.visitor == user)
 
 
 # --- album trees -------------------------------------------------------------------------------

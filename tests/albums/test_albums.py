@@ -182,14 +182,16 @@ def test_delete_keeps_docs(as_user, owner, album):
     assert Doc.select().where(Doc.id.in_([d.id for d in docs])).count() == 3
 
 
-def test_get_counts_visits_of_others_only(call, as_user, owner, member, album):
+def test_get_counts_visits_of_others_only(call, as_user, owner, member, album, clock):
     row, _docs = album
     as_user(owner, "album.get", album_id=row.id, level="read")
     call("album.get", album_id=row.id)  # anonymous
     assert Album.get_by_id(row.id).visits == 0
     as_user(member, "album.get", album_id=row.id, level="read")
+    as_user(member, "album.docs.getList", album_id=row.id, level="read")  # the same visit
+    clock.advance(1800)
     you = as_user(member, "album.get", album_id=row.id, level="read")["album"]["you"]
-    assert you["visits"] == "2"
+    assert you["visits"] == "2" and you["last_visit_at"] == "1800001800"
     visits = as_user(owner, "album.getVisitors", album_id=row.id)["visits"]
     assert visits["visit"][0]["username"] == "member" and visits["visit"][0]["visits"] == "2"
     assert Album.get_by_id(row.id).visits == 2
