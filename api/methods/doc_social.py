@@ -1,9 +1,10 @@
 """What members put on a doc: ``doc.tags.*``, ``doc.notes.*``, ``doc.comments.*`` (spec §9, §10.4).
 
 Every method first finds the doc through its visibility: a doc the caller may not see answers 1,
-like a missing one. Who may add is the doc's perm level (``perm_tag`` for keywords, ``perm_tagme``
-for member tags, ``perm_comment`` for comments and notes; the owner always may). Taking something
-off is for the doc's owner or whoever put it there (a tagged member may also untag themselves).
+like a missing one. Who may add is the doc's perm level (``perm_tag`` for keywords and member tags,
+``perm_tagme`` also lets members tag themselves, ``perm_comment`` for comments and notes; the
+owner always may). Taking something off is for the doc's owner or whoever put it there (a tagged
+member may also untag themselves).
 Codes are the same across the family: 1 not found, 2 bad or missing argument, 3 not allowed.
 """
 
@@ -84,11 +85,12 @@ def tag_request(call: Call, doc: Doc, keywords: str, members: str) -> tuple[list
     """The keywords and members asked for, how many were asked, after the perm checks."""
     words = parse_keywords(keywords)
     refs = [ref for ref in members.split(",") if ref.strip()]
-    if words:
-        require(may(call, doc, doc.perm_tag), "perm_tag")
-    if refs:
-        require(may(call, doc, doc.perm_tagme), "perm_tagme")
     users, _unknown = find_members(refs)
+    by_tag = may(call, doc, doc.perm_tag)
+    if words or any(user.id != call.user.id for user in users):
+        require(by_tag, "perm_tag")
+    if any(user.id == call.user.id for user in users):
+        require(by_tag or may(call, doc, doc.perm_tagme), "perm_tagme")
     return words, users, len(words) + len(refs)
 
 
@@ -108,7 +110,7 @@ def put_tags(call: Call, doc: Doc, words: list[str], users: list[User]) -> list[
                       "members": "Comma list of members, by id or username."},
               response='<tags added dropped><tag type id user_id tag/></tags>')
 def tags_add(call: Call, doc_id: int, keywords: str = "", members: str = "") -> dict:
-    """Tag a doc with keywords (perm_tag) and members (perm_tagme); repeats are dropped."""
+    """Tag a doc with keywords and members (perm_tag; yourself: perm_tagme); repeats are dropped."""
     doc = visible_doc(call, doc_id, DocNotFound)
     words, users, asked = tag_request(call, doc, keywords, members)
     if not asked:

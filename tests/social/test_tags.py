@@ -61,8 +61,10 @@ def test_perm_tag_and_perm_tagme(as_user, owner, member, stranger, relate, make_
     doc = make_doc(owner, perm_tag=1, perm_tagme=4)
     relate(owner, member, friend=True)
     assert as_user(member, "doc.tags.add", doc_id=doc.id, keywords="x")["api"]["code"] == 3
+    assert as_user(member, "doc.tags.add", doc_id=doc.id, members="stranger")["api"][
+        "code"] == 3  # tagging someone else needs perm_tag
     assert as_user(member, "doc.tags.add", doc_id=doc.id, members="member")["tags"][
-        "added"] == "1"
+        "added"] == "1"  # tagging yourself: perm_tagme (4, contacts) is enough
     assert as_user(stranger, "doc.tags.add", doc_id=doc.id, members="stranger")["api"][
         "code"] == 3
     Doc.update(perm_tag=2).where(Doc.id == doc.id).execute()
