@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from peewee import Case, fn
+from peewee import Case, Expression, fn
 
 from api.context import Call
 from api.docaccess import (
@@ -153,15 +153,23 @@ def _first_docs(album_ids: Sequence[int]) -> dict[int, int]:
     return {album_id: doc_id for album_id, doc_id in rows}
 
 
-def covers(call: Call, albums: Sequence[Album], thumbsize: str) -> dict[int, dict[str, Any]]:
-    """``<cover doc_id w h url/>`` per album the caller may see the cover of (≤ 3 queries)."""
+def covers(call: Call, albums: Sequence[Album], thumbsize: str, *,
+           safe: Expression | None = None) -> dict[int, dict[str, Any]]:
+    """``<cover doc_id w h url/>`` per album whose cover the caller may see (≤ 3 queries).
+
+    A cover obeys visibility and safesurf (``safe``, the default level when None) like any listed
+    doc, so it never shows more than a list would.
+    """
     wanted = {a.id: a.cover_id for a in albums}
     wanted.update(_first_docs([a for a, cover in wanted.items() if cover is None]))
     ids = {doc_id for doc_id in wanted.values() if doc_id is not None}
     if not ids:
         return {}
-    docs = {d.id: d for d in Doc.select().where(Doc.id.in_(list(ids)),
-                                                visible_to(Doc, viewer_of(call)))}
+    viewer = viewer_of(call)
+    if safe is None:
+        safe = safesurf_clause(viewer, None, InvalidArgument)
+    docs = {d.id: d for d in Doc.select().where(Doc.id.in_(list(ids)), visible_to(Doc, viewer),
+                                                safe)}
     thumbs = thumbs_by_doc(list(docs.values()))
     out: dict[int, dict[str, Any]] = {}
     for album_id, doc_id in wanted.items():
@@ -408,7 +416,7 @@ def get(call: Call, album_id: int, thumbsize: str = DEFAULT_THUMBSIZE) -> dict:
 @group.method("album.getList", title="Return the albums list for a given user", safety=True,
               missing=UserNotFound, invalid=InvalidArgument, errors=(InvalidArgument,),
               params={"user_id": "The member (id or username); the caller by default.",
-                      "safesurf": "Accepted for compatibility; albums carry no safety level.",
+                      "safesurf": "Highest safety level of the covers shown: 1, 2 or 3.",
                       "empty": "1 (default) lists empty albums too, 0 leaves them out.",
                       "thumbsize": _THUMB_HELP,
                       "per_page": "Albums per page: 100 by default, at most 100.",
@@ -424,6 +432,7 @@ def get_list(call: Call, user_id: str | None = None, safesurf: int | None = None
         raise UserNotFound(f"user {user_id!r}")
     slice_ = paging(page, per_page, default=100, maximum=100)
     viewer = viewer_of(call)
+    safe = safesurf_clause(viewer, safesurf, InvalidArgument)
     query = Album.select().where(Album.owner == user, visible_to(Album, viewer))
     if not empty:
         query = query.where(fn.EXISTS(AlbumDoc.select().where(AlbumDoc.album == Album.id)))
@@ -431,7 +440,7 @@ def get_list(call: Call, user_id: str | None = None, safesurf: int | None = None
     albums = list(slice_.apply(query.order_by(Album.position, Album.id.desc())))
     label = parse_thumbsize(thumbsize)
     counts = doc_counts([a.id for a in albums], viewer)
-    cover_trees = covers(call, albums, label)
+    cover_trees = covers(call, albums, label, safe=safe)
     relation = relation_to(user.id, call.user)
     items = [{**album_head(call, album),
               "visibility": visibility_flags(album),
@@ -601,12 +610,10 @@ def doc_albums_add(call: Call, doc_id: int, album_id: str | None = None) -> dict
 
 # --- album.docs.getList / getContext, doc.getContainers ----------------------------------------
 
-def album_docs_query(call: Call, album: Album, *, media: str = "", share: int | None = None,
-                     safesurf: int | None = None) -> Any:
+def album_docs_query(call: Call, album: Album, safe: Expression, *, media: str = "",
+                     share: int | None = None) -> Any:
     """The docs of an album the caller may see, in album order, with the list filters."""
-    viewer = viewer_of(call)
-    clauses = [AlbumDoc.album == album, visible_to(Doc, viewer),
-               safesurf_clause(viewer, safesurf, InvalidArgument),
+    clauses = [AlbumDoc.album == album, visible_to(Doc, viewer_of(call)), safe,
                media_clause(media, InvalidArgument), share_clause(share, InvalidArgument)]
     return (Doc
             .select(Doc)
@@ -639,7 +646,9 @@ def docs_get_list(call: Call, album_id: int, media: str = "", share: int | None 
     """The album's docs the caller may see, in album order; a fixed number of queries."""
     album = visible_album(call, album_id)
     slice_ = paging(page, per_page, default=20, maximum=100)
-    query = album_docs_query(call, album, media=media, share=share, safesurf=safesurf)
+    viewer = viewer_of(call)
+    safe = safesurf_clause(viewer, safesurf, InvalidArgument)
+    query = album_docs_query(call, album, safe, media=media, share=share)
     total = query.count()
     docs = list(slice_.apply(query))
     extras = parse_extra(extra, DOCS_EXTRAS)
@@ -651,7 +660,7 @@ def docs_get_list(call: Call, album_id: int, media: str = "", share: int | None 
     record_visit(call, album)
     return {"album": {"album_id": album.id,
                       "docs": {**slice_.attrs(total, len(items)), "doc": items},
-                      "cover": covers(call, [album], label).get(album.id)}}
+                      "cover": covers(call, [album], label, safe=safe).get(album.id)}}
 
 
 def context_item(call: Call, doc: Doc, thumbs: Sequence[Any], label: str, index: int,
@@ -686,7 +695,8 @@ def docs_get_context(call: Call, album_id: int, doc_id: int, media: str = "",
     album = visible_album(call, album_id)
     if not (0 <= prev <= CONTEXT_MAX and 0 <= next <= CONTEXT_MAX):
         raise InvalidArgument(f"prev={prev} next={next}")
-    query = album_docs_query(call, album, media=media, safesurf=safesurf)
+    safe = safesurf_clause(viewer_of(call), safesurf, InvalidArgument)
+    query = album_docs_query(call, album, safe, media=media)
     order = [row.id for row in query.select(Doc.id)]
     if doc_id not in order:
         raise DocNotInAlbum(f"doc {doc_id} not in album {album_id}")

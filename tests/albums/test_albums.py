@@ -331,3 +331,14 @@ def test_list_methods_do_not_query_per_row(call, as_user, token_for, owner, memb
     fill(8)
     for method, params in lists:
         assert counted(method, **params) == small[method], method
+
+
+def test_safesurf_hides_covers_and_docs(call, as_user, owner, album):
+    row, docs = album
+    Doc.update(safety=3).where(Doc.id == docs[0].id).execute()  # the cover: adults only
+    listed = call("album.getList", user_id=owner.id)["albums"]["album"][0]
+    assert "cover" not in listed
+    assert call("album.docs.getList", album_id=row.id)["album"]["docs"]["total"] == "2"
+    assert call("album.getList", user_id=owner.id, safesurf=4)["api"]["code"] == 2
+    mine = as_user(owner, "album.getList", level="read")["albums"]["album"][0]
+    assert mine["cover"]["doc_id"] == str(docs[0].id)  # your own docs are never hidden
