@@ -216,8 +216,8 @@ _NOTE_SHAPE = '<note note_id user_id posted_at x y w h>content</note>'
                       "x": _BOX_HELP, "y": _BOX_HELP, "w": _BOX_HELP, "h": _BOX_HELP,
                       "preview": PREVIEW_HELP},
               response=_NOTE_SHAPE)
-def notes_add(call: Call, doc_id: int, content: str, x: int, y: int, w: int, h: int,
-              member_id: str | None = None, preview: bool = False) -> dict:
+def notes_add(call: Call, doc_id: int, content: str, member_id: str | None = None, *, x: int,
+              y: int, w: int, h: int, preview: bool = False) -> dict:
     """Put a box with text on a photo (perm_comment decides who may)."""
     doc = visible_doc(call, doc_id, DocNotFound)
     if doc.media != "photo":
