@@ -27,6 +27,7 @@ from api.errors import method_error
 from api.formats.tree import Text
 from api.media import thumb_url
 from api.methods.doc import VISIT_WINDOW
+from api.methods.doc_social import relation_to
 from api.models.docs import Album, AlbumDoc, AlbumVisit, Doc, Relation
 from api.paging import paging
 from api.registry import MethodGroup
@@ -212,13 +213,6 @@ def record_visit(call: Call, album: Album) -> AlbumVisit | None:
 
 
 # --- album trees -------------------------------------------------------------------------------
-
-def relation_to(owner_id: int, user: User | None) -> Relation | None:
-    """The owner's relation row for ``user`` (for perm levels), or None."""
-    if user is None or user.id == owner_id:
-        return None
-    return Relation.get_or_none(Relation.user == owner_id, Relation.contact == user)
-
 
 def album_head(call: Call, album: Album) -> dict[str, Any]:
     """``album_id``, ``link`` and ``title``: the attributes every album element carries."""

@@ -48,11 +48,11 @@ NotAPhoto = method_error(4, "Not a photo", "Notes can only be put on photos.")
 PREVIEW_HELP = "1 to see the result without saving it."
 
 
-def relation_to(doc: Doc, user: User | None) -> Relation | None:
-    """The doc owner's relation row for ``user`` (for perm levels), or None."""
-    if user is None or user.id == doc.owner_id:
+def relation_to(owner_id: int, user: User | None) -> Relation | None:
+    """The owner's relation row for ``user`` (for perm levels), or None; one query at most."""
+    if user is None or user.id == owner_id:
         return None
-    return Relation.get_or_none(Relation.user == doc.owner_id, Relation.contact == user)
+    return Relation.get_or_none(Relation.user == owner_id, Relation.contact == user)
 
 
 def require(allowed: bool, what: str) -> None:
@@ -63,7 +63,7 @@ def require(allowed: bool, what: str) -> None:
 
 def may(call: Call, doc: Doc, level: int) -> bool:
     """Whether the caller passes one of the doc's perm levels."""
-    return perm_allows(level, call.user, doc.owner_id, relation_to(doc, call.user))
+    return perm_allows(level, call.user, doc.owner_id, relation_to(doc.owner_id, call.user))
 
 
 # --- tags --------------------------------------------------------------------------------------
