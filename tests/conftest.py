@@ -16,17 +16,20 @@ from typing import Any
 
 import falcon.testing
 import pytest
+from waitress import wasyncore
 from waitress.server import create_server
 
 from api.app import build_context, create_app
 from api.config import Settings
 from api.grants import issue_token
-from api.schema import drop_schema
+from api.schema import ALL_MODELS, create_schema
 from api.signing import md5
 from keys import store
 from keys.db import open_database
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+# Cheapest argon2 parameters: the suite creates many accounts (keys/passwords.py).
+os.environ.setdefault("API_PASSWORD_PROFILE", "CHEAPEST")
 REQUIRE_EXTERNAL = os.environ.get("REQUIRE_EXTERNAL") == "1"
 
 
@@ -58,12 +61,51 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of this run's own, created beside TEST_DATABASE_URL's and dropped after,
+    so parallel runs on one server never see each other's tables."""
+    import psycopg2
+
+    base = TEST_DATABASE_URL.rsplit("/", 1)[0]
+    name = f"apitest_{os.getpid()}"
+    admin = psycopg2.connect(TEST_DATABASE_URL)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        cursor.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        from keys.db import db
+
+        if db.obj is not None:
+            db.close_all() if hasattr(db.obj, "close_all") else db.close()
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+def empty_all_tables() -> None:
+    """Start a PostgreSQL test clean; on small tables DELETE beats TRUNCATE and dropping the schema."""
+    from keys.db import db
+
+    create_schema()
+    with db.connection_context(), db.atomic():
+        for model in reversed(ALL_MODELS):  # children before parents
+            db.execute_sql(f'DELETE FROM "{model._meta.table_name}"')
+        for model in ALL_MODELS:  # ids start at 1 again, as on a fresh SQLite file
+            db.execute_sql("SELECT setval(pg_get_serial_sequence(%s, 'id'), 1, false)",
+                           (f'"{model._meta.table_name}"',))
+
+
 @pytest.fixture
-def settings(tmp_path) -> Settings:
-    url = TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'test.sqlite3'}"
+def settings(request, tmp_path) -> Settings:
+    url = f"sqlite:///{tmp_path / 'test.sqlite3'}"
     if TEST_DATABASE_URL:
+        url = request.getfixturevalue("postgres_url")
         open_database(url)
-        drop_schema()
+        empty_all_tables()
     return Settings(data_dir=str(tmp_path / "data"), database_url=url, access_log=False)
 
 
@@ -194,9 +236,12 @@ class LiveServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.close()
+        # Close every socket from inside the server's own loop thread (closing them from here
+        # while it sits in select() gives EBADF); the loop ends when its map is empty.
+        server_map = self.server._map
+        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(server_map))
+        self.thread.join(timeout=10)
         self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
-        self.thread.join(timeout=5)
 
 
 @pytest.fixture
