@@ -1,4 +1,4 @@
-"""Start the API server: ``python serve.py [--host H] [--port P] [--db URL] [--data-dir D] [--demo]``."""
+"""Start the API server; `python serve.py --help` lists the options."""
 
 import sys
 

@@ -1,8 +1,8 @@
 """The access log: one line per call, buffered in memory and written in batches off the hot path.
 
 A line holds time, client address, key, method, format, result code and duration - never a secret, a
-signature or a token. Lines go to a stream (stderr by default) when ``flush`` runs: every second from
-its own thread, on shutdown, and whenever the buffer grows past ``max_buffered``.
+signature or a token. Lines go to a stream (stderr by default) when ``flush`` runs: every second
+from its own thread, on shutdown, and whenever the buffer grows past ``max_buffered``.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ class Settings:
     # Seconds a key lookup stays cached; changes made in this process invalidate at once
     # (API_KEY_CACHE_TTL).
     key_cache_ttl: float = 10.0
-    # Seconds between flushes of the in-memory usage counters to the database (API_USAGE_FLUSH_SECONDS).
+    # Seconds between flushes of the in-memory usage counters (API_USAGE_FLUSH_SECONDS).
     usage_flush_seconds: float = 5.0
     # Seconds a frob stays valid before it is exchanged (API_FROB_TTL).
     frob_ttl: int = 600
@@ -49,7 +49,7 @@ class Settings:
     public_url: str = ""
     # Write one access-log line per call (API_ACCESS_LOG).
     access_log: bool = True
-    # Send the Secure flag on cookies; "auto" means when the request came over https (API_SECURE_COOKIES).
+    # Secure flag on cookies; "auto" means when the request came over https (API_SECURE_COOKIES).
     secure_cookies: str = "auto"
     # Where media files live: "local" (a directory under data_dir/media) (API_STORAGE).
     storage: str = "local"

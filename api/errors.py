@@ -1,7 +1,8 @@
 """The one table of global API error codes (spec §3.1), and the base class for method-specific ones.
 
-Every error carries a numeric ``code``, the short title as ``message`` (what goes on the wire, spec §11.2),
-a machine ``label`` and the long ``description`` shown by ``api.methods.get``. Method-specific codes (1..n)
+Every error carries a numeric ``code``, the short title as ``message`` (what goes on the wire,
+spec §11.2), a machine ``label`` and the long ``description`` shown by ``api.methods.get``.
+Method-specific codes (1..n)
 are subclasses of ``ApiError`` declared beside their handlers.
 """
 
@@ -54,7 +55,8 @@ TokenInvalid = _global(107, "token_invalid", "Token invalid",
 AccountClosed = _global(108, "account_closed", "Account closed",
                         "The user account is closed or suspended.")
 ActionBlocked = _global(109, "action_blocked", "Action blocked",
-                        "This action is blocked because of a member or a group blocklist restriction")
+                        "This action is blocked because of a member or a group blocklist "
+                        "restriction")
 InsufficientPermissions = _global(110, "insufficient_permissions", "Insufficient permissions",
                                   "Insufficient permissions for this method.")
 IpNotAllowed = _global(111, "ip_not_allowed", "IP not allowed",

@@ -1,4 +1,4 @@
-"""Token resolution for the pipeline (step 9): hash, look up, check key binding, revocation, account."""
+"""Token resolution (pipeline step 9): hash, look up, check key binding, revocation, account."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from keys.store import KeyRecord
 
 
 def token_hash(token: str) -> str:
-    """What is stored for a token: its SHA-256 (tokens carry ≥128 random bits, so no salt is needed)."""
+    """What is stored for a token: its SHA-256 (≥128 random bits, so no salt is needed)."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 

@@ -1,7 +1,8 @@
 """Media URLs (spec §10.2 shape): ``/media/<d2>/<d1>/<doc_id>.<secret>.<label>.<ext>``.
 
-``d1``/``d2`` are the last two and the two digits before them of the zero-padded doc id. Thumbnails use
-the doc's ``secret``; the original uses ``original_secret`` with the label ``original``, so a thumbnail
+``d1``/``d2`` are the last two and the two digits before them of the zero-padded doc id.
+Thumbnails use the doc's ``secret``; the original uses ``original_secret`` with the label
+``original``, so a thumbnail
 URL never reveals the original's.
 """
 

@@ -2,17 +2,18 @@
 
 Each family module (``api/methods/doc.py`` …) owns a ``MethodGroup`` and decorates its handlers with
 ``@group.method("doc.tags.add", ...)``. The decorator records a ``MethodSpec`` (the spec's
-``authentication`` flags, permissions, service, title, parameter help, errors) and returns the handler
-unchanged. ``Registry`` joins the groups; a name registered twice fails at import (same group) or when
+``authentication`` flags, permissions, service, title, parameter help, errors) and returns the
+handler unchanged. ``Registry`` joins the groups; a name registered twice fails at import (same
+group) or when
 the registry is built (two groups). Parameters are bound against the handler's signature.
 """
 
 from __future__ import annotations
 
 import inspect
-from types import MappingProxyType
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from api.errors import ApiError

@@ -1,4 +1,4 @@
-"""Command line of ``serve.py``: options → Settings → waitress, with a clean stop on SIGTERM/Ctrl-C."""
+"""``serve.py``: options → Settings → waitress, with a clean stop on SIGTERM/Ctrl-C."""
 
 from __future__ import annotations
 

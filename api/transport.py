@@ -1,8 +1,8 @@
 """The REST edge: turn a falcon request into an ``ApiRequest`` (spec §1), strictly and safely.
 
 Query and body parameters are merged (body wins); bodies may be urlencoded or multipart for every
-method. Percent-encoding and UTF-8 are checked strictly: a bad request gets the error envelope (140),
-an oversized body 141, never a 500. File parts go to temporary files and never into parameters.
+method. Percent-encoding and UTF-8 are checked strictly: a bad request gets the error envelope
+(140), an oversized body 141, never a 500. File parts go to temporary files, never into parameters.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Usage counting: calls per key, method, hour and result code, aggregated in memory, flushed in batches.
+"""Usage counting: calls per key, method, hour and result code, in memory, flushed in batches.
 
 Nothing on the path of an ordinary call writes to the database; ``record`` only adds to a dict. A
-background thread (started by the server, not on import) or an explicit ``flush`` moves the counts into
-``usage_counters`` with one upsert per (key, method, hour, code) and stamps each key's last use.
+background thread (started by the server, not on import) or an explicit ``flush`` moves the counts
+into ``usage_counters`` with one upsert per (key, method, hour, code) and stamps each key's use.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
     python bench/api_bench.py [--seconds 5] [--threads 4] [--connections 16] [--rounds 2]
 
-Both servers run as separate processes; the load comes from a third (wrk where installed, else a small
-Python load generator with keep-alive connections). Two cases: ``test.hello`` with an unsigned key, and
+Both servers run as separate processes; the load comes from a third (wrk where installed, else a
+small Python load generator with keep-alive connections). Two cases: ``test.hello`` with an
+unsigned key, and
 ``test.echo`` signed with api_sig. Our server runs with its default settings (access log included).
 """
 

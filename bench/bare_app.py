@@ -19,8 +19,8 @@ class Hello:
 class Echo:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = "application/json; charset=utf-8"
-        resp.data = ('{"api":{"status":"ok"},"echo":"%s"}' % req.get_param("echo", default="")
-                     ).encode()
+        echo = req.get_param("echo", default="")
+        resp.data = f'{{"api":{{"status":"ok"}},"echo":"{echo}"}}'.encode()
 
 
 if __name__ == "__main__":

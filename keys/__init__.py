@@ -1,4 +1,4 @@
-"""API keys and their owners: models, issuing, the hot-path lookup cache and the ``python -m keys`` CLI.
+"""API keys and their owners: models, issuing, the hot-path lookup cache and ``python -m keys``.
 
 This package never imports ``api``; ``api`` builds on it.
 """

@@ -1,4 +1,4 @@
-"""``python -m keys``: manage users and API keys from scripts (JSON out, one clear line on error)."""
+"""``python -m keys``: manage users and keys from scripts (JSON out, one clear line on error)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The database handle: one peewee ``DatabaseProxy`` bound at start-up from a URL (SQLite or PostgreSQL)."""
+"""The database: one peewee ``DatabaseProxy`` bound at start-up from a URL (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The demo account and key that ``serve.py --demo`` creates once, so a newcomer can call at once."""
+"""The demo account and key ``serve.py --demo`` creates once, so a newcomer can call at once."""
 
 from __future__ import annotations
 

@@ -66,7 +66,7 @@ class ApiKey(BaseModel):
 
 
 class UsageCounter(BaseModel):
-    """Calls per key, method, hour and result code, with their summed duration (flushed in batches)."""
+    """Calls per key, method, hour and result code, with summed duration (flushed in batches)."""
 
     id = AutoField()
     api_key = CharField(max_length=32)

@@ -1,8 +1,8 @@
 """Password hashing with argon2 (argon2-cffi); clear passwords are never stored or logged.
 
-The cost profile is argon2-cffi's RFC 9106 low-memory one unless ``API_PASSWORD_PROFILE`` names another
-(``CHEAPEST`` keeps the test suite fast; never use it in production). Stored hashes carry their own
-parameters, so changing the profile never locks anyone out.
+The cost profile is argon2-cffi's RFC 9106 low-memory one unless ``API_PASSWORD_PROFILE`` names
+another (``CHEAPEST`` keeps the test suite fast; never use it in production). Stored hashes carry
+their own parameters, so changing the profile never locks anyone out.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 ``call`` helper, and a real waitress server for tests where the transport matters.
 
 Set ``TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test`` to run everything on PostgreSQL.
-Set ``REQUIRE_EXTERNAL=1`` (``.ci/run`` does) to turn a missing php/chromium into a failure, not a skip.
+Set ``REQUIRE_EXTERNAL=1`` (``.ci/run`` does) to make a missing php/chromium a failure, not a skip.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A PostgreSQL database of this run's own, created beside TEST_DATABASE_URL's and dropped after,
+    """A PostgreSQL database of this run's own, created beside TEST_DATABASE_URL's, dropped after,
     so parallel runs on one server never see each other's tables."""
     import psycopg2
 
@@ -87,7 +87,7 @@ def postgres_url() -> Iterator[str]:
 
 
 def empty_all_tables() -> None:
-    """Start a PostgreSQL test clean; on small tables DELETE beats TRUNCATE and dropping the schema."""
+    """Start a PostgreSQL test clean; on small tables DELETE beats TRUNCATE or dropping tables."""
     from keys.db import db
 
     create_schema()

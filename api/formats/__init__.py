@@ -1,7 +1,7 @@
 """Output formats: one result tree, several renderings, kept in one table keyed by the format name.
 
-A format has a ``content_type``, ``render(tree)`` for success and ``render_error(code, message)`` for the
-error envelope. JSONP is the json format with a callback wrapper (``Jsonp``), chosen per request.
+A format has a ``content_type``, ``render(tree)`` for success and ``render_error(code, message)``
+for the error envelope. JSONP is json with a callback wrapper (``Jsonp``), chosen per request.
 """
 
 from __future__ import annotations

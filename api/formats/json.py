@@ -36,7 +36,7 @@ class Json:
 
 
 class Jsonp(Json):
-    """JSON wrapped in a call to a checked callback name; ``/**/`` defeats content-sniffing tricks."""
+    """JSON wrapped in a call to a checked callback; ``/**/`` defeats content-sniffing tricks."""
 
     content_type = "text/javascript; charset=utf-8"
     headers = {"X-Content-Type-Options": "nosniff"}

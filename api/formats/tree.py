@@ -5,11 +5,12 @@ A handler returns a dict of top-level elements. Inside an element (a dict):
 * a scalar (str, int, float, bool) is an attribute; ``None`` leaves it out;
 * a ``dict`` is a child element; a ``list`` is a repeated child element (``[]`` means no children);
 * a ``Text`` is a child element holding only text; the key ``_value`` is the element's own text;
-* a ``ListOf`` is a container whose JSON form is the bare array (``api.methods.get`` parameters, §7.2).
+* a ``ListOf`` is a container whose JSON form is the bare array (``api.methods.get``, §7.2).
 
 ``to_plain`` gives the structure JSON and PHP serialise: attribute values become strings (rule 1),
-text-only elements plain strings (rule 2), ``_value`` beside attributes (rule 3), lists stay lists even
-with one item (rule 4), empty elements ``[]`` (rule 5), and an empty list leaves its key out (rule 4).
+text-only elements plain strings (rule 2), ``_value`` beside attributes (rule 3), lists stay lists
+even with one item (rule 4), empty elements ``[]`` (rule 5), and an empty list leaves its key out
+(rule 4).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""XML rendering (spec §2.2): a prolog, ``<api status="ok">`` around the payload, errors as attributes."""
+"""XML (spec §2.2): a prolog, ``<api status="ok">`` around the payload, errors as attributes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The method families; each module owns a ``MethodGroup``. Imported explicitly, never discovered."""
+"""The method families; each module owns a ``MethodGroup``. Imported explicitly, not discovered."""
 
 from __future__ import annotations
 

@@ -224,7 +224,7 @@ class AlbumVisit(BaseModel):
 
 
 class UploadTicket(BaseModel):
-    """A queued upload (upload.file / upload.replace); the queue lives here so restarts lose nothing."""
+    """A queued upload (upload.file / upload.replace); kept here so restarts lose nothing."""
 
     id = AutoField()
     user = ForeignKeyField(User, backref="+", on_delete="CASCADE")

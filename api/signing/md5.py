@@ -1,4 +1,4 @@
-"""ipernity's ``api_sig`` (spec §4): md5 over sorted name+value pairs, the method name and the secret.
+"""ipernity's ``api_sig`` (spec §4): md5 over sorted name+value pairs, method name and secret.
 
 The same function signs an authorization link: there, the method name is left out (spec §4.2).
 Values are the raw, decoded UTF-8 strings; ``api_sig`` itself is never part of the string, and file
@@ -26,7 +26,7 @@ def signature_base_string(params: Mapping[str, str] | Iterable[tuple[str, str]],
 
 def signature(params: Mapping[str, str] | Iterable[tuple[str, str]],
               method: str | None, secret: str) -> str:
-    """The lowercase hex md5 ``api_sig`` of a request (``method=None`` for an authorization link)."""
+    """The lowercase hex ``api_sig`` of a request (``method=None`` for an authorization link)."""
     return hashlib.md5(signature_base_string(params, method, secret).encode("utf-8")).hexdigest()
 
 

@@ -12,7 +12,6 @@ from api.access_log import AccessLog
 from api.app import create_app
 from api.context import Call
 from api.errors import method_error
-from api.formats.tree import Text
 from api.methods import GROUPS
 from api.registry import MethodGroup, Registry
 from api.signing import md5

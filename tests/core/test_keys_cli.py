@@ -19,7 +19,8 @@ def keys_cli(tmp_path):
 
 
 def test_user_key_list_disable_enable(keys_cli):
-    assert keys_cli("user", "add", "alice", "--password", "pw", "--realname", "Alice").returncode == 0
+    added = keys_cli("user", "add", "alice", "--password", "pw", "--realname", "Alice")
+    assert added.returncode == 0
     made = keys_cli("create", "--owner", "alice", "--name", "Uploader", "--auth", "web",
                     "--callback", "https://app.example/cb")
     issued = json.loads(made.stdout)
