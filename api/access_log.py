@@ -13,9 +13,13 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from api.periodic import PeriodicFlush
 
-class AccessLog:
+
+class AccessLog(PeriodicFlush):
     """Collects access lines and writes them in batches."""
+
+    thread_name = "access-log"
 
     def __init__(self, stream: TextIO | None = None, *, clock: Callable[[], float] = time.time,
                  max_buffered: int = 2000) -> None:
@@ -24,8 +28,6 @@ class AccessLog:
         self.max_buffered = max_buffered
         self._lines: list[str] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._stamp_second = -1
         self._stamp_text = ""
 
@@ -55,19 +57,3 @@ class AccessLog:
             stream = self.stream or sys.stderr
             stream.write("".join(lines))
             stream.flush()
-
-    def start(self, interval: float = 1.0) -> None:
-        """Flush every ``interval`` seconds in a daemon thread until ``stop``."""
-        def loop() -> None:
-            while not self._stop.wait(interval):
-                self.flush()
-
-        self._thread = threading.Thread(target=loop, name="access-log", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the thread and write what is left."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self.flush()

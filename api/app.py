@@ -33,11 +33,12 @@ def build_context(settings: Settings, *, clock=time.time, grants=None) -> AppCon
     open_database(settings.resolved_database_url, max_connections=settings.threads + 4)
     create_schema()
     access_log = AccessLog(clock=clock) if settings.access_log else None
+    usage = UsageRecorder(clock, settings.usage_flush_seconds)
     ctx = AppContext(settings=settings, registry=build_registry(),
-                      keys=KeyCache(settings.key_cache_ttl),
-                      grants=grants or DatabaseGrants(clock=clock),
-                      usage=UsageRecorder(clock), access_log=access_log, clock=clock,
-                      background=[access_log] if access_log else [])
+                     keys=KeyCache(settings.key_cache_ttl),
+                     grants=grants or DatabaseGrants(clock=clock),
+                     usage=usage, access_log=access_log, clock=clock,
+                     background=[usage, *([access_log] if access_log else [])])
     install_uploads(ctx)
     return ctx
 

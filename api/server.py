@@ -60,7 +60,6 @@ def main(argv: list[str] | None = None) -> int:
                            max_request_body_size=settings.max_body_bytes, ident="ipernity-api")
     for worker in ctx.background:
         worker.start()
-    ctx.usage.start(settings.usage_flush_seconds)
     signal.signal(signal.SIGTERM, _interrupt)
     log.info("listening on http://%s:%s", settings.host, settings.port)
     try:
@@ -71,9 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("stopping: finishing in-flight requests, flushing counters")
         server.close()
         server.task_dispatcher.shutdown(cancel_pending=False, timeout=30)
-        for worker in ctx.background:
+        for worker in reversed(ctx.background):  # producers first, the flushers last
             worker.stop()
-        ctx.usage.stop()
     return 0
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from peewee import EXCLUDED
 
+from api.periodic import PeriodicFlush
 from keys.db import db
 from keys.models import ApiKey, UsageCounter
 
@@ -22,15 +23,16 @@ log = logging.getLogger("api.usage")
 CounterKey = tuple[str, str, int, int]  # api_key, method, hour, code
 
 
-class UsageRecorder:
+class UsageRecorder(PeriodicFlush):
     """In-memory counters with a thread-safe swap on flush."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    thread_name = "usage-flush"
+
+    def __init__(self, clock: Callable[[], float], interval: float = 5.0) -> None:
         self.clock = clock
+        self.interval = interval
         self._lock = threading.Lock()
         self._counts: dict[CounterKey, list[float]] = defaultdict(lambda: [0, 0.0])
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def record(self, api_key: str, method: str, code: int, duration_ms: float) -> None:
         """Count one call; cheap enough for every request."""
@@ -78,19 +80,3 @@ class UsageRecorder:
                     entry[1] += ms
             return 0
         return len(rows)
-
-    def start(self, interval: float) -> None:
-        """Flush every ``interval`` seconds in a daemon thread until ``stop``."""
-        def loop() -> None:
-            while not self._stop.wait(interval):
-                self.flush()
-
-        self._thread = threading.Thread(target=loop, name="usage-flush", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the thread and flush what is left (called on shutdown)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self.flush()
