@@ -46,9 +46,9 @@ def get_list(call: Call) -> dict:
 
 
 @group.method("api.methods.get", title="Return information about an API method.",
-              service="api.method", missing=UnknownMethod,
+              service="api.method", errors=(UnknownMethod,),
               params={"method": "The name of the method to return information for."})
-def get(call: Call, method: str) -> dict:
+def get(call: Call, method: str = "") -> dict:
     """Returns the parameters, response example and error codes of one method."""
     spec = call.ctx.registry.get(method)
     if spec is None:

@@ -1,0 +1,47 @@
+"""Every registered method is documented and speaks the spec's parameters (spec §9, §9.1)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from api.methods import build_registry
+
+SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec" / "ipernity-protocol.md"
+REGISTRY = build_registry()
+
+
+def spec_parameters() -> dict[str, tuple[set[str], set[str]]]:
+    """(all, required) parameter names per method from the spec's §9.1 list."""
+    if not SPEC.exists():
+        pytest.skip("the spec is not beside this checkout")
+    out = {}
+    for line in SPEC.read_text().splitlines():
+        found = re.match(r"- `([a-zA-Z.]+)`: (.*)$", line)
+        if found and "." in found.group(1):
+            names = [n.strip() for n in found.group(2).split(",") if n.strip() != "(none)"]
+            out[found.group(1)] = ({n.rstrip("*") for n in names},
+                                   {n.rstrip("*") for n in names if n.endswith("*")})
+    return out
+
+
+@pytest.mark.parametrize("spec", list(REGISTRY), ids=lambda spec: spec.name)
+def test_method_is_documented(spec):
+    assert spec.title and spec.notes, "title and a docstring (shown as notes by api.methods.get)"
+    undocumented = [p.name for p in spec.params if not p.help]
+    assert not undocumented, f"parameters without help: {undocumented}"
+
+
+@pytest.mark.parametrize("spec", list(REGISTRY), ids=lambda spec: spec.name)
+def test_method_takes_the_spec_parameters(spec):
+    documented = spec_parameters().get(spec.name)
+    if documented is None:
+        pytest.skip("the 2014 dump has no parameter list for this method")
+    names, required = documented
+    ours = {p.name for p in spec.params}
+    missing = names - ours - {"api_key", "auth_token"}
+    assert not missing, f"spec parameters we do not take: {sorted(missing)}"
+    ours_required = {p.name for p in spec.params if p.required}
+    assert ours_required <= required | {"doc_id", "album_id"}, "required beyond the spec"
