@@ -125,7 +125,7 @@ def exchange(frob: str, api_key: str, *, now: int, new_secret: Callable[[int], s
         if used != 1:
             raise FlowError("frob already used")
         permissions = levels_of(row)
-        token = issue_token(api_key, row.user, permissions, new_secret)
+        token = issue_token(api_key, row.user, permissions, new_secret, now=now)
     return Exchange(token=token, permissions=permissions, user=row.user)
 
 

@@ -39,9 +39,9 @@ class DatabaseGrants:
 
 
 def issue_token(api_key: str, user: User, permissions: dict[str, str],
-                new_secret: Callable[[int], str]) -> str:
+                new_secret: Callable[[int], str], *, now: int) -> str:
     """Store a new token for ``user`` on ``api_key`` and return it (the only time it is seen)."""
     token = f"{user.id}-{new_secret(16)}"
-    Token.create(token_hash=token_hash(token), api_key=api_key, user=user,
+    Token.create(token_hash=token_hash(token), api_key=api_key, user=user, created_at=now,
                  **{"perm_" + area: level for area, level in permissions.items()})
     return token

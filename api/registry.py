@@ -81,6 +81,8 @@ class MethodSpec:
             if raw is None or raw == "":
                 if param.required:
                     raise (self.missing_error or ApiError)(f"missing parameter {param.name}")
+                if raw == "" and param.convert is str:
+                    kwargs[param.arg or param.name] = ""  # sent empty: clears, unlike absent
                 continue
             try:
                 value = param.convert(raw.strip() if param.convert is not str else raw)

@@ -148,7 +148,8 @@ def token_for(ctx, api_key):
     """``token_for(user, doc="write", ...)``: a token issued directly, without the browser flow."""
 
     def issue(user, key=None, **permissions: str) -> str:
-        return issue_token((key or api_key).key, user, permissions, ctx.new_secret)
+        return issue_token((key or api_key).key, user, permissions, ctx.new_secret,
+                           now=int(ctx.clock()))
 
     return issue
 

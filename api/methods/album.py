@@ -305,6 +305,8 @@ def edit(call: Call, album_id: int, title: str | None = None, description: str |
             raise InvalidArgument(f"doc {cover_id} is not in album {album_id}")
         album.cover = cover_id
     if title is not None:
+        if not title.strip():
+            raise InvalidArgument("an album needs a title")
         album.title = title.strip()
     if description is not None:
         album.description = description

@@ -342,3 +342,13 @@ def test_safesurf_hides_covers_and_docs(call, as_user, owner, album):
     assert call("album.getList", user_id=owner.id, safesurf=4)["api"]["code"] == 2
     mine = as_user(owner, "album.getList", level="read")["albums"]["album"][0]
     assert mine["cover"]["doc_id"] == str(docs[0].id)  # your own docs are never hidden
+
+
+def test_edit_sent_empty_clears_absent_keeps(as_user, owner, album):
+    row, _docs = album
+    kept = as_user(owner, "album.edit", album_id=row.id, title="Winter")["album"]
+    assert kept["description"] == "Sea"
+    cleared = as_user(owner, "album.edit", album_id=row.id, description="")["album"]
+    assert cleared["description"] == "" and cleared["title"] == "Winter"
+    assert as_user(owner, "album.edit", album_id=row.id, title=" ")["api"]["code"] == 2
+    assert Album.get_by_id(row.id).title == "Winter"  # nothing half-written
