@@ -1,11 +1,12 @@
 """Requests/s of our server beside a bare falcon app on the same waitress settings, and the ratio.
 
-    python bench/api_bench.py [--seconds 5] [--threads 4] [--connections 16] [--rounds 2]
+    python bench/api_bench.py [--seconds 3] [--threads 4] [--connections 8] [--rounds 5]
 
 Both servers run as separate processes; the load comes from a third (wrk where installed, else a
 small Python load generator with keep-alive connections). Two cases: ``test.hello`` with an
-unsigned key, and
-``test.echo`` signed with api_sig. Our server runs with its default settings (access log included).
+unsigned key, and ``test.echo`` signed with api_sig. Our server runs with its default settings
+(access log included). Each case alternates short paired rounds and prints medians, both per
+wall-clock second and per second of the server process's own CPU time, since a VM's speed drifts.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,15 +49,35 @@ def wait_ready(url: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"server at {url} did not start")
 
 
-def load(url: str, seconds: float, connections: int) -> float:
-    """Requests per second against ``url`` from a separate process."""
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Run:
+    """One load run against one server."""
+
+    per_second: float  # requests per wall-clock second
+    per_cpu_second: float  # requests per second of the server's own CPU time
+
+
+def load(url: str, seconds: float, connections: int, pid: int) -> Run:
+    """Load ``url`` from a separate process; wrk where installed, else bench/pyload.py."""
+    cpu_before = cpu_seconds(pid)
     if shutil.which("wrk"):
-        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", url],
+        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", url],
                              capture_output=True, text=True, check=True).stdout
-        return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "pyload.py"), url, str(seconds),
-                          str(connections)], capture_output=True, text=True, check=True).stdout
-    return float(out.strip())
+        rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        total = int(re.search(r"(\d+) requests in", out).group(1))
+    else:
+        out = subprocess.run([sys.executable, str(ROOT / "bench" / "pyload.py"), url,
+                              str(seconds), str(connections)],
+                             capture_output=True, text=True, check=True).stdout
+        rate = float(out.strip())
+        total = int(rate * seconds)
+    return Run(rate, total / max(cpu_seconds(pid) - cpu_before, 1e-9))
 
 
 def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
@@ -64,10 +87,10 @@ def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     data = tempfile.mkdtemp(prefix="api-bench-")
     env = {**os.environ, "API_DATA_DIR": data, "PYTHONUNBUFFERED": "1"}
@@ -93,17 +116,23 @@ def main() -> None:
         print(f"load: {'wrk' if shutil.which('wrk') else 'python'}, {args.seconds:g}s, "
               f"{args.connections} connections, waitress threads={args.threads}")
         for name, path, target in cases:
-            for port in (ours_port, bare_port):  # warm-up
-                load(f"http://127.0.0.1:{port}/api/{path}", 1, args.connections)
-            # Alternate rounds and keep each side's best, so a noisy moment hurts neither alone.
-            ours = bare = 0.0
-            for _ in range(args.rounds):
-                ours = max(ours, load(f"http://127.0.0.1:{ours_port}/api/{path}", args.seconds,
-                                      args.connections))
-                bare = max(bare, load(f"http://127.0.0.1:{bare_port}/api/{path}", args.seconds,
-                                      args.connections))
-            print(f"{name:26s} ours {ours:9.0f} req/s   bare falcon {bare:9.0f} req/s   "
-                  f"ratio {ours / bare:.2f} (target {target:.2f})")
+            for port, server in zip((ours_port, bare_port), servers, strict=True):  # warm-up
+                load(f"http://127.0.0.1:{port}/api/{path}", 1, args.connections, server.pid)
+            # Alternate short rounds; each pair shares the machine's mood, so medians of paired
+            # ratios are steadier than one long run of each (a VM's speed drifts).
+            pairs = [tuple(load(f"http://127.0.0.1:{port}/api/{path}", args.seconds,
+                                args.connections, server.pid)
+                           for port, server in zip((ours_port, bare_port), servers, strict=True))
+                     for _ in range(args.rounds)]
+            wall = statistics.median(o.per_second / b.per_second for o, b in pairs)
+            cpu = statistics.median(o.per_cpu_second / b.per_cpu_second for o, b in pairs)
+            print(f"{name}  (target ratio {target:.2f})")
+            for label, attr, ratio in (("requests/s", "per_second", wall),
+                                       ("requests/CPU-s", "per_cpu_second", cpu)):
+                ours = statistics.median(getattr(o, attr) for o, _ in pairs)
+                bare = statistics.median(getattr(b, attr) for _, b in pairs)
+                print(f"  {label:15s} ours {ours:7.0f}   bare falcon {bare:7.0f}   "
+                      f"ratio {ratio:.2f}")
     finally:
         for server in servers:
             server.terminate()
