@@ -38,6 +38,13 @@ def visible_to(model: Any, viewer: User | None) -> Expression:
             | ((model.is_friend == True) & model.owner.in_(_friends_of(viewer))))  # noqa: E712
 
 
+def relation_to(owner_id: int, viewer: User | None) -> Relation | None:
+    """The owner's relation row for ``viewer`` (family, friend), or None; one query at most."""
+    if viewer is None or viewer.id == owner_id:
+        return None
+    return Relation.get_or_none(Relation.user == owner_id, Relation.contact == viewer)
+
+
 def can_view(row: Any, viewer: User | None) -> bool:
     """Whether ``viewer`` may see one Doc or Album row."""
     if row.is_public:
@@ -48,6 +55,6 @@ def can_view(row: Any, viewer: User | None) -> bool:
         return True
     if not (row.is_family or row.is_friend):
         return False
-    relation = Relation.get_or_none(Relation.user == row.owner_id, Relation.contact == viewer)
+    relation = relation_to(row.owner_id, viewer)
     return bool(relation and ((row.is_family and relation.is_family)
                               or (row.is_friend and relation.is_friend)))

@@ -26,8 +26,6 @@ from api.docaccess import (
 from api.errors import method_error
 from api.formats.tree import Text
 from api.media import thumb_url
-from api.methods.doc import VISIT_WINDOW
-from api.methods.doc_social import relation_to
 from api.models.docs import Album, AlbumDoc, AlbumVisit, Doc, Relation
 from api.paging import paging
 from api.registry import MethodGroup
@@ -39,7 +37,8 @@ from api.serialize import (
     pick_thumb,
     thumbs_by_doc,
 )
-from api.visibility import can_view, viewer_of, visible_to
+from api.visibility import can_view, relation_to, viewer_of, visible_to
+from api.visits import record_visit
 from keys.db import db
 from keys.models import User
 
@@ -189,27 +188,6 @@ def reset_cover(album: Album) -> None:
         return
     album.cover = _first_docs([album.id]).get(album.id)
     Album.update(cover=album.cover_id).where(Album.id == album.id).execute()
-
-
-def record_visit(call: Call, album: Album) -> AlbumVisit | None:
-    """Count a view by a member other than the owner, once per visit window (as doc.get does)."""
-    user = call.user
-    if user is None or user.id == album.owner_id:
-        return None
-    now = call.now()
-    visit = AlbumVisit.get_or_none(AlbumVisit.album == album, AlbumVisit.visitor == user)
-    if visit is not None and now - visit.visited_at < VISIT_WINDOW:
-        return visit  # the same visit still: no write on the read path
-    with db.atomic():
-        (AlbumVisit
-         .insert(album=album, visitor=user, visited_at=now, first_visit_at=now, visits=1)
-         .on_conflict(conflict_target=[AlbumVisit.album, AlbumVisit.visitor],
-                      update={AlbumVisit.visited_at: now,
-                              AlbumVisit.visits: AlbumVisit.visits + 1})
-         .execute())
-        Album.update(visits=Album.visits + 1).where(Album.id == album.id).execute()
-    album.visits += 1
-    return AlbumVisit.get(AlbumVisit.album == album, AlbumVisit.visitor == user)
 
 
 # --- album trees -------------------------------------------------------------------------------
@@ -390,7 +368,7 @@ def order_list(call: Call, album_ids: str) -> dict:
 def get(call: Call, album_id: int, thumbsize: str = DEFAULT_THUMBSIZE) -> dict:
     """An album's details; an authenticated view by another member counts as a visit."""
     album = visible_album(call, album_id)
-    visit = record_visit(call, album)
+    visit = record_visit(call, album, AlbumVisit, "album")
     label = parse_thumbsize(thumbsize)
     counts, cover = album_numbers(call, album, label)
     can = can_tree(call, album, relation_to(album.owner_id, call.user))
@@ -653,7 +631,7 @@ def docs_get_list(call: Call, album_id: int, media: str = "", share: int | None 
     if "link" in extras:
         for doc, item in zip(docs, items, strict=True):
             item["link"] = in_album_link(call, doc, album)
-    record_visit(call, album)
+    record_visit(call, album, AlbumVisit, "album")
     return {"album": {"album_id": album.id,
                       "docs": {**slice_.attrs(total, len(items)), "doc": items},
                       "cover": covers(call, [album], label, safe=safe).get(album.id)}}

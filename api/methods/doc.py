@@ -56,7 +56,8 @@ from api.serialize import (
     thumbs_by_doc,
 )
 from api.tagging import parse_keywords
-from api.visibility import viewer_of, visible_to
+from api.visibility import relation_to, viewer_of, visible_to
+from api.visits import record_visit
 from keys.db import db
 from keys.models import User
 
@@ -80,7 +81,6 @@ MD5Invalid = method_error(1, "Invalid md5 list", "md5 is missing, or holds more 
 LICENSES = (0, 1, 3, 5, 7, 9, 11, 255)  # spec §10.4
 PERM_LEVELS = (0, 1, 2, 3, 4, 5)  # spec §10.4
 ROTATION = {1: 0, 3: 180, 6: 90, 8: 270}  # EXIF orientation → degrees clockwise
-VISIT_WINDOW = 1800  # repeated views by one member within 30 minutes count as one visit
 MAX_TAGS = 20
 MAX_MD5 = 20
 MAX_CONTEXT = 50
@@ -109,10 +109,9 @@ def get(call: Call, doc_id: int, extra: str = "") -> dict:
     """Return a document's details; an authenticated view by another member counts as a visit."""
     doc = visible_doc(call, doc_id, DocNotFound)
     extras = parse_extra(extra, GET_EXTRAS)
-    visit = record_visit(call, doc)
+    visit = record_visit(call, doc, DocVisit, "doc")
     viewer = viewer_of(call) or call.user
-    relation = (Relation.get_or_none(Relation.user == doc.owner_id, Relation.contact == viewer)
-                if viewer is not None and viewer.id != doc.owner_id else None)
+    relation = relation_to(doc.owner_id, viewer)
     tree: dict[str, Any] = {
         "doc_id": doc.id, "media": doc.media, "license": doc.license,
         "rotation": ROTATION.get(doc.orientation, 0), "title": doc.title, "safety": doc.safety,
@@ -207,28 +206,6 @@ def notes_tree(doc: Doc) -> dict[str, Any]:
             "note": [{"note_id": n.id, "user_id": n.author_id, "username": n.author.username,
                       "x": n.x, "y": n.y, "w": n.w, "h": n.h, "_value": n.content}
                      for n in rows]}
-
-
-def record_visit(call: Call, doc: Doc) -> DocVisit | None:
-    """Count a view by an authenticated member other than the owner, once per 30-minute window."""
-    user = call.user
-    if user is None or user.id == doc.owner_id:
-        return None
-    now = call.now()
-    visit = DocVisit.get_or_none(DocVisit.doc == doc.id, DocVisit.visitor == user.id)
-    if visit is not None and now - visit.visited_at < VISIT_WINDOW:
-        return visit  # the same visit still: no write on the read path
-    with db.atomic():
-        if visit is None:
-            visit = DocVisit.create(doc=doc.id, visitor=user.id, visited_at=now,
-                                    first_visit_at=now, visits=1)
-        else:
-            visit.visits += 1
-            visit.visited_at = now
-            visit.save(only=[DocVisit.visits, DocVisit.visited_at])
-        Doc.update(visits=Doc.visits + 1).where(Doc.id == doc.id).execute()
-    doc.visits += 1
-    return visit
 
 
 # -- lists ---------------------------------------------------------------------------------------

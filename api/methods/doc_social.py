@@ -18,11 +18,12 @@ from api.context import Call
 from api.docaccess import find_user, perm_allows, visible_doc
 from api.errors import method_error
 from api.formats.tree import Text
-from api.models.docs import Comment, Doc, Note, Relation, Tag
+from api.models.docs import Comment, Doc, Note, Tag
 from api.paging import paging
 from api.registry import MethodGroup
 from api.serialize import owner_tree, parse_extra
 from api.tagging import add_tags, find_members, parse_keywords
+from api.visibility import relation_to
 from keys.db import db
 from keys.models import User
 
@@ -46,13 +47,6 @@ NotAllowed = method_error(3, "Permission denied", "The document's permissions do
 NotAPhoto = method_error(4, "Not a photo", "Notes can only be put on photos.")
 
 PREVIEW_HELP = "1 to see the result without saving it."
-
-
-def relation_to(owner_id: int, user: User | None) -> Relation | None:
-    """The owner's relation row for ``user`` (for perm levels), or None; one query at most."""
-    if user is None or user.id == owner_id:
-        return None
-    return Relation.get_or_none(Relation.user == owner_id, Relation.contact == user)
 
 
 def require(allowed: bool, what: str) -> None:

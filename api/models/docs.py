@@ -77,6 +77,7 @@ class Doc(BaseModel):
             (("owner", "posted_at"), False),
             (("is_public", "posted_at"), False),
             (("owner", "created"), False),
+            (("created",), False),
             (("lat", "lng"), False),
         )
 

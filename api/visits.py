@@ -1,0 +1,35 @@
+"""Visits (doc.getVisitors, album.getVisitors): an authenticated view by a member other than the
+owner, counted once per visit window so repeated reads cost no database write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.context import Call
+from keys.db import db
+
+VISIT_WINDOW = 1800  # repeated views by one member within 30 minutes count as one visit
+
+
+def record_visit(call: Call, row: Any, visit_model: Any, target: str) -> Any | None:
+    """Count ``call.user``'s view of ``row`` (a Doc or Album) in ``visit_model``; the visit row."""
+    user = call.user
+    if user is None or user.id == row.owner_id:
+        return None
+    now = call.now()
+    target_field = getattr(visit_model, target)
+    this_visit = (target_field == row.id) & (visit_model.visitor == user.id)
+    visit = visit_model.get_or_none(this_visit)
+    if visit is not None and now - visit.visited_at < VISIT_WINDOW:
+        return visit  # the same visit still: no write on the read path
+    model = type(row)
+    with db.atomic():
+        (visit_model
+         .insert(**{target: row.id}, visitor=user.id, visited_at=now, first_visit_at=now, visits=1)
+         .on_conflict(conflict_target=[target_field, visit_model.visitor],
+                      update={visit_model.visited_at: now,
+                              visit_model.visits: visit_model.visits + 1})
+         .execute())
+        model.update(visits=model.visits + 1).where(model.id == row.id).execute()
+    row.visits += 1
+    return visit_model.get(this_visit)
