@@ -26,6 +26,7 @@ from api.docaccess import (
 from api.errors import method_error
 from api.formats.tree import Text
 from api.media import thumb_url
+from api.methods.common import READ, WRITE, DocNotFound, InvalidArgument, UserNotFound
 from api.models.docs import Album, AlbumDoc, AlbumVisit, Doc, Relation
 from api.paging import paging
 from api.registry import MethodGroup
@@ -46,17 +47,9 @@ group = MethodGroup()
 
 AlbumNotFound = method_error(1, "Album not found", "The album ID is invalid or insufficient "
                                                    "permissions to view this album.")
-InvalidArgument = method_error(2, "Invalid argument", "One or many required arguments were not "
-                                                      "sent or have an invalid value.")
-DocNotFound = method_error(1, "Document not found", "The document ID is invalid or insufficient "
-                                                    "permissions to view this doc.")
-UserNotFound = method_error(1, "User not found", "The user ID is either invalid or the account "
-                                                 "is closed/suspended.")
 DocNotInAlbum = method_error(2, "Document not found", "The document is not in this album, or you "
                                                       "may not see it.")
 
-WRITE = {"doc": "write"}
-READ = {"doc": "read"}
 DOCS_EXTRAS = ("dates", "geo", "medias", "original", "link")
 CONTEXT_DEFAULT, CONTEXT_MAX = 1, 50  # album.docs.getContext prev/next (not published; ours)
 

@@ -28,6 +28,7 @@ from api.docaccess import (
 from api.errors import method_error
 from api.formats.tree import Text
 from api.media import ORIGINAL, media_path
+from api.methods.common import READ, WRITE, DocNotFound, InvalidArgument, UserNotFound
 from api.models.docs import (
     Album,
     AlbumDoc,
@@ -63,15 +64,7 @@ from keys.models import User
 
 group = MethodGroup()
 
-READ = {"doc": "read"}
-WRITE = {"doc": "write"}
 
-DocNotFound = method_error(1, "Document not found", "The document ID is invalid or insufficient "
-                                                    "permissions to view this doc.")
-UserNotFound = method_error(1, "User not found", "The user ID is either invalid or the account is "
-                                                 "closed/suspended.")
-InvalidArgument = method_error(2, "Invalid argument", "One or many required arguments were not "
-                                                      "sent or have an invalid value.")
 SearchAlbumNotFound = method_error(2, "Album not found", "The album ID is invalid or insufficient "
                                                          "permissions to view this album.")
 SearchInvalidArgument = method_error(3, "Invalid argument", "An argument has an invalid value "

@@ -18,6 +18,7 @@ from api.context import Call
 from api.docaccess import find_user, perm_allows, visible_doc
 from api.errors import method_error
 from api.formats.tree import Text
+from api.methods.common import READ, WRITE, DocNotFound, InvalidArgument
 from api.models.docs import Comment, Doc, Note, Tag
 from api.paging import paging
 from api.registry import MethodGroup
@@ -29,17 +30,11 @@ from keys.models import User
 
 group = MethodGroup()
 
-READ = {"doc": "read"}
-WRITE = {"doc": "write"}
 
-DocNotFound = method_error(1, "Document not found", "The document ID is invalid or insufficient "
-                                                    "permissions to view this doc.")
 NoteNotFound = method_error(1, "Note not found", "The note ID is invalid or insufficient "
                                                  "permissions to view its document.")
 CommentNotFound = method_error(1, "Comment not found", "The comment ID is invalid or insufficient "
                                                        "permissions to view its document.")
-InvalidArgument = method_error(2, "Invalid argument", "One or many required arguments were not "
-                                                      "sent or have an invalid value.")
 TagNotFound = method_error(2, "Tag not found", "The type is not keyword or member, or the doc "
                                                "has no such tag.")
 NotAllowed = method_error(3, "Permission denied", "The document's permissions do not let you do "

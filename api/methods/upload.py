@@ -14,6 +14,7 @@ from api.context import Call, UploadedFile
 from api.errors import ApiError, method_error
 from api.formats.tree import Text
 from api.imaging import Rejected, Sniffed, sniff
+from api.methods.common import WRITE
 from api.models.docs import Album, Doc, UploadTicket
 from api.registry import MethodGroup
 from api.tagging import find_members, parse_keywords
@@ -30,7 +31,6 @@ from api.uploads import (
 
 group = MethodGroup()
 
-WRITE = {"doc": "write"}
 MAX_TICKETS = 50  # spec §6.3
 PENDING_ETA = 1  # seconds; PyIpernity sleeps int(eta) between polls, so keep it small but not 0
 LICENSES = (0, 1, 3, 5, 7, 9, 11, 255)  # spec §10.4
