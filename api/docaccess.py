@@ -13,6 +13,7 @@ from peewee import Expression
 
 from api.context import Call
 from api.errors import ApiError
+from api.ids import as_id
 from api.models.docs import MEDIA_TYPES, Doc, Relation
 from api.visibility import can_view, viewer_of
 from keys.models import User
@@ -43,7 +44,8 @@ def owned_doc(call: Call, doc_id: int, not_found: type[ApiError]) -> Doc:
 def find_user(user_id: str) -> User | None:
     """A member by numeric id or by username (web alias, spec §10.4), open accounts only."""
     value = user_id.strip()
-    match = User.id == int(value) if value.isdigit() else User.username == value
+    row_id = as_id(value)
+    match = User.id == row_id if row_id is not None else User.username == value
     return User.select().where(match, User.status == "open").first()
 
 

@@ -11,12 +11,14 @@ the registry is built (two groups). Parameters are bound against the handler's s
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from api.errors import ApiError
+from api.ids import INT_RANGE
 
 PERMISSION_LEVELS = ("none", "read", "write", "delete")
 PERMISSION_AREAS = ("doc", "blog", "post", "network", "profile")
@@ -98,12 +100,28 @@ def _converter(annotation: Any) -> Callable[[str], Any]:
     kind = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "str")
     kind = kind.replace(" | None", "")
     if kind == "int":
-        return int
+        return _int
     if kind == "float":
-        return float
+        return _float
     if kind == "bool":
         return _flag
     return str
+
+
+def _int(raw: str) -> int:
+    """A decimal integer that fits the database's INTEGER columns (api/ids.py says why)."""
+    value = int(raw)
+    if value not in INT_RANGE:
+        raise ValueError(raw)
+    return value
+
+
+def _float(raw: str) -> float:
+    """A finite decimal number (no nan or inf)."""
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError(raw)
+    return value
 
 
 def _flag(raw: str) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable
 
+from api.ids import as_id
 from api.models.docs import Doc, Tag
 from keys.models import User
 
@@ -29,8 +30,8 @@ def parse_keywords(raw: str) -> list[str]:
 def find_members(refs: Iterable[str]) -> tuple[list[User], list[str]]:
     """The users named by ids or usernames, and the references that named nobody."""
     refs = [ref.strip() for ref in refs if ref.strip()]
-    ids = [int(ref) for ref in refs if ref.isdigit()]
-    names = [ref.lower() for ref in refs if not ref.isdigit()]
+    ids = [row_id for row_id in map(as_id, refs) if row_id is not None]
+    names = [ref.lower() for ref in refs if as_id(ref) is None]
     found = list(User.select().where(User.id.in_(ids) | User.username.in_(names))) if refs else []
     by_ref = {str(user.id): user for user in found}
     by_ref |= {user.username.lower(): user for user in found}

@@ -21,12 +21,16 @@ from api.dispatch import ApiRequest
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _MAX_FIELDS = 1000
 _ROUTING = ("method", "format")
+# No parameter of this API can hold NUL, and PostgreSQL text cannot store or compare it.
+_NUL = "NUL character in a parameter"
 
 
 def decode_urlencoded(raw: str | bytes) -> dict[str, str]:
-    """Strictly decode ``a=1&b=%C3%A9``; raises MalformedRequest on bad escapes or UTF-8."""
+    """Strictly decode ``a=1&b=%C3%A9``; raises MalformedRequest on bad escapes, UTF-8 or NUL."""
     try:
         text = raw.decode("utf-8", "strict") if isinstance(raw, bytes) else raw
+        if "\x00" in text or "%00" in text:
+            raise errors.MalformedRequest(_NUL)
         if "%" not in text and "+" not in text:
             # The common case (hex keys, plain names): nothing to unescape.
             return dict(pair.partition("=")[::2] for pair in text.split("&")[:_MAX_FIELDS]
@@ -96,6 +100,8 @@ def _read_multipart(req: falcon.Request, files: dict[str, UploadedFile], max_bod
             budget -= len(data)
             if budget < 0:
                 raise errors.RequestTooLarge()
+            if b"\x00" in data:
+                raise errors.MalformedRequest(_NUL)
             fields[part.name] = data.decode("utf-8")
     except UnicodeDecodeError:
         raise errors.MalformedRequest("multipart field is not UTF-8") from None

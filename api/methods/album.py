@@ -25,6 +25,7 @@ from api.docaccess import (
 )
 from api.errors import method_error
 from api.formats.tree import Text
+from api.ids import as_id
 from api.media import thumb_url
 from api.methods.common import READ, WRITE, DocNotFound, InvalidArgument, UserNotFound
 from api.models.docs import Album, AlbumDoc, AlbumVisit, Doc, Relation
@@ -87,12 +88,12 @@ def own_doc_ids(user: User, doc_ids: Iterable[int]) -> set[int]:
 def parse_ids(raw: str) -> list[int]:
     """A comma list of ids, in order and without repeats, or 2."""
     ids: list[int] = []
-    try:
-        for part in raw.split(","):
-            if part.strip() and int(part) not in ids:
-                ids.append(int(part))
-    except ValueError:
-        raise InvalidArgument(f"not a list of ids: {raw!r}") from None
+    for part in filter(str.strip, raw.split(",")):
+        row_id = as_id(part)
+        if row_id is None:
+            raise InvalidArgument(f"not a list of ids: {raw!r}")
+        if row_id not in ids:
+            ids.append(row_id)
     return ids
 
 

@@ -18,6 +18,7 @@ from api.context import Call
 from api.docaccess import find_user, perm_allows, visible_doc
 from api.errors import method_error
 from api.formats.tree import Text
+from api.ids import as_id
 from api.methods.common import READ, WRITE, DocNotFound, InvalidArgument
 from api.models.docs import Comment, Doc, Note, Tag
 from api.paging import paging
@@ -153,7 +154,8 @@ def tags_remove(call: Call, doc_id: int, type: str, id: str) -> dict:  # noqa: A
     """Take a tag off: the doc's owner, whoever added it, or the member it names may."""
     doc = visible_doc(call, doc_id, DocNotFound)
     if type == "keyword":
-        match = Tag.id == int(id) if id.isdigit() else Tag.norm == " ".join(id.split()).lower()
+        tag_id = as_id(id)
+        match = Tag.id == tag_id if tag_id is not None else Tag.norm == " ".join(id.split()).lower()
     elif type == "member":
         member = find_user(id)
         match = Tag.member == (member.id if member else 0)

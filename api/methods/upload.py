@@ -13,6 +13,7 @@ from typing import Any
 from api.context import Call, UploadedFile
 from api.errors import ApiError, method_error
 from api.formats.tree import Text
+from api.ids import as_id
 from api.imaging import Rejected, Sniffed, sniff
 from api.methods.common import WRITE
 from api.models.docs import Album, Doc, UploadTicket
@@ -263,9 +264,10 @@ def check_tickets(call: Call, tickets: str) -> dict[str, Any]:
     wanted: dict[str, tuple[int, int | None]] = {}
     for label in labels:
         match = _TICKET.fullmatch(label)
-        if match is None:
+        ticket_id = as_id(match[1]) if match else None
+        if ticket_id is None:
             raise TicketsNotFound()
-        wanted[label] = (int(match[1]), int(match[2]) if match[2] else None)
+        wanted[label] = (ticket_id, as_id(match[2]) if match[2] else None)
     rows = {row.id: row for row in UploadTicket.select().where(
         UploadTicket.id.in_([ticket_id for ticket_id, _ in wanted.values()]),
         UploadTicket.user == call.user)}

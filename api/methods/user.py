@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from api.context import Call
 from api.errors import method_error
+from api.ids import as_id
 from api.models.docs import Doc, Relation
 from api.registry import MethodGroup
 from api.visibility import viewer_of, visible_to
@@ -16,8 +17,9 @@ UserNotFound = method_error(1, "User not found", "The user ID or web alias is in
 
 def find_user(user_id: str) -> User | None:
     """The user named by an id or, as the original accepted too, a username (spec §10.4)."""
-    if user_id.isdigit():
-        user = User.get_or_none(User.id == int(user_id))
+    row_id = as_id(user_id)
+    if row_id is not None:
+        user = User.get_or_none(User.id == row_id)
         if user is not None:
             return user
     return User.get_or_none(User.username == user_id)

@@ -215,7 +215,8 @@ def test_every_method_accepts_multipart(call):
     assert call("test.echo", files={"unused": ("a.txt", b"x")}, echo="multi")["echo"] == "multi"
 
 
-@pytest.mark.parametrize("query", ["echo=%zz", "echo=%C3%28", "echo=%", "echo=a%2"])
+@pytest.mark.parametrize("query", ["echo=%zz", "echo=%C3%28", "echo=%", "echo=a%2", "echo=a%00b",
+                                   "echo=a\x00b"])
 def test_malformed_query_is_140(client, api_key, query):
     result = client.simulate_get("/api/test.echo", query_string=f"api_key={api_key.key}&{query}")
     assert result.status_code == 200
@@ -227,6 +228,11 @@ def test_bad_utf8_body_is_140(client, api_key):
                                   body=b"echo=\xff\xfe",
                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert b'code="140"' in result.content
+
+
+def test_nul_in_a_multipart_field_is_140(call):
+    result = call.raw("test.echo", files={"unused": ("a", b"x")}, echo="a\x00b")
+    assert result.json["api"]["code"] == 140
 
 
 def test_broken_multipart_is_140(client, api_key):
