@@ -13,12 +13,13 @@ import pytest
 from lxml import etree
 
 from api.methods import build_registry
+from api.models.docs import UploadTicket
+from tests.upload.conftest import jpeg
 
 JUNK = ["", "x", "-1", "0", "99999999999999999999", "1.5", "'; drop table docs; --", "é\u202e",
         "%", "1,2,3," * 30, "-999", "nan", "inf", "\x00", "a" * 5000, "2147483648", "-2147483649",
         "0x10", " 7 ", "１２", "²"]
 REGISTRY = build_registry()
-SKIP_WRITES_OF = {"upload.file", "upload.replace"}  # need a file part; covered in tests/upload
 
 
 @pytest.fixture
@@ -57,3 +58,16 @@ def test_no_parameters_in_every_format(call, member_token, spec, fmt):
 def test_anonymous_junk(call, spec):
     params = {p.name: "1" for p in spec.params}
     check(call.raw(spec.name, "json", sign=True, **params))
+
+
+@pytest.mark.parametrize("method", ["upload.file", "upload.replace"])
+def test_junk_with_a_file(call, ctx, member_token, method):
+    spec = REGISTRY.get(method)
+    photo = {"file": ("x.jpg", jpeg())}
+    for junk in JUNK:
+        params = {p.name: junk for p in spec.params if p.name != "file"}
+        check(call.raw(method, "json", token=member_token, files=photo, **params))
+    if method == "upload.file":
+        assert UploadTicket.select().count() > 0  # some junk is acceptable ("", " 7 ")
+    ctx.services["uploads"].process_pending()  # whatever was accepted processes without a crash
+    assert UploadTicket.select().where(UploadTicket.state.not_in(["done", "failed"])).count() == 0
