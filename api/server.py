@@ -6,7 +6,12 @@ import argparse
 import logging
 import signal
 import sys
+import threading
+import time
+from typing import Any
 
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
 from waitress.server import create_server
 
 from api.app import build_context, create_app
@@ -41,9 +46,31 @@ def print_demo(settings: Settings) -> None:
     print(f"  try:     curl '{base}/api/test.hello?api_key={key.key}'", flush=True)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    """SIGTERM stops the server the way Ctrl-C does."""
-    raise KeyboardInterrupt
+def serve_until(server: Any, stop: threading.Event, *, grace: float = 30.0) -> None:
+    """Run waitress's loop until ``stop`` is set; then accept nothing new, let requests in flight
+    finish and their answers go out (at most ``grace`` seconds), close idle connections, return.
+
+    waitress's own ``run`` drops answers still in flight when interrupted: its loop is what sends.
+    """
+    socket_map = server._map
+    while not stop.is_set():
+        wasyncore.loop(timeout=0.5, map=socket_map, count=1)
+    wasyncore.dispatcher.close(server)  # the listening socket; the trigger still wakes the loop
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        busy = False
+        for channel in list(socket_map.values()):
+            if not isinstance(channel, HTTPChannel):
+                continue
+            if channel.requests or channel.total_outbufs_len or channel.request is not None:
+                busy = True
+            else:
+                channel.handle_close()  # an idle keep-alive connection
+        if not busy:
+            break
+        wasyncore.loop(timeout=0.05, map=socket_map, count=1)
+    wasyncore.close_all(socket_map)
+    server.task_dispatcher.shutdown(cancel_pending=False, timeout=5)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,16 +87,18 @@ def main(argv: list[str] | None = None) -> int:
                            max_request_body_size=settings.max_body_bytes, ident="ipernity-api")
     for worker in ctx.background:
         worker.start()
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        log.info("stopping: finishing in-flight requests, flushing counters")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
     log.info("listening on http://%s:%s", settings.host, settings.port)
     try:
-        server.run()  # returns (or raises) on Ctrl-C / SIGTERM
-    except KeyboardInterrupt:
-        pass
+        serve_until(server, stop)
     finally:
-        log.info("stopping: finishing in-flight requests, flushing counters")
-        server.close()
-        server.task_dispatcher.shutdown(cancel_pending=False, timeout=30)
         for worker in reversed(ctx.background):  # producers first, the flushers last
             worker.stop()
     return 0

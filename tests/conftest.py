@@ -16,13 +16,13 @@ from typing import Any
 
 import falcon.testing
 import pytest
-from waitress import wasyncore
 from waitress.server import create_server
 
 from api.app import build_context, create_app
 from api.config import Settings
 from api.grants import issue_token
 from api.schema import ALL_MODELS, create_schema
+from api.server import serve_until
 from api.signing import md5
 from keys import store
 from keys.db import open_database
@@ -224,12 +224,14 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """A real waitress server in a thread, for tests where the transport matters."""
+    """A real waitress server in a thread, run and stopped the way serve.py does it."""
 
     def __init__(self, app: Any, threads: int = 4) -> None:
         self.port = free_port()
         self.server = create_server(app, host="127.0.0.1", port=self.port, threads=threads)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=serve_until, args=(self.server, self.stop),
+                                       kwargs={"grace": 5}, daemon=True)
         self.base_url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> LiveServer:
@@ -237,12 +239,8 @@ class LiveServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        # Close every socket from inside the server's own loop thread (closing them from here
-        # while it sits in select() gives EBADF); the loop ends when its map is empty.
-        server_map = self.server._map
-        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(server_map))
+        self.stop.set()
         self.thread.join(timeout=10)
-        self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
 
 
 @pytest.fixture
