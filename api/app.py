@@ -43,6 +43,13 @@ def build_context(settings: Settings, *, clock=time.time, grants=None) -> AppCon
     return ctx
 
 
+def spool_dir(settings: Settings) -> Path:
+    """Where request file parts wait while their call runs (emptied after every call)."""
+    path = Path(settings.data_dir) / "spool"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 class DatabaseMiddleware:
     """Give back the request's connection (if it opened one) when the response is done."""
 
@@ -57,10 +64,13 @@ class ApiResource:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self.dispatcher = Dispatcher(ctx)
+        # File parts are spooled beside the upload queue's files, so keeping one is a rename.
+        self.spool = str(spool_dir(ctx.settings))
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, method: str | None = None,
                fmt: str | None = None) -> None:
-        request = read_request(req, method, fmt, self.ctx.settings.max_body_bytes)
+        request = read_request(req, method, fmt, self.ctx.settings.max_body_bytes,
+                               tmpdir=self.spool)
         try:
             reply = self.dispatcher.handle(request)
         finally:

@@ -16,6 +16,7 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 # Spec §10.2; an ``x`` label is a square crop.
 THUMB_LABELS = ("75x", "100", "240", "250x", "500", "560", "640", "800", "1024", "1600", "2048")
+LARGEST_THUMB = 2048  # the biggest label; thumbnails are rendered from no larger a picture
 ALWAYS_SQUARE = "75x"  # made for every photo, however small, so each one has a list thumbnail
 
 # The photo formats we accept, with the extension and type their originals are served under.
@@ -26,6 +27,8 @@ PHOTO_FORMATS: dict[str, tuple[str, str]] = {
 # Signatures of image files: a file that starts like one but does not open is refused, not "other".
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
 _IMAGE_BRANDS = (b"heic", b"heix", b"mif1", b"msf1", b"avif", b"avis")  # ISO-BMFF still images
+_REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "CMYK", "I", "F")  # what Image.reduce accepts
+_QUARTER_TURNS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 # Image.transpose operations that display an EXIF orientation upright (as ImageOps.exif_transpose).
 _TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
               4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
@@ -240,15 +243,18 @@ def plan_thumbs(width: int, height: int) -> list[tuple[str, int]]:
 def render_thumbs(image: Image.Image, orientation: int) -> Iterator[tuple[str, int, int, bytes]]:
     """(label, w, h, JPEG bytes) for every label ``plan_thumbs`` chooses, shown upright."""
     if image.format == "JPEG":
-        image.draft("RGB", (2 * 2048, 2 * 2048))  # decode at a reduced scale: faster, less memory
+        image.draft("RGB", (2 * LARGEST_THUMB, 2 * LARGEST_THUMB))  # decode at a reduced scale
+    width, height = image.size
+    if orientation in _QUARTER_TURNS:
+        width, height = height, width
     try:
         image.seek(0)
-        picture = _flatten(image)  # decodes the whole image
+        picture = _flatten(_reduced(image))
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise Rejected("image data is broken or truncated") from error
     if orientation in _TRANSPOSE:
         picture = picture.transpose(_TRANSPOSE[orientation])
-    for label, box in plan_thumbs(*picture.size):
+    for label, box in plan_thumbs(width, height):
         if label.endswith("x"):
             thumb = ImageOps.fit(picture, (box, box), Image.Resampling.LANCZOS)
         else:
@@ -257,6 +263,19 @@ def render_thumbs(image: Image.Image, orientation: int) -> Iterator[tuple[str, i
         out = io.BytesIO()
         thumb.save(out, "JPEG", quality=_THUMB_QUALITY, optimize=True)
         yield label, thumb.width, thumb.height, out.getvalue()
+
+
+def _reduced(image: Image.Image) -> Image.Image:
+    """The decoded image shrunk by a whole factor, never below the largest thumbnail, before any
+    copy is made: a blank 100-MP PNG of 200 KB would otherwise need gigabytes of RAM."""
+    image.load()
+    factor = max(image.size) // LARGEST_THUMB
+    if factor < 2:
+        return image
+    if image.mode not in _REDUCIBLE_MODES:  # palette and 1-bit images: one full-size conversion
+        has_alpha = "A" in image.getbands() or "transparency" in image.info
+        image = image.convert("RGBA" if has_alpha else "RGB")
+    return image.reduce(factor)
 
 
 def _flatten(image: Image.Image) -> Image.Image:

@@ -21,6 +21,7 @@ from api.dispatch import ApiRequest
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _MAX_FIELDS = 1000
 _ROUTING = ("method", "format")
+FILE_PART = "file"  # the only file a method takes (upload.file, upload.replace)
 # No parameter of this API can hold NUL, and PostgreSQL text cannot store or compare it.
 _NUL = "NUL character in a parameter"
 
@@ -85,32 +86,48 @@ def _read_body(req: falcon.Request, files: dict[str, UploadedFile], max_body: in
 
 def _read_multipart(req: falcon.Request, files: dict[str, UploadedFile], max_body: int,
                     tmpdir: str | None) -> dict[str, str]:
+    """Fields as parameters; the ``file`` part spooled to disk (once); other file parts drained.
+
+    Spooled files sit in ``files`` as soon as they exist, so the caller removes them whatever fails.
+    """
     fields: dict[str, str] = {}
     budget = max_body
     try:
-        form = req.get_media()
-        for part in form:
-            if part.filename is not None or part.name == "file":
+        for part in req.get_media():
+            if not part.name:
+                raise errors.MalformedRequest("multipart part without a name")
+            if part.name == FILE_PART:
+                if FILE_PART in files:
+                    raise errors.MalformedRequest("more than one file part")
                 path, size = _spool(part.stream, budget, tmpdir)
                 budget -= size
-                files[part.name] = UploadedFile(filename=part.filename or "", path=path, size=size,
+                files[FILE_PART] = UploadedFile(filename=part.filename or "", path=path, size=size,
                                                 content_type=part.content_type or "")
-                continue
-            data = part.stream.read(budget + 1)
-            budget -= len(data)
-            if budget < 0:
-                raise errors.RequestTooLarge()
-            if b"\x00" in data:
-                raise errors.MalformedRequest(_NUL)
-            fields[part.name] = data.decode("utf-8")
+            elif part.filename is not None:  # no method takes another file: read, never kept
+                budget -= _drain(part.stream, budget)
+            else:
+                data = part.stream.read(budget + 1)
+                budget -= len(data)
+                if budget < 0:
+                    raise errors.RequestTooLarge()
+                if b"\x00" in data:
+                    raise errors.MalformedRequest(_NUL)
+                fields[part.name] = data.decode("utf-8")
     except UnicodeDecodeError:
         raise errors.MalformedRequest("multipart field is not UTF-8") from None
     except (falcon.MediaMalformedError, falcon.HTTPBadRequest, falcon.MediaNotFoundError):
         raise errors.MalformedRequest("broken multipart body") from None
-    except errors.ApiError:
-        discard_files(files)
-        raise
     return fields
+
+
+def _drain(stream: object, budget: int) -> int:
+    """Read a part to its end without keeping it; RequestTooLarge past ``budget`` bytes."""
+    size = 0
+    while chunk := stream.read(1 << 20):  # type: ignore[attr-defined]
+        size += len(chunk)
+        if size > budget:
+            raise errors.RequestTooLarge()
+    return size
 
 
 def _spool(stream: object, budget: int, tmpdir: str | None) -> tuple[str, int]:

@@ -111,6 +111,8 @@ class UploadQueue:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Decoding is memory-hungry: at most two uploads (worker or async=0 requests) at a time.
+        self._slots = threading.BoundedSemaphore(2)
         # Pillow refuses (at twice this) or warns about huge images itself; sniff refuses above it.
         Image.MAX_IMAGE_PIXELS = settings.max_image_pixels
 
@@ -238,6 +240,10 @@ class UploadQueue:
 
     def process(self, ticket: UploadTicket) -> None:
         """Turn one claimed ticket into a doc (or a replaced file); never raises."""
+        with self._slots:
+            self._process(ticket)
+
+    def _process(self, ticket: UploadTicket) -> None:
         written: list[str] = []
         try:
             options = json.loads(ticket.params)

@@ -308,3 +308,37 @@ def test_access_log_has_no_secret_signature_or_token(settings, ctx, api_key, mem
     text = stream.getvalue()
     assert api_key.secret not in text and token not in text and "api_sig" not in text
     assert "hi" not in text.replace("hello", "")  # parameter values are not logged
+
+
+def spooled(settings):
+    from api.app import spool_dir
+
+    return sorted(spool_dir(settings).iterdir())
+
+
+def test_file_parts_never_outlive_the_call(call, client, settings):
+    call("test.echo", files={"file": ("a.bin", b"x" * 1000)}, echo="one")
+    call("test.echo", files={"other": ("b.bin", b"y" * 1000)}, echo="two")
+    assert spooled(settings) == []
+
+
+def test_two_file_parts_are_140_and_leave_nothing(client, settings):
+    part = (b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n'
+            + b"1" * 5000 + b"\r\n")
+    result = client.simulate_post("/api/test.echo", body=part * 30 + b"--xyz--\r\n",
+                                  headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+    assert result.json["api"]["code"] == 140
+    assert spooled(settings) == []
+
+
+@pytest.mark.parametrize("disposition", ["form-data", 'form-data; name=""'])
+def test_a_part_without_a_name_is_140(call, api_key, client, disposition):
+    boundary = "xyz"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"api_key\"\r\n\r\n"
+            f"{api_key.key}\r\n--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n"
+            f"junk\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"api_sig\"\r\n\r\n"
+            f"{'0' * 32}\r\n--{boundary}--\r\n").encode()
+    result = client.simulate_post("/api/test.hello", body=body, headers={
+        "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert result.status_code == 200
+    assert result.json["api"]["code"] == 140
