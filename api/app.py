@@ -69,8 +69,9 @@ class ApiResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, method: str | None = None,
                fmt: str | None = None) -> None:
-        request = read_request(req, method, fmt, self.ctx.settings.max_body_bytes,
-                               tmpdir=self.spool)
+        settings = self.ctx.settings
+        request = read_request(req, method, fmt, settings.max_body_bytes, tmpdir=self.spool,
+                               public_url=settings.public_url.rstrip("/"))
         try:
             reply = self.dispatcher.handle(request)
         finally:

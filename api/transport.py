@@ -45,7 +45,7 @@ def decode_urlencoded(raw: str | bytes) -> dict[str, str]:
 
 
 def read_request(req: falcon.Request, method: str | None, fmt: str | None,
-                 max_body: int, tmpdir: str | None = None) -> ApiRequest:
+                 max_body: int, tmpdir: str | None = None, public_url: str = "") -> ApiRequest:
     """Build the ApiRequest; a transport problem travels inside it to be rendered in its format."""
     params: dict[str, str] = {}
     files: dict[str, UploadedFile] = {}
@@ -64,7 +64,7 @@ def read_request(req: falcon.Request, method: str | None, fmt: str | None,
         unsigned = frozenset(name for name in _ROUTING if name in params)
     return ApiRequest(http_method=req.method, method_name=method, format_name=fmt or "",
                       params=params, files=files, client_addr=req.remote_addr or "",
-                      base_url=f"{req.scheme}://{req.netloc}", unsigned=unsigned,
+                      base_url=public_url or f"{req.scheme}://{req.netloc}", unsigned=unsigned,
                       transport_error=problem)
 
 

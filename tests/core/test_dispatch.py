@@ -342,3 +342,13 @@ def test_a_part_without_a_name_is_140(call, api_key, client, disposition):
         "Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert result.status_code == 200
     assert result.json["api"]["code"] == 140
+
+
+def test_public_url_is_the_base_of_handed_out_links():
+    from api.transport import read_request
+
+    request = falcon.testing.create_req(path="/api/test.hello")
+    assert read_request(request, "test.hello", None, 100,
+                        public_url="https://api.example.org").base_url == (
+        "https://api.example.org")
+    assert read_request(request, "test.hello", None, 100).base_url == "http://falconframework.org"
