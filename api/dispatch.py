@@ -149,8 +149,8 @@ class Dispatcher:
             if required:
                 raise errors.SignatureMissing()
             return
-        signed = ((name, value) for name, value in request.params.items()
-                  if name not in request.unsigned)
+        signed = request.params if not request.unsigned else [
+            pair for pair in request.params.items() if pair[0] not in request.unsigned]
         if not md5.verify(signed, spec.name, key.secret, sent):
             raise errors.SignatureInvalid()
 
