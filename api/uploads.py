@@ -113,6 +113,7 @@ class UploadQueue:
         self._thread: threading.Thread | None = None
         # Decoding is memory-hungry: at most two uploads (worker or async=0 requests) at a time.
         self._slots = threading.BoundedSemaphore(2)
+        self._accepting = threading.Lock()
         # Pillow refuses (at twice this) or warns about huge images itself; sniff refuses above it.
         Image.MAX_IMAGE_PIXELS = settings.max_image_pixels
 
@@ -123,19 +124,27 @@ class UploadQueue:
     # -- accepting ------------------------------------------------------------------------------
 
     def enqueue(self, *, user: User, api_key: str, upload: UploadedFile, options: dict[str, Any],
-                replace_doc: Doc | None = None) -> UploadTicket:
-        """Take the spooled file over and queue it; the ticket is committed before this returns."""
+                replace_doc: Doc | None = None,
+                admit: Callable[[], None] = lambda: None) -> UploadTicket:
+        """Take the spooled file over and queue it; the ticket is committed before this returns.
+
+        ``admit`` (the monthly quota check) runs under the queue's lock right before the insert,
+        so parallel uploads of one server cannot all squeeze under the limit together.
+        """
         self.incoming.mkdir(parents=True, exist_ok=True)
         kept = self.incoming / secrets.token_hex(12)
-        shutil.move(upload.path, kept)  # the transport deletes what is left at its path
-        try:
-            ticket = UploadTicket.create(user=user, api_key=api_key, replace_doc=replace_doc,
-                                         params=json.dumps(options), file_path=str(kept),
-                                         file_size=upload.size, filename=upload.filename[:255],
-                                         created_at=self.now())
-        except BaseException:
-            kept.unlink(missing_ok=True)
-            raise
+        with self._accepting:
+            admit()
+            shutil.move(upload.path, kept)  # the transport deletes what is left at its path
+            try:
+                ticket = UploadTicket.create(user=user, api_key=api_key, replace_doc=replace_doc,
+                                             params=json.dumps(options), file_path=str(kept),
+                                             file_size=upload.size,
+                                             filename=upload.filename[:255],
+                                             created_at=self.now())
+            except BaseException:
+                kept.unlink(missing_ok=True)
+                raise
         self._wake.set()
         return ticket
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -96,7 +97,7 @@ def _max_file_bytes(call: Call, media: str) -> int:
 
 def _checked_file(call: Call, codes: _Codes, media_hint: str | None = None
                   ) -> tuple[UploadedFile, Sniffed | None]:
-    """The uploaded file after the checks that need no decoding: present, size, monthly quota.
+    """The uploaded file after the checks that need no decoding: present and within its size.
 
     The content is sniffed; a file that is not acceptable comes back with ``None`` and it is the
     caller's choice to refuse it now or let its ticket fail.
@@ -112,12 +113,20 @@ def _checked_file(call: Call, codes: _Codes, media_hint: str | None = None
     media = sniffed.media if sniffed else (media_hint or "photo")
     if upload.size > _max_file_bytes(call, media):
         raise codes.too_big()
+    return upload, sniffed
+
+
+def _quota_check(call: Call, upload: UploadedFile, codes: _Codes) -> Callable[[], None]:
+    """The monthly quota check, run by the queue under its lock just before the ticket exists."""
     user = call.user
     assert user is not None  # token=1 methods always have one
-    used, _seconds = month_usage(user, call.now())
-    if not user.is_pro and used + upload.size > call.ctx.settings.monthly_upload_bytes:
-        raise codes.quota()
-    return upload, sniffed
+
+    def admit() -> None:
+        used, _seconds = month_usage(user, call.now())
+        if not user.is_pro and used + upload.size > call.ctx.settings.monthly_upload_bytes:
+            raise codes.quota()
+
+    return admit
 
 
 def _finish(call: Call, ticket: UploadTicket, wait: bool) -> dict[str, Any]:
@@ -162,6 +171,8 @@ def upload_file(call: Call, file: str = "", title: str = "", description: str = 
     """Upload a new file; it is processed in the background and the answer is a ticket to poll
     with upload.checkTickets."""
     upload, sniffed = _checked_file(call, _FILE_CODES)
+    admit = _quota_check(call, upload, _FILE_CODES)
+    admit()  # answer over-quota before anything else; enqueue checks again under its lock
     if sniffed is None:
         raise FileRefused()
     options: dict[str, Any] = {"title": title[:255], "description": description}
@@ -180,7 +191,7 @@ def upload_file(call: Call, file: str = "", title: str = "", description: str = 
         raise InvalidParameter("unknown member")
     options["member_ids"] = [user.id for user in members]
     ticket = _queue(call).enqueue(user=call.user, api_key=call.key.key if call.key else "",
-                                  upload=upload, options=options)
+                                  upload=upload, options=options, admit=admit)
     return _finish(call, ticket, wait=not async_)
 
 
@@ -239,10 +250,12 @@ def upload_replace(call: Call, file: str = "", doc_id: int | None = None,
     if doc is None:
         raise ReplaceDocNotFound()
     upload, sniffed = _checked_file(call, _REPLACE_CODES, media_hint=doc.media)
+    admit = _quota_check(call, upload, _REPLACE_CODES)
+    admit()  # as upload.file: early for a clear answer, again under the queue's lock
     if sniffed is not None and sniffed.media != doc.media:
         raise MediaDiffers()
     ticket = _queue(call).enqueue(user=call.user, api_key=call.key.key if call.key else "",
-                                  upload=upload, options={}, replace_doc=doc)
+                                  upload=upload, options={}, replace_doc=doc, admit=admit)
     return _finish(call, ticket, wait=not async_)
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import requests
 
 from api.models.docs import NO_DATE, Album, AlbumDoc, Doc, Tag, Thumb, UploadTicket
+from api.signing.md5 import signature
 from api.uploads import DONE, FAILED, QUEUED
 from keys import store
 from tests.upload.conftest import camera_exif, jpeg
@@ -195,3 +198,19 @@ def test_member_tags_accept_usernames(upload, queue, member):
     upload(jpeg(), member_ids=f"member, {other.id}")
     queue.process_pending()
     assert {t.tag for t in Tag.select().where(Tag.type == "member")} == {"member", "other"}
+
+
+def test_parallel_uploads_cannot_all_squeeze_under_the_quota(live_server, ctx, api_key, token):
+    data = jpeg()
+    ctx.settings = ctx.settings.with_(monthly_upload_bytes=len(data) * 2)
+    params = {"api_key": api_key.key, "auth_token": token}
+    params["api_sig"] = signature(params, "upload.file", api_key.secret)
+
+    def send(_: int) -> dict:
+        return requests.post(live_server.base_url + "/api/upload.file", data=params,
+                             files={"file": ("p.jpg", data)}, timeout=30).json()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(send, range(6)))
+    assert sum("ticket" in answer for answer in answers) == 2
+    assert sorted(a["api"]["code"] for a in answers if "ticket" not in a) == [4, 4, 4, 4]
