@@ -142,3 +142,14 @@ def _list_item(doc: Doc, call: Call, extras: set[str], thumb: Thumb | None) -> d
     if "original" in extras:
         tree["original"] = original_tree(call, doc)
     return tree
+
+
+def context_item(call: Call, doc: Doc, thumbs: Sequence[Any], label: str, index: int,
+                 link: str) -> dict[str, Any]:
+    """``<doc index doc_id media title safety w h url link user_id/>`` of a context answer."""
+    thumb = pick_thumb(thumbs, label)
+    return {"index": index, "doc_id": doc.id, "media": doc.media, "title": doc.title,
+            "safety": doc.safety, "w": thumb.w if thumb else None,
+            "h": thumb.h if thumb else None,
+            "url": thumb_url(call.base_url, doc, thumb.label, thumb.ext) if thumb else None,
+            "link": link, "user_id": doc.owner_id}

@@ -33,6 +33,7 @@ from api.paging import paging
 from api.registry import MethodGroup
 from api.serialize import (
     DEFAULT_THUMBSIZE,
+    context_item,
     doc_trees,
     parse_extra,
     parse_thumbsize,
@@ -629,17 +630,6 @@ def docs_get_list(call: Call, album_id: int, media: str = "", share: int | None 
     return {"album": {"album_id": album.id,
                       "docs": {**slice_.attrs(total, len(items)), "doc": items},
                       "cover": covers(call, [album], label, safe=safe).get(album.id)}}
-
-
-def context_item(call: Call, doc: Doc, thumbs: Sequence[Any], label: str, index: int,
-                 link: str) -> dict[str, Any]:
-    """``<doc index doc_id media title safety w h url link user_id/>`` of a context answer."""
-    thumb = pick_thumb(thumbs, label)
-    return {"index": index, "doc_id": doc.id, "media": doc.media, "title": doc.title,
-            "safety": doc.safety, "w": thumb.w if thumb else None,
-            "h": thumb.h if thumb else None,
-            "url": thumb_url(call.base_url, doc, thumb.label, thumb.ext) if thumb else None,
-            "link": link, "user_id": doc.owner_id}
 
 
 @group.method("album.docs.getContext", title="Get the document context in an album",

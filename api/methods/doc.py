@@ -42,6 +42,7 @@ from api.models.docs import (
 from api.paging import Page, paging
 from api.registry import MethodGroup
 from api.serialize import (
+    context_item,
     dates_tree,
     doc_trees,
     geo_tree,
@@ -51,7 +52,6 @@ from api.serialize import (
     owner_tree,
     parse_extra,
     parse_thumbsize,
-    pick_thumb,
     sorted_thumbs,
     thumb_tree,
     thumbs_by_doc,
@@ -616,13 +616,8 @@ def get_context(call: Call, doc_id: int, media: str = "", safesurf: int | None =
     thumbs = thumbs_by_doc([doc, *before, *after])
 
     def item(row: Doc, index: int) -> dict[str, Any]:
-        thumb = pick_thumb(thumbs.get(row.id, []), label)
-        return {"index": index, "doc_id": row.id, "media": row.media, "title": row.title,
-                "safety": row.safety, "w": thumb.w if thumb else None,
-                "h": thumb.h if thumb else None,
-                "url": thumb_tree(call, row, thumb)["url"] if thumb else None,
-                "link": f"{call.base_url}/doc/{doc.owner.username}/{row.id}",
-                "user_id": row.owner_id}
+        return context_item(call, row, thumbs.get(row.id, []), label, index,
+                            f"{call.base_url}/doc/{doc.owner.username}/{row.id}")
 
     return {"prev": {"count": len(before), "doc": [item(d, -i) for i, d in enumerate(before, 1)]},
             "doc": item(doc, 0),
