@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from api.config import Settings
-from api.registry import PERMISSION_AREAS, Registry, level_rank
+from api.registry import Registry, level_rank
 from keys.models import User
 from keys.store import KeyCache, KeyRecord
 
@@ -93,4 +93,3 @@ class Call:
         return int(self.ctx.clock())
 
 
-__all__ = ["PERMISSION_AREAS", "AppContext", "Call", "Grant", "GrantStore", "UploadedFile"]

@@ -22,11 +22,6 @@ class ApiError(Exception):
         super().__init__(detail or self.message)
         self.detail = detail
 
-    @classmethod
-    def info(cls) -> dict[str, object]:
-        """The reflection entry for this error (``api.methods.get``)."""
-        return {"code": cls.code, "label": cls.label, "message": cls.message,
-                "description": cls.description}
 
 
 def _global(code: int, label: str, message: str, description: str) -> type[ApiError]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from peewee import JOIN
 
 from api.grants import issue_token, token_hash
-from api.models.grants import Frob, Token
+from api.models.grants import Frob, Token, levels_of
 from api.registry import PERMISSION_AREAS, PERMISSION_LEVELS
 from keys.db import db
 from keys.models import ApiKey, User
@@ -47,10 +47,6 @@ class AuthorizedApp:
     authorized_at: int
     tokens: int
 
-
-def levels_of(row: Frob | Token) -> dict[str, str]:
-    """The level per area stored on a frob or token row."""
-    return {area: getattr(row, PERM_PREFIX + area) for area in PERMISSION_AREAS}
 
 
 def requested_permissions(params: Mapping[str, str]) -> dict[str, str]:

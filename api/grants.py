@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from api import errors
 from api.context import Grant
-from api.models.grants import Token
+from api.models.grants import Token, levels_of
 from keys.models import User
 from keys.store import KeyRecord
 
@@ -35,7 +35,7 @@ class DatabaseGrants:
             raise errors.TokenInvalid()
         if not row.user.is_open:
             raise errors.AccountClosed()
-        return Grant(token_id=row.id, user=row.user, permissions=row.permissions())
+        return Grant(token_id=row.id, user=row.user, permissions=levels_of(row))
 
 
 def issue_token(api_key: str, user: User, permissions: dict[str, str],

@@ -209,6 +209,3 @@ class Registry:
 
     def __iter__(self):
         return iter(sorted(self.specs.values(), key=lambda spec: spec.name))
-
-    def __len__(self) -> int:
-        return len(self.specs)

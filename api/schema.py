@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from peewee import PostgresqlDatabase
-
 from api.models import accounts, docs, grants
 from keys.db import db
 from keys.models import MODELS as KEY_MODELS
@@ -17,8 +15,3 @@ def create_schema() -> None:
     with db.connection_context():
         db.create_tables(ALL_MODELS, safe=True)
 
-
-def drop_schema() -> None:
-    """Drop every table (the test suite starts each PostgreSQL run clean)."""
-    with db.connection_context():
-        db.drop_tables(ALL_MODELS, safe=True, cascade=isinstance(db.obj, PostgresqlDatabase))

@@ -42,9 +42,6 @@ class UsageRecorder(PeriodicFlush):
             entry[0] += 1
             entry[1] += duration_ms
 
-    def pending(self) -> int:
-        """How many counter rows wait for the next flush."""
-        return len(self._counts)
 
     def flush(self) -> int:
         """Write the buffered counts to the database; returns the number of rows upserted."""

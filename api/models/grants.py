@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from peewee import AutoField, CharField, ForeignKeyField, IntegerField
 
+from api.registry import PERMISSION_AREAS
 from keys.db import BaseModel
 from keys.models import User, now
 
@@ -47,10 +48,10 @@ class Token(BaseModel):
         table_name = "tokens"
         indexes = ((("user", "api_key"), False),)
 
-    def permissions(self) -> dict[str, str]:
-        """The granted level per area."""
-        return {area: getattr(self, "perm_" + area)
-                for area in ("doc", "blog", "post", "network", "profile")}
+
+def levels_of(row: Frob | Token) -> dict[str, str]:
+    """The level per area stored on a frob or token row."""
+    return {area: getattr(row, "perm_" + area) for area in PERMISSION_AREAS}
 
 
 MODELS = (Frob, Token)
