@@ -15,12 +15,12 @@ def test_echo_xml(call):
 
 
 def test_echo_empty_is_code_1(call):
-    assert call("test.echo", echo="")["api"] == {"status": "error", "code": 1,
+    assert call("test.echo", echo="")["api"] == {"status": "error", "code": "1",
                                                   "message": "Nothing was sent"}
 
 
 def test_token_call_is_signed_and_resolved(call, member, token_for):
     token = token_for(member, doc="read")
     assert call("test.hello", token=token)["hello"] == "hello world!"
-    assert call("test.hello", token=token + "x")["api"]["code"] == 107
-    assert call("test.hello", token=token, sign=False)["api"]["code"] == 104
+    assert call("test.hello", token=token + "x")["api"]["code"] == "107"
+    assert call("test.hello", token=token, sign=False)["api"]["code"] == "104"

@@ -13,13 +13,18 @@ CALLBACK_NAME = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$.]{0,99}$")
 
 
 def ok_document(tree: dict[str, Any]) -> dict[str, Any]:
-    """The whole success document: the ``api`` status beside the payload's top-level elements."""
-    return {"api": {"status": "ok"}, **to_plain(tree)}
+    """The whole success document: the payload's top-level elements first, the ``api`` status last.
+
+    Parsers do not care; a shell uploader written against the live service cuts values out of the
+    body by position and reads the first quoted value as its frob or ticket.
+    """
+    return {**to_plain(tree), "api": {"status": "ok"}}
 
 
 def error_document(code: int, message: str) -> dict[str, Any]:
-    """The error document; ``code`` stays a number, as documented (spec §11.1)."""
-    return {"api": {"status": "error", "code": code, "message": message}}
+    """The error document; ``code`` is a string like every attribute (spec §2.3 rule 1: a Go
+    client decodes it into a string field, Python clients ``int()`` it)."""
+    return {"api": {"status": "error", "code": str(code), "message": message}}
 
 
 class Json:

@@ -9,8 +9,10 @@ A handler returns a dict of top-level elements. Inside an element (a dict):
 
 ``to_plain`` gives the structure JSON and PHP serialise: attribute values become strings (rule 1),
 text-only elements plain strings (rule 2), ``_value`` beside attributes (rule 3), lists stay lists
-even with one item (rule 4), empty elements ``[]`` (rule 5), and an empty list leaves its key out
-(rule 4).
+even with one item (rule 4), and empty elements ``[]`` (rule 5). An empty repeated child keeps its
+key as ``[]`` (``{"albums": {"total": "0", "album": []}}``): live clients index
+``rsp["albums"]["album"]`` without checking, so the item name is declared where the result is built
+by always writing the list, even when it is empty. XML has nothing to write for it.
 """
 
 from __future__ import annotations
@@ -59,11 +61,7 @@ def scalar(value: Any) -> str:
 
 def to_plain(tree: dict[str, Any]) -> dict[str, Any]:
     """The JSON/PHP structure for a result tree's top-level elements."""
-    return {name: _plain_node(node) for name, node in tree.items() if not _absent(node)}
-
-
-def _absent(node: Any) -> bool:
-    return node is None or (isinstance(node, list) and not node)
+    return {name: _plain_node(node) for name, node in tree.items() if node is not None}
 
 
 def _plain_node(node: Any) -> Any:
@@ -79,9 +77,8 @@ def _plain_node(node: Any) -> Any:
 def _plain_element(element: dict[str, Any]) -> Any:
     out: dict[str, Any] = {}
     for key, value in element.items():
-        if _absent(value):
-            continue
-        out[key] = _plain_node(value)
+        if value is not None:
+            out[key] = _plain_node(value)
     if not out:
         return []
     if len(out) == 1 and "_value" in out:

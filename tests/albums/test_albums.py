@@ -92,21 +92,21 @@ def test_create_and_edit(as_user, owner, make_doc):
 def test_write_errors(as_user, owner, member, make_doc, album):
     row, docs = album
     foreign = make_doc(member)
-    assert as_user(owner, "album.create")["api"]["code"] == 2
-    assert as_user(owner, "album.create", title="x", perm_comment=6)["api"]["code"] == 2
-    assert as_user(owner, "album.create", title="x", cover_id=foreign.id)["api"]["code"] == 2
-    assert as_user(owner, "album.edit", album_id=999)["api"]["code"] == 1
-    assert as_user(owner, "album.edit", album_id=row.id, cover_id=foreign.id)["api"]["code"] == 2
-    assert as_user(owner, "album.setPerms", album_id=row.id)["api"]["code"] == 2
-    assert as_user(owner, "album.setPerms", album_id=row.id, perm_comment=9)["api"]["code"] == 2
-    assert as_user(owner, "album.setPerms", album_id=999, perm_comment=1)["api"]["code"] == 1
-    assert as_user(owner, "album.orderList", album_ids="1,x")["api"]["code"] == 2
-    assert as_user(owner, "album.docs.add", album_id=row.id, doc_id="a")["api"]["code"] == 2
+    assert as_user(owner, "album.create")["api"]["code"] == "2"
+    assert as_user(owner, "album.create", title="x", perm_comment=6)["api"]["code"] == "2"
+    assert as_user(owner, "album.create", title="x", cover_id=foreign.id)["api"]["code"] == "2"
+    assert as_user(owner, "album.edit", album_id=999)["api"]["code"] == "1"
+    assert as_user(owner, "album.edit", album_id=row.id, cover_id=foreign.id)["api"]["code"] == "2"
+    assert as_user(owner, "album.setPerms", album_id=row.id)["api"]["code"] == "2"
+    assert as_user(owner, "album.setPerms", album_id=row.id, perm_comment=9)["api"]["code"] == "2"
+    assert as_user(owner, "album.setPerms", album_id=999, perm_comment=1)["api"]["code"] == "1"
+    assert as_user(owner, "album.orderList", album_ids="1,x")["api"]["code"] == "2"
+    assert as_user(owner, "album.docs.add", album_id=row.id, doc_id="a")["api"]["code"] == "2"
     assert as_user(owner, "album.docs.setList", album_id=row.id, doc_ids=docs[0].id,
-                   cover_id=docs[1].id)["api"]["code"] == 2
-    assert as_user(owner, "album.delete", album_id="x")["api"]["code"] == 1
-    assert as_user(owner, "album.edit", album_id=row.id, level="read")["api"]["code"] == 110
-    assert as_user(owner, "album.delete", album_id=row.id, level="write")["api"]["code"] == 110
+                   cover_id=docs[1].id)["api"]["code"] == "2"
+    assert as_user(owner, "album.delete", album_id="x")["api"]["code"] == "1"
+    assert as_user(owner, "album.edit", album_id=row.id, level="read")["api"]["code"] == "110"
+    assert as_user(owner, "album.delete", album_id=row.id, level="write")["api"]["code"] == "110"
 
 
 def test_only_the_owner_changes_an_album(as_user, owner, member, album):
@@ -119,8 +119,8 @@ def test_only_the_owner_changes_an_album(as_user, owner, member, album):
                            ("album.docs.setList", {"doc_ids": docs[0].id,
                                                    "cover_id": docs[0].id}),
                            ("album.getVisitors", {})):
-        assert as_user(member, method, album_id=row.id, **params)["api"]["code"] == 1, method
-    assert as_user(member, "album.orderList", album_ids=f"{mine},{row.id}")["api"]["code"] == 1
+        assert as_user(member, method, album_id=row.id, **params)["api"]["code"] == "1", method
+    assert as_user(member, "album.orderList", album_ids=f"{mine},{row.id}")["api"]["code"] == "1"
     assert Album.get_by_id(row.id).title == "Summer" and len(entries(row.id)) == 3
 
 
@@ -162,8 +162,8 @@ def test_doc_albums_add(as_user, owner, member, make_doc):
                   album_id=f"{first},{second},{theirs}")["doc"]
     assert (got["total"], got["added"], got["skipped"]) == ("2", "2", "1")
     assert got["album"][2] == {"album_id": theirs, "added": "0", "error": "1"}
-    assert as_user(member, "doc.albums.add", doc_id=doc.id, album_id=theirs)["api"]["code"] == 1
-    assert as_user(owner, "doc.albums.add", doc_id=doc.id)["api"]["code"] == 2
+    assert as_user(member, "doc.albums.add", doc_id=doc.id, album_id=theirs)["api"]["code"] == "1"
+    assert as_user(owner, "doc.albums.add", doc_id=doc.id)["api"]["code"] == "2"
 
 
 def test_order_list(as_user, owner):
@@ -209,8 +209,10 @@ def test_get_visitors_paging(call, token_for, as_user, owner, album, clock):
     assert {k: page[k] for k in ("total", "page", "pages", "per_page", "count")} == {
         "total": "12", "page": "2", "pages": "2", "per_page": "10", "count": "2"}
     assert page["visit"][-1]["username"] == "v0"  # latest first
-    assert as_user(owner, "album.getVisitors", album_id=row.id, per_page=101)["api"][
-        "code"] == 143
+    assert as_user(owner, "album.getVisitors", album_id=row.id, per_page=101)["visits"][
+        "per_page"] == "100"  # lowered to the maximum
+    assert as_user(owner, "album.getVisitors", album_id=row.id, per_page="ten")["api"][
+        "code"] == "143"
 
 
 # --- visibility --------------------------------------------------------------------------------
@@ -223,10 +225,10 @@ def test_private_album_is_invisible_to_strangers(call, as_user, owner, member, s
     for user in (None, stranger):
         ask = (lambda m, **p: call(m, **p)) if user is None else (
             lambda m, u=user, **p: as_user(u, m, level="read", **p))
-        assert ask("album.get", album_id=row.id)["api"]["code"] == 1
-        assert ask("album.docs.getList", album_id=row.id)["api"]["code"] == 1
+        assert ask("album.get", album_id=row.id)["api"]["code"] == "1"
+        assert ask("album.docs.getList", album_id=row.id)["api"]["code"] == "1"
         assert ask("album.docs.getContext", album_id=row.id, doc_id=docs[0].id)["api"][
-            "code"] == 1
+            "code"] == "1"
         assert ask("album.getList", user_id=owner.id)["albums"]["total"] == "0"
         assert ask("doc.getContainers", doc_id=docs[0].id)["albums"]["total"] == "0"
     assert as_user(member, "album.get", album_id=row.id, level="read")["album"]["title"]
@@ -242,8 +244,8 @@ def test_private_docs_are_left_out_of_a_public_album(call, as_user, owner, album
     assert "cover" not in listed  # a private cover is not shown to others
     got = call("album.get", album_id=row.id)["album"]
     assert got["count"]["docs"] == "2" and "cover" not in got
-    assert call("album.docs.getContext", album_id=row.id, doc_id=docs[0].id)["api"]["code"] == 2
-    assert call("doc.getContainers", doc_id=docs[0].id)["api"]["code"] == 1
+    assert call("album.docs.getContext", album_id=row.id, doc_id=docs[0].id)["api"]["code"] == "2"
+    assert call("doc.getContainers", doc_id=docs[0].id)["api"]["code"] == "1"
     mine = as_user(owner, "album.docs.getList", album_id=row.id, level="read")["album"]
     assert mine["docs"]["total"] == "3" and mine["cover"]["doc_id"] == str(docs[0].id)
 
@@ -259,9 +261,10 @@ def test_get_list_paging_and_errors(call, as_user, owner):
         "thumbsize": "75x"}
     assert page["can"] == {"create": "0"}
     assert call("album.getList", user_id=owner.id)["albums"]["per_page"] == "100"
-    assert call("album.getList", user_id=owner.id, per_page=101)["api"]["code"] == 143
-    assert call("album.getList")["api"]["code"] == 1
-    assert call("album.getList", user_id="nobody")["api"]["code"] == 1
+    assert call("album.getList", user_id=owner.id, per_page=101)["albums"]["per_page"] == "100"
+    assert call("album.getList", user_id=owner.id, per_page=0)["api"]["code"] == "143"
+    assert call("album.getList")["api"]["code"] == "1"
+    assert call("album.getList", user_id="nobody")["api"]["code"] == "1"
     assert call("album.getList", user_id=owner.id, empty=0)["albums"]["total"] == "0"
 
 
@@ -279,10 +282,12 @@ def test_docs_get_list_paging_extras_and_filters(call, owner, make_doc, as_user)
     assert "dates" in first and page["cover"]["url"].endswith(".240.jpg")
     assert call("album.docs.getList", album_id=album_id, media="video")["album"]["docs"][
         "total"] == "5"
-    assert call("album.docs.getList", album_id=album_id, per_page=101)["api"]["code"] == 143
-    assert call("album.docs.getList", album_id=album_id, media="x")["api"]["code"] == 2
-    assert call("album.docs.getList", album_id=999)["api"]["code"] == 1
-    assert call("album.docs.getList")["api"]["code"] == 1
+    assert call("album.docs.getList", album_id=album_id, per_page=101)["album"]["docs"][
+        "per_page"] == "100"
+    assert call("album.docs.getList", album_id=album_id, page=0)["api"]["code"] == "143"
+    assert call("album.docs.getList", album_id=album_id, media="x")["api"]["code"] == "2"
+    assert call("album.docs.getList", album_id=999)["api"]["code"] == "1"
+    assert call("album.docs.getList")["api"]["code"] == "1"
 
 
 def test_get_context(call, owner, make_doc, as_user):
@@ -297,8 +302,8 @@ def test_get_context(call, owner, make_doc, as_user):
     assert got["doc"]["index"] == "0" and got["doc"]["user_id"] == str(owner.id)
     assert [d["index"] for d in got["next"]["doc"]] == ["1", "2"]
     assert call("album.docs.getContext", album_id=album_id, doc_id=docs[2].id,
-                prev=51)["api"]["code"] == 2
-    assert call("album.docs.getContext", album_id=album_id, doc_id=999)["api"]["code"] == 2
+                prev=51)["api"]["code"] == "2"
+    assert call("album.docs.getContext", album_id=album_id, doc_id=999)["api"]["code"] == "2"
 
 
 def test_list_methods_do_not_query_per_row(call, as_user, token_for, owner, member, make_doc,
@@ -339,7 +344,7 @@ def test_safesurf_hides_covers_and_docs(call, as_user, owner, album):
     listed = call("album.getList", user_id=owner.id)["albums"]["album"][0]
     assert "cover" not in listed
     assert call("album.docs.getList", album_id=row.id)["album"]["docs"]["total"] == "2"
-    assert call("album.getList", user_id=owner.id, safesurf=4)["api"]["code"] == 2
+    assert call("album.getList", user_id=owner.id, safesurf=4)["api"]["code"] == "2"
     mine = as_user(owner, "album.getList", level="read")["albums"]["album"][0]
     assert mine["cover"]["doc_id"] == str(docs[0].id)  # your own docs are never hidden
 
@@ -350,5 +355,5 @@ def test_edit_sent_empty_clears_absent_keeps(as_user, owner, album):
     assert kept["description"] == "Sea"
     cleared = as_user(owner, "album.edit", album_id=row.id, description="")["album"]
     assert cleared["description"] == "" and cleared["title"] == "Winter"
-    assert as_user(owner, "album.edit", album_id=row.id, title=" ")["api"]["code"] == 2
+    assert as_user(owner, "album.edit", album_id=row.id, title=" ")["api"]["code"] == "2"
     assert Album.get_by_id(row.id).title == "Winter"  # nothing half-written

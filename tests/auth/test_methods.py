@@ -32,8 +32,8 @@ def test_flags_match_spec_section_9(ctx):
 def test_get_frob_shape_and_signature_required(call):
     frob = call("auth.getFrob")["auth"]["frob"]
     assert re.fullmatch(r"\d+-[0-9a-f]{32}", frob)
-    assert call("auth.getFrob", sign=False)["api"]["code"] == 104
-    assert call("auth.getFrob", api_sig="0" * 32, sign=False)["api"]["code"] == 105
+    assert call("auth.getFrob", sign=False)["api"]["code"] == "104"
+    assert call("auth.getFrob", api_sig="0" * 32, sign=False)["api"]["code"] == "105"
 
 
 def test_frobs_are_stored_hashed(call):
@@ -53,21 +53,21 @@ def test_get_token_full_answer_and_single_use(call, member):
                             "realname": "A Member", "lg": "en", "is_pro": "0"}
     assert "pref" not in auth
     again = call("auth.getToken", frob=frob)
-    assert again["api"]["code"] == 2
+    assert again["api"]["code"] == "2"
 
 
 def test_get_token_errors(call, member):
-    assert call("auth.getToken")["api"]["code"] == 1
-    assert call("auth.getToken", frob="1-nothing")["api"]["code"] == 2
+    assert call("auth.getToken")["api"]["code"] == "1"
+    assert call("auth.getToken", frob="1-nothing")["api"]["code"] == "2"
     unapproved = call("auth.getFrob")["auth"]["frob"]
-    assert call("auth.getToken", frob=unapproved)["api"]["code"] == 2
+    assert call("auth.getToken", frob=unapproved)["api"]["code"] == "2"
 
 
 def test_denied_frob_is_dead(call, member):
     frob = call("auth.getFrob")["auth"]["frob"]
     row = Frob.get(Frob.frob == grantflow.token_hash(frob))
     assert grantflow.decide(row, allow=False, user=member, permissions={})
-    assert call("auth.getToken", frob=frob)["api"]["code"] == 2
+    assert call("auth.getToken", frob=frob)["api"]["code"] == "2"
     assert not grantflow.decide(row, allow=True, user=member, permissions={})
 
 
@@ -76,7 +76,7 @@ def test_frob_expires_with_the_injected_clock(call, member, clock, settings):
     frob = call("auth.getFrob")["auth"]["frob"]
     approve(frob, member, doc="read")
     clock.advance(FROB_TTL)
-    assert call("auth.getToken", frob=frob)["api"]["code"] == 2
+    assert call("auth.getToken", frob=frob)["api"]["code"] == "2"
     fresh = call("auth.getFrob")["auth"]["frob"]
     approve(fresh, member, doc="read")
     clock.advance(FROB_TTL - 1)
@@ -89,7 +89,7 @@ def test_frob_of_another_key(call, member, owner):
     other = store.create_key(owner, "Other app")
     frob = call("auth.getFrob")["auth"]["frob"]
     approve(frob, member, doc="read")
-    assert call("auth.getToken", frob=frob, key=other)["api"]["code"] == 2
+    assert call("auth.getToken", frob=frob, key=other)["api"]["code"] == "2"
     assert call("auth.getToken", frob=frob)["api"]["status"] == "ok"
 
 
@@ -129,10 +129,10 @@ def test_user_get_by_id_and_username(call, member):
 
 
 def test_user_get_errors(call, member):
-    assert call("user.get")["api"]["code"] == 1
-    assert call("user.get", user_id="nobody")["api"]["code"] == 1
-    assert call("user.get", user_id="999999")["api"]["code"] == 1
-    assert call("user.get", user_id=member.id, sign=False)["api"]["code"] == 104
+    assert call("user.get")["api"]["code"] == "1"
+    assert call("user.get", user_id="nobody")["api"]["code"] == "1"
+    assert call("user.get", user_id="999999")["api"]["code"] == "1"
+    assert call("user.get", user_id=member.id, sign=False)["api"]["code"] == "104"
 
 
 def test_user_get_relation_with_token(call, member, owner, token_for):

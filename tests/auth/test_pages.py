@@ -54,7 +54,7 @@ def test_web_flow_allow_redirects_to_the_registered_callback(browser, call, memb
     assert query["x"] == ["1"]
     auth = call("auth.getToken", key=web_key, frob=query["frob"][0])["auth"]
     assert auth["permissions"]["network"] == "write"
-    assert call("auth.getToken", key=web_key, frob=query["frob"][0])["api"]["code"] == 2
+    assert call("auth.getToken", key=web_key, frob=query["frob"][0])["api"]["code"] == "2"
 
 
 def test_nothing_in_the_request_changes_the_callback(browser, member, web_key):
@@ -85,7 +85,7 @@ def test_desktop_deny_kills_the_frob(browser, call, member, api_key):
     page = allow_page(browser, url)
     done = browser.post(url, {"csrf_token": csrf_of(page), "decision": "deny"})
     assert done.status_code == 200 and "refused" in done.text
-    assert call("auth.getToken", frob=frob)["api"]["code"] == 2
+    assert call("auth.getToken", frob=frob)["api"]["code"] == "2"
     again = browser.get(url)
     assert again.status_code == 400 and "already been used" in again.text
 
@@ -162,7 +162,7 @@ def test_csrf_rejections(browser, call, member, api_key):
                  {"decision": "allow", "csrf_token": "é"}):
         refused = browser.post(url, form)
         assert refused.status_code == 403
-    assert call("auth.getToken", frob=frob)["api"]["code"] == 2
+    assert call("auth.getToken", frob=frob)["api"]["code"] == "2"
     # A token from another browser's session does not work either.
     other = Browser(browser.client)
     other.login("member", "member-password")
@@ -282,7 +282,7 @@ def test_authorized_apps_and_revoke(browser, call, member, api_key, token_for):
     revoked = browser.post("/apps/authorized/revoke",
                            {"api_key": api_key.key, "csrf_token": csrf_of(page.text)})
     assert revoked.status_code == 303
-    assert call("auth.checkToken", token=token)["api"]["code"] == 107
+    assert call("auth.checkToken", token=token)["api"]["code"] == "107"
     assert "You have not authorized any application" in browser.get("/apps/authorized").text
 
 
@@ -299,7 +299,7 @@ def test_second_approval_keeps_the_first_token(browser, call, member, api_key):
     assert listing.count('class="app"') == 1 and "2 active authorizations" in listing
     browser.post("/apps/authorized/revoke", {"api_key": api_key.key,
                                              "csrf_token": csrf_of(listing)})
-    assert all(call("auth.checkToken", token=t)["api"]["code"] == 107 for t in tokens)
+    assert all(call("auth.checkToken", token=t)["api"]["code"] == "107" for t in tokens)
 
 
 @pytest.mark.parametrize("method, path, body", [

@@ -49,8 +49,11 @@ def probe_call(probe_client, ctx, api_key):
 
 
 def error_of(result):
+    """The error code as a number (on the wire it is a string, spec §2.3 rule 1)."""
     assert result.status_code == 200, result.text
-    return result.json["api"]["code"]
+    code = result.json["api"]["code"]
+    assert isinstance(code, str), code
+    return int(code)
 
 
 def test_missing_key_is_100(client):
@@ -65,13 +68,13 @@ def test_unknown_key_is_101(client):
 def test_disabled_key_is_101_after_invalidation(call, ctx, api_key):
     store.set_enabled(api_key.key, False)
     ctx.keys.invalidate(api_key.key)
-    assert call("test.hello")["api"]["code"] == 101
+    assert call("test.hello")["api"]["code"] == "101"
 
 
 def test_unknown_format_is_102_rendered_as_json(call):
     result = call.raw("test.hello", "yaml")
     assert result.headers["content-type"].startswith("application/json")
-    assert result.json["api"] == {"status": "error", "code": 102, "message": "Invalid format"}
+    assert result.json["api"] == {"status": "error", "code": "102", "message": "Invalid format"}
 
 
 @pytest.mark.parametrize("path, query", [("/api/no.such.method", ""), ("/api", ""),
@@ -93,9 +96,9 @@ def test_format_defaults_to_json(call):
 
 def test_signature_missing_104_and_wrong_105(probe_call, member, token_for):
     token = token_for(member, doc="write")
-    assert probe_call("probe.write", token=token, sign=False, value=1)["api"]["code"] == 104
+    assert probe_call("probe.write", token=token, sign=False, value=1)["api"]["code"] == "104"
     result = probe_call.raw("probe.write", token=token, sign=False, value=1, api_sig="0" * 32)
-    assert result.json["api"]["code"] == 105
+    assert result.json["api"]["code"] == "105"
     assert probe_call("probe.write", token=token, value=7)["value"] == {"v": "7",
                                                                         "user": "member"}
 
@@ -106,53 +109,53 @@ def test_signature_over_every_received_parameter(probe_call, member, token_for, 
     params["api_sig"] = md5.signature(params, "probe.write", api_key.secret)
     params["added_later"] = "y"
     result = probe_call.client.simulate_post("/api/probe.write", params=params)
-    assert result.json["api"]["code"] == 105
+    assert result.json["api"]["code"] == "105"
 
 
 def test_post_required_is_120(probe_call, member, token_for):
     token = token_for(member, doc="write")
-    assert probe_call("probe.write", token=token, http="GET", value=1)["api"]["code"] == 120
+    assert probe_call("probe.write", token=token, http="GET", value=1)["api"]["code"] == "120"
 
 
 def test_token_missing_106_invalid_107_permission_110(probe_call, member, token_for):
-    assert probe_call("probe.write", sign=True, value=1)["api"]["code"] == 106
-    assert probe_call("probe.write", token="1-" + "0" * 32, value=1)["api"]["code"] == 107
+    assert probe_call("probe.write", sign=True, value=1)["api"]["code"] == "106"
+    assert probe_call("probe.write", token="1-" + "0" * 32, value=1)["api"]["code"] == "107"
     reader = token_for(member, doc="read")
-    assert probe_call("probe.write", token=reader, value=1)["api"]["code"] == 110
+    assert probe_call("probe.write", token=reader, value=1)["api"]["code"] == "110"
 
 
 def test_token_of_another_key_is_107(probe_call, member, token_for, owner):
     other = store.create_key(owner, "Other app")
     token = token_for(member, key=other, doc="write")
-    assert probe_call("probe.write", token=token, value=1)["api"]["code"] == 107
+    assert probe_call("probe.write", token=token, value=1)["api"]["code"] == "107"
 
 
 def test_closed_account_is_108(probe_call, member, token_for):
     token = token_for(member, doc="write")
     member.status = "closed"
     member.save()
-    assert probe_call("probe.write", token=token, value=1)["api"]["code"] == 108
+    assert probe_call("probe.write", token=token, value=1)["api"]["code"] == "108"
 
 
 def test_method_specific_code_for_bad_parameter(probe_call, member, token_for):
     token = token_for(member, doc="write")
-    assert probe_call("probe.write", token=token)["api"] == {"status": "error", "code": 1,
+    assert probe_call("probe.write", token=token)["api"] == {"status": "error", "code": "1",
                                                               "message": "Bad thing"}
-    assert probe_call("probe.write", token=token, value="x")["api"]["code"] == 1
+    assert probe_call("probe.write", token=token, value="x")["api"]["code"] == "1"
 
 
 def test_unexpected_exception_is_500_without_internals(probe_call, caplog):
     with caplog.at_level(logging.ERROR):
         result = probe_call.raw("probe.crash")
     assert result.status_code == 500
-    assert result.json == {"api": {"status": "error", "code": 500, "message": "Service error"}}
+    assert result.json == {"api": {"status": "error", "code": "500", "message": "Service error"}}
     assert "internals" not in result.text
     assert "RuntimeError: secret internals" in caplog.text  # the traceback is logged
 
 
 def test_always_signed_key_needs_a_signature(call, owner, ctx):
     key = store.create_key(owner, "Strict app", always_signed=True)
-    assert call("test.hello", key=key)["api"]["code"] == 104
+    assert call("test.hello", key=key)["api"]["code"] == "104"
     assert call("test.hello", key=key, sign=True)["hello"] == "hello world!"
 
 
@@ -160,7 +163,7 @@ def test_allowed_ips_is_111(call, api_key, ctx):
     api_key.allowed_ips = "10.1.2.3"
     api_key.save()
     ctx.keys.invalidate(api_key.key)
-    assert call("test.hello")["api"]["code"] == 111
+    assert call("test.hello")["api"]["code"] == "111"
 
 
 def test_getlist_answers_without_a_key(client):
@@ -170,7 +173,7 @@ def test_getlist_answers_without_a_key(client):
 
 
 def test_methods_get_unknown_is_code_1(call):
-    assert call("api.methods.get", method="no.such")["api"]["code"] == 1
+    assert call("api.methods.get", method="no.such")["api"]["code"] == "1"
 
 
 def test_methods_get_shape(call):
@@ -220,7 +223,7 @@ def test_every_method_accepts_multipart(call):
 def test_malformed_query_is_140(client, api_key, query):
     result = client.simulate_get("/api/test.echo", query_string=f"api_key={api_key.key}&{query}")
     assert result.status_code == 200
-    assert result.json["api"] == {"status": "error", "code": 140, "message": "Malformed request"}
+    assert result.json["api"] == {"status": "error", "code": "140", "message": "Malformed request"}
 
 
 def test_bad_utf8_body_is_140(client, api_key):
@@ -232,14 +235,14 @@ def test_bad_utf8_body_is_140(client, api_key):
 
 def test_nul_in_a_multipart_field_is_140(call):
     result = call.raw("test.echo", files={"unused": ("a", b"x")}, echo="a\x00b")
-    assert result.json["api"]["code"] == 140
+    assert result.json["api"]["code"] == "140"
 
 
 def test_broken_multipart_is_140(client, api_key):
     result = client.simulate_post("/api/test.echo", query_string=f"api_key={api_key.key}",
                                   body=b"--xx\r\nnot a part",
                                   headers={"Content-Type": "multipart/form-data; boundary=xx"})
-    assert result.json["api"]["code"] == 140
+    assert result.json["api"]["code"] == "140"
 
 
 def test_oversized_body_is_141(settings, ctx, api_key):
@@ -248,7 +251,7 @@ def test_oversized_body_is_141(settings, ctx, api_key):
     result = falcon.testing.TestClient(small).simulate_post(
         "/api/test.echo", query_string=f"api_key={api_key.key}", body="echo=" + "x" * 200,
         headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert result.json["api"]["code"] == 141
+    assert result.json["api"]["code"] == "141"
 
 
 # -- JSONP ----------------------------------------------------------------------------------
@@ -256,7 +259,7 @@ def test_oversized_body_is_141(settings, ctx, api_key):
 
 def test_jsonp(call):
     result = call.raw("test.hello", callback="cb")
-    assert result.text == '/**/cb({"api":{"status":"ok"},"hello":"hello world!"});'
+    assert result.text == '/**/cb({"hello":"hello world!","api":{"status":"ok"}});'
     assert result.headers["x-content-type-options"] == "nosniff"
     assert result.headers["content-type"] == "text/javascript; charset=utf-8"
 
@@ -264,13 +267,13 @@ def test_jsonp(call):
 @pytest.mark.parametrize("callback", ["alert(1)", "1abc", "a" * 101, "", "a-b", "é"])
 def test_jsonp_bad_callback_is_an_error_in_plain_json(call, callback):
     result = call.raw("test.hello", callback=callback)
-    assert result.json["api"]["code"] == 142
+    assert result.json["api"]["code"] == "142"
     assert result.headers["content-type"].startswith("application/json")
 
 
 def test_jsonp_refused_with_auth_token(call, member, token_for):
     token = token_for(member, doc="read")
-    assert call("test.hello", token=token, callback="cb")["api"]["code"] == 142
+    assert call("test.hello", token=token, callback="cb")["api"]["code"] == "142"
 
 
 # -- usage and access log -------------------------------------------------------------------
@@ -327,7 +330,7 @@ def test_two_file_parts_are_140_and_leave_nothing(client, settings):
             + b"1" * 5000 + b"\r\n")
     result = client.simulate_post("/api/test.echo", body=part * 30 + b"--xyz--\r\n",
                                   headers={"Content-Type": "multipart/form-data; boundary=xyz"})
-    assert result.json["api"]["code"] == 140
+    assert result.json["api"]["code"] == "140"
     assert spooled(settings) == []
 
 
@@ -341,7 +344,7 @@ def test_a_part_without_a_name_is_140(call, api_key, client, disposition):
     result = client.simulate_post("/api/test.hello", body=body, headers={
         "Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert result.status_code == 200
-    assert result.json["api"]["code"] == 140
+    assert result.json["api"]["code"] == "140"
 
 
 def test_public_url_is_the_base_of_handed_out_links():

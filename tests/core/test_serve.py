@@ -39,7 +39,7 @@ def test_demo_curl_line_works_and_sigterm_flushes(tmp_path):
         url = re.search(r"curl '([^']+)'", curl_line).group(1)
         wait_for_line(process, "listening on")
         with urllib.request.urlopen(url, timeout=10) as response:
-            assert response.read() == b'{"api":{"status":"ok"},"hello":"hello world!"}'
+            assert response.read() == b'{"hello":"hello world!","api":{"status":"ok"}}'
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     finally:

@@ -31,13 +31,13 @@ def test_get_list_shape_and_paging(call, owner, make_doc):
 
 
 def test_get_list_errors(call, owner):
-    assert call("doc.getList", user_id=owner.id, per_page=101)["api"]["code"] == 143
-    assert call("doc.getList", user_id=owner.id, page=0)["api"]["code"] == 143
-    assert call("doc.getList")["api"]["code"] == 1
-    assert call("doc.getList", user_id="nobody")["api"]["code"] == 1
-    assert call("doc.getList", user_id=owner.id, media="painting")["api"]["code"] == 2
-    assert call("doc.getList", user_id=owner.id, safesurf=4)["api"]["code"] == 2
-    assert call("doc.getList", user_id=owner.id, share="x")["api"]["code"] == 2
+    assert call("doc.getList", user_id=owner.id, per_page=101)["docs"]["per_page"] == "100"
+    assert call("doc.getList", user_id=owner.id, page=0)["api"]["code"] == "143"
+    assert call("doc.getList")["api"]["code"] == "1"
+    assert call("doc.getList", user_id="nobody")["api"]["code"] == "1"
+    assert call("doc.getList", user_id=owner.id, media="painting")["api"]["code"] == "2"
+    assert call("doc.getList", user_id=owner.id, safesurf=4)["api"]["code"] == "2"
+    assert call("doc.getList", user_id=owner.id, share="x")["api"]["code"] == "2"
 
 
 def test_get_list_extras_and_thumbsize(call, owner, make_doc):
@@ -48,7 +48,7 @@ def test_get_list_extras_and_thumbsize(call, owner, make_doc):
     assert got["dates"]["posted_at"] == str(doc.posted_at)
     assert got["count"] == {"visits": "0", "faves": "0", "comments": "0"}
     assert got["geo"] == {"lat": "1.5", "lng": "2.5"} and got["md5"] == doc.md5
-    assert got["medias"] == [] and got["original"]["ext"] == "jpg"
+    assert got["medias"] == {"media": []} and got["original"]["ext"] == "jpg"
     biggest = call("doc.getList", user_id=owner.id, thumbsize="1024")["docs"]["doc"][0]
     assert biggest["thumb"]["label"] == "500"  # "the max value they have" (§10.2)
 
@@ -116,7 +116,7 @@ def test_search_album(call, owner, make_doc):
     AlbumDoc.create(album=album, doc=inside)
     assert ids(call("doc.search", album_id=album.id)) == [inside.id]
     private = Album.create(owner=owner, title="B", is_public=False)
-    assert call("doc.search", album_id=private.id)["api"]["code"] == 2
+    assert call("doc.search", album_id=private.id)["api"]["code"] == "2"
 
 
 def test_search_radius_and_sorts(call, owner, make_doc):
@@ -136,13 +136,14 @@ def test_search_radius_and_sorts(call, owner, make_doc):
     {"posted_min": "yesterday"}, {"tags": ",".join(f"t{i}" for i in range(21))},
     {"safesurf": 0}, {"share": 5}])
 def test_search_invalid_arguments(call, params):
-    assert call("doc.search", **params)["api"]["code"] == 3
+    assert call("doc.search", **params)["api"]["code"] == "3"
 
 
 def test_search_errors(call):
-    assert call("doc.search", user_id="nobody")["api"]["code"] == 1
-    assert call("doc.search", album_id=99)["api"]["code"] == 2
-    assert call("doc.search", per_page=101)["api"]["code"] == 143
+    assert call("doc.search", user_id="nobody")["api"]["code"] == "1"
+    assert call("doc.search", album_id=99)["api"]["code"] == "2"
+    assert call("doc.search", per_page=101)["docs"]["per_page"] == "100"
+    assert call("doc.search", per_page=0)["api"]["code"] == "143"
 
 
 @pytest.mark.parametrize("method", ["doc.getList", "doc.search"])

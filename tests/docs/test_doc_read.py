@@ -45,10 +45,10 @@ def test_get_private_doc_is_not_found_for_a_stranger(call, owner, stranger, make
     doc = make_doc(owner, is_public=False)
     for token in (None, token_for(stranger, doc="read")):
         answer = call("doc.get", token=token, doc_id=doc.id)["api"]
-        assert (answer["code"], answer["message"]) == (1, "Document not found")
-    assert call("doc.get", doc_id=doc.id + 100)["api"]["code"] == 1
-    assert call("doc.get", doc_id="abc")["api"]["code"] == 1
-    assert call("doc.get")["api"]["code"] == 1
+        assert (answer["code"], answer["message"]) == ("1", "Document not found")
+    assert call("doc.get", doc_id=doc.id + 100)["api"]["code"] == "1"
+    assert call("doc.get", doc_id="abc")["api"]["code"] == "1"
+    assert call("doc.get")["api"]["code"] == "1"
     assert call("doc.get", token=token_for(owner, doc="read"), doc_id=doc.id)["doc"]
 
 
@@ -57,7 +57,7 @@ def test_family_doc_needs_doc_read_in_the_token(call, owner, member, make_doc, t
     Relation.create(user=owner, contact=member, is_family=True)
     assert call("doc.get", token=token_for(member, doc="read"), doc_id=doc.id)["doc"]
     assert call("doc.get", token=token_for(member, profile="read"),
-                doc_id=doc.id)["api"]["code"] == 1
+                doc_id=doc.id)["api"]["code"] == "1"
 
 
 def test_a_visit_is_an_authenticated_view_by_someone_else(call, owner, member, make_doc,
@@ -94,7 +94,7 @@ def test_copyright_original_only_for_its_owner(call, owner, make_doc, token_for)
     assert "original" not in call("doc.getMedias", doc_id=doc.id)
     mine = call("doc.getMedias", token=token_for(owner, doc="read"), doc_id=doc.id)
     assert mine["original"]["ext"] == "jpg"
-    assert call("doc.getMedias", doc_id=doc.id + 1)["api"]["code"] == 1
+    assert call("doc.getMedias", doc_id=doc.id + 1)["api"]["code"] == "1"
 
 
 def test_get_exif(call, owner, make_doc):
@@ -103,7 +103,7 @@ def test_get_exif(call, owner, make_doc):
     assert got == {"doc_id": str(doc.id), "total": "2",
                    "tag": [{"name": "Make", "value": "Canon"}, {"name": "ISO", "value": "200"}]}
     private = make_doc(owner, is_public=False)
-    assert call("doc.getExif", doc_id=private.id)["api"]["code"] == 1
+    assert call("doc.getExif", doc_id=private.id)["api"]["code"] == "1"
 
 
 def test_get_context_skips_what_the_caller_may_not_see(call, owner, make_doc, count_queries):
@@ -117,5 +117,5 @@ def test_get_context_skips_what_the_caller_may_not_see(call, owner, make_doc, co
     assert [d["index"] for d in got["prev"]["doc"]] == ["-1", "-2"]
     assert [d["doc_id"] for d in got["next"]["doc"]] == [str(docs[4].id), str(docs[5].id)]
     assert got["next"]["count"] == "2" and got["doc"]["index"] == "0"
-    assert call("doc.getContext", doc_id=docs[2].id)["api"]["code"] == 1
-    assert call("doc.getContext", doc_id=docs[3].id, prev=51)["api"]["code"] == 2
+    assert call("doc.getContext", doc_id=docs[2].id)["api"]["code"] == "1"
+    assert call("doc.getContext", doc_id=docs[3].id, prev=51)["api"]["code"] == "2"

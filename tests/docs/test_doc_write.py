@@ -24,12 +24,12 @@ def test_set_shape_and_errors(call, owner, member, make_doc, write, token_for):
     got = call("doc.set", token=write, doc_id=doc.id, title="Again")["doc"]
     assert got == {"doc_id": str(doc.id), "title": "Again", "share": "0",
                    "description": "Well..."}
-    assert call("doc.set", token=write, doc_id=doc.id, title="x" * 256)["api"]["code"] == 2
+    assert call("doc.set", token=write, doc_id=doc.id, title="x" * 256)["api"]["code"] == "2"
     theirs = token_for(member, doc="write")
-    assert call("doc.set", token=theirs, doc_id=doc.id, title="mine")["api"]["code"] == 1
+    assert call("doc.set", token=theirs, doc_id=doc.id, title="mine")["api"]["code"] == "1"
     assert call("doc.set", token=token_for(owner, doc="read"), doc_id=doc.id,
-                title="t")["api"]["code"] == 110
-    assert call("doc.set", doc_id=doc.id)["api"]["code"] == 106
+                title="t")["api"]["code"] == "110"
+    assert call("doc.set", doc_id=doc.id)["api"]["code"] == "106"
 
 
 def test_set_and_get_perms(call, owner, make_doc, write):
@@ -44,8 +44,8 @@ def test_set_and_get_perms(call, owner, make_doc, write):
     assert Doc.get_by_id(doc.id).share == 4
     for bad in ({"share": 7}, {"perm_tag": 6}, {"is_public": 2}, {}):
         assert call("doc.setPerms", token=write, doc_id=doc.id if bad else None,
-                    **bad)["api"]["code"] == 2
-    assert call("doc.getPerms", token=write, doc_id=doc.id + 1)["api"]["code"] == 1
+                    **bad)["api"]["code"] == "2"
+    assert call("doc.getPerms", token=write, doc_id=doc.id + 1)["api"]["code"] == "1"
 
 
 @pytest.mark.parametrize(("method", "good", "bad", "field", "stored"), [
@@ -57,8 +57,8 @@ def test_setters(method, good, bad, field, stored, call, owner, make_doc, write)
     doc = make_doc(owner)
     assert call(method, token=write, doc_id=doc.id, **good) == {"api": {"status": "ok"}}
     assert getattr(Doc.get_by_id(doc.id), field) == stored
-    assert call(method, token=write, doc_id=doc.id, **bad)["api"]["code"] == 2
-    assert call(method, token=write, doc_id=doc.id + 1, **good)["api"]["code"] == 1
+    assert call(method, token=write, doc_id=doc.id, **bad)["api"]["code"] == "2"
+    assert call(method, token=write, doc_id=doc.id + 1, **good)["api"]["code"] == "1"
 
 
 def test_set_geo_removes_with_minus_999(call, owner, make_doc, write):
@@ -86,16 +86,16 @@ def test_delete_removes_rows_and_files(call, ctx, owner, member, make_doc, write
     doc = make_doc(owner)
     Tag.create(doc=doc, tag="a", norm="a")
     assert call("doc.delete", token=token_for(owner, doc="write"),
-                doc_id=doc.id)["api"]["code"] == 110
+                doc_id=doc.id)["api"]["code"] == "110"
     assert call("doc.delete", token=token_for(member, doc="delete"),
-                doc_id=doc.id)["api"]["code"] == 1
+                doc_id=doc.id)["api"]["code"] == "1"
     assert call("doc.delete", token=write, doc_id=doc.id) == {"api": {"status": "ok"}}
     assert not Doc.select().exists() and not Thumb.select().exists()
     assert not Tag.select().exists()
     assert sorted(storage.deleted) == sorted(
         [f"00/01/{doc.id}.{doc.secret}.{label}.jpg" for label in ("75x", "100", "240", "500")]
         + [f"00/01/{doc.id}.{doc.original_secret}.original.jpg"])
-    assert call("doc.delete", token=write, doc_id=doc.id)["api"]["code"] == 1
+    assert call("doc.delete", token=write, doc_id=doc.id)["api"]["code"] == "1"
 
 
 def test_check_md5(call, owner, member, make_doc, write, token_for):
@@ -110,8 +110,8 @@ def test_check_md5(call, owner, member, make_doc, write, token_for):
         {"md5": doc.md5, "doc_id": str(doc.id), "found": "1"},
         {"md5": "0945c9c3e9ad7f32eeaaa0096934e281", "found": "0"}]}
     many = ",".join(f"{i:032x}" for i in range(21))
-    assert call("doc.checkMD5", token=write, md5=many)["api"]["code"] == 1
-    assert call("doc.checkMD5", token=write)["api"]["code"] == 1
+    assert call("doc.checkMD5", token=write, md5=many)["api"]["code"] == "1"
+    assert call("doc.checkMD5", token=write)["api"]["code"] == "1"
 
 
 def test_get_visitors(call, ctx, owner, member, make_doc, write, token_for, count_queries):
@@ -131,6 +131,8 @@ def test_get_visitors(call, ctx, owner, member, make_doc, write, token_for, coun
         call("doc.getVisitors", token=write, doc_id=doc.id, per_page=12)
     assert len(log) <= 5
     assert call("doc.getVisitors", token=write, doc_id=doc.id,
-                per_page=101)["api"]["code"] == 143
+                per_page=101)["visits"]["per_page"] == "100"  # lowered to the maximum
+    assert call("doc.getVisitors", token=write, doc_id=doc.id,
+                per_page=0)["api"]["code"] == "143"
     assert call("doc.getVisitors", token=token_for(member, doc="read"),
-                doc_id=doc.id)["api"]["code"] == 1
+                doc_id=doc.id)["api"]["code"] == "1"

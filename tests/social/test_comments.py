@@ -66,11 +66,11 @@ def test_delete_rights_and_counts(as_user, owner, member, stranger, make_doc):
     as_user(member, "doc.comments.reply", comment_id=reply["comment_id"], content="c")
     other = as_user(stranger, "doc.comments.add", doc_id=doc.id, content="d")["comment"]
     assert comments_of(doc) == 4
-    assert as_user(stranger, "doc.comments.delete", comment_id=top)["api"]["code"] == 3
+    assert as_user(stranger, "doc.comments.delete", comment_id=top)["api"]["code"] == "3"
     assert as_user(member, "doc.comments.edit", comment_id=other["comment_id"],
-                   content="x")["api"]["code"] == 3
+                   content="x")["api"]["code"] == "3"
     assert as_user(owner, "doc.comments.edit", comment_id=other["comment_id"],
-                   content="x")["api"]["code"] == 3  # only the author edits
+                   content="x")["api"]["code"] == "3"  # only the author edits
     assert as_user(owner, "doc.comments.delete", comment_id=other["comment_id"]) == {
         "api": {"status": "ok"}}
     assert as_user(member, "doc.comments.delete", comment_id=top) == {"api": {"status": "ok"}}
@@ -81,10 +81,10 @@ def test_perm_comment(as_user, owner, member, stranger, relate, make_doc):
     doc = make_doc(owner, perm_comment=3)
     relate(owner, member, family=True)
     assert as_user(member, "doc.comments.add", doc_id=doc.id, content="x")["comment"]
-    assert as_user(stranger, "doc.comments.add", doc_id=doc.id, content="x")["api"]["code"] == 3
+    assert as_user(stranger, "doc.comments.add", doc_id=doc.id, content="x")["api"]["code"] == "3"
     top = Comment.get().id
     assert as_user(stranger, "doc.comments.reply", comment_id=top, content="x")["api"][
-        "code"] == 3
+        "code"] == "3"
     got = as_user(stranger, "doc.comments.get", comment_id=top, level="read")["comment"]
     assert got["canreply"] == "0"
 
@@ -92,24 +92,24 @@ def test_perm_comment(as_user, owner, member, stranger, relate, make_doc):
 def test_errors_and_invisibility(call, as_user, owner, stranger, make_doc):
     doc = make_doc(owner)
     private = make_doc(owner, is_public=False)
-    assert as_user(owner, "doc.comments.add", doc_id=doc.id)["api"]["code"] == 2
-    assert as_user(owner, "doc.comments.add", doc_id=doc.id, content="   ")["api"]["code"] == 2
-    assert as_user(owner, "doc.comments.add", doc_id=999, content="x")["api"]["code"] == 1
+    assert as_user(owner, "doc.comments.add", doc_id=doc.id)["api"]["code"] == "2"
+    assert as_user(owner, "doc.comments.add", doc_id=doc.id, content="   ")["api"]["code"] == "2"
+    assert as_user(owner, "doc.comments.add", doc_id=999, content="x")["api"]["code"] == "1"
     assert as_user(owner, "doc.comments.reply", comment_id=999, content="x")["api"][
-        "code"] == 1
-    assert as_user(owner, "doc.comments.edit", comment_id=999, content="x")["api"]["code"] == 1
-    assert as_user(owner, "doc.comments.delete", comment_id=999)["api"]["code"] == 1
-    assert call("doc.comments.get", comment_id=999)["api"]["code"] == 1
-    assert call("doc.comments.getList")["api"]["code"] == 1
+        "code"] == "1"
+    assert as_user(owner, "doc.comments.edit", comment_id=999, content="x")["api"]["code"] == "1"
+    assert as_user(owner, "doc.comments.delete", comment_id=999)["api"]["code"] == "1"
+    assert call("doc.comments.get", comment_id=999)["api"]["code"] == "1"
+    assert call("doc.comments.getList")["api"]["code"] == "1"
     hidden = as_user(owner, "doc.comments.add", doc_id=private.id, content="x")["comment"]
     assert as_user(stranger, "doc.comments.add", doc_id=private.id, content="x")["api"][
-        "code"] == 1
-    assert call("doc.comments.get", comment_id=hidden["comment_id"])["api"]["code"] == 1
-    assert call("doc.comments.getList", doc_id=private.id)["api"]["code"] == 1
+        "code"] == "1"
+    assert call("doc.comments.get", comment_id=hidden["comment_id"])["api"]["code"] == "1"
+    assert call("doc.comments.getList", doc_id=private.id)["api"]["code"] == "1"
     assert as_user(stranger, "doc.comments.delete", comment_id=hidden["comment_id"])["api"][
-        "code"] == 1
+        "code"] == "1"
     assert as_user(owner, "doc.comments.add", doc_id=doc.id, content="x", level="read")["api"][
-        "code"] == 110
+        "code"] == "110"
 
 
 def test_get_list_paging_and_query_counts(call, as_user, owner, member, make_doc,
@@ -136,4 +136,6 @@ def test_get_list_paging_and_query_counts(call, as_user, owner, member, make_doc
         "count": "3"}
     assert page["comment"][-1]["content"] == "c19"
     assert call("doc.comments.getList", doc_id=doc.id)["comments"]["per_page"] == "100"
-    assert call("doc.comments.getList", doc_id=doc.id, per_page=101)["api"]["code"] == 143
+    assert call("doc.comments.getList", doc_id=doc.id, per_page=101)["comments"][
+        "per_page"] == "100"  # lowered to the maximum
+    assert call("doc.comments.getList", doc_id=doc.id, per_page=-1)["api"]["code"] == "143"

@@ -44,12 +44,12 @@ def test_who_may(as_user, owner, member, stranger, relate, make_doc):
     doc = make_doc(owner, perm_comment=2)
     relate(owner, member, friend=True)
     assert as_user(stranger, "doc.notes.add", doc_id=doc.id, content="x", **BOX)["api"][
-        "code"] == 3
+        "code"] == "3"
     note_id = as_user(member, "doc.notes.add", doc_id=doc.id, content="x", **BOX)["note"][
         "note_id"]
     assert as_user(stranger, "doc.notes.edit", note_id=note_id, content="y", **BOX)["api"][
-        "code"] == 3
-    assert as_user(stranger, "doc.notes.delete", note_id=note_id)["api"]["code"] == 3
+        "code"] == "3"
+    assert as_user(stranger, "doc.notes.delete", note_id=note_id)["api"]["code"] == "3"
     assert as_user(member, "doc.notes.edit", note_id=note_id, content="y", **BOX)["note"]
     assert as_user(owner, "doc.notes.delete", note_id=note_id) == {"api": {"status": "ok"}}
 
@@ -59,17 +59,17 @@ def test_errors(as_user, owner, stranger, make_doc):
     video = make_doc(owner, media="video")
     private = make_doc(owner, is_public=False)
     add = "doc.notes.add"
-    assert as_user(owner, add, doc_id=doc.id, content="x", x=1, y=1, w=1)["api"]["code"] == 2
+    assert as_user(owner, add, doc_id=doc.id, content="x", x=1, y=1, w=1)["api"]["code"] == "2"
     assert as_user(owner, add, doc_id=doc.id, content="x", x=1, y=1, w=0, h=1)["api"][
-        "code"] == 2
+        "code"] == "2"
     assert as_user(owner, add, doc_id=doc.id, content="x", x="a", y=1, w=1, h=1)["api"][
-        "code"] == 2
+        "code"] == "2"
     assert as_user(owner, add, doc_id=doc.id, content="x", member_id="ghost", **BOX)["api"][
-        "code"] == 2
-    assert as_user(owner, add, doc_id=999, content="x", **BOX)["api"]["code"] == 1
-    assert as_user(owner, add, doc_id=video.id, content="x", **BOX)["api"]["code"] == 4
-    assert as_user(stranger, add, doc_id=private.id, content="x", **BOX)["api"]["code"] == 1
+        "code"] == "2"
+    assert as_user(owner, add, doc_id=999, content="x", **BOX)["api"]["code"] == "1"
+    assert as_user(owner, add, doc_id=video.id, content="x", **BOX)["api"]["code"] == "4"
+    assert as_user(stranger, add, doc_id=private.id, content="x", **BOX)["api"]["code"] == "1"
     hidden = as_user(owner, add, doc_id=private.id, content="x", **BOX)["note"]["note_id"]
-    assert as_user(stranger, "doc.notes.delete", note_id=hidden)["api"]["code"] == 1
-    assert as_user(owner, "doc.notes.delete", note_id=999)["api"]["code"] == 1
-    assert as_user(owner, "doc.notes.edit", note_id=999, content="x", **BOX)["api"]["code"] == 1
+    assert as_user(stranger, "doc.notes.delete", note_id=hidden)["api"]["code"] == "1"
+    assert as_user(owner, "doc.notes.delete", note_id=999)["api"]["code"] == "1"
+    assert as_user(owner, "doc.notes.edit", note_id=999, content="x", **BOX)["api"]["code"] == "1"

@@ -18,7 +18,7 @@ def test_check_tickets_shape(upload, queue, call, token):
     first = upload(jpeg())["ticket"]
     queue.process_pending()
     second = upload(b"\xff\xd8\xff\xe0")  # refused at once: no ticket
-    assert second["api"]["code"] == 3
+    assert second["api"]["code"] == "3"
     waiting = upload(jpeg())["ticket"]
     answer = call("upload.checkTickets", token=token, tickets=f"{first}, {waiting}")
     doc_id = str(Doc.get().id)
@@ -38,14 +38,14 @@ def test_one_ticket_is_still_a_list(upload, call, token):
 
 def test_unknown_foreign_or_too_many_tickets(upload, call, token, token_for, member):
     ticket = upload(jpeg())["ticket"]
-    assert call("upload.checkTickets", token=token, tickets="999")["api"]["code"] == 1
-    assert call("upload.checkTickets", token=token, tickets=f"{ticket},999")["api"]["code"] == 1
-    assert call("upload.checkTickets", token=token, tickets="abc")["api"]["code"] == 1
-    assert call("upload.checkTickets", token=token)["api"]["code"] == 1
+    assert call("upload.checkTickets", token=token, tickets="999")["api"]["code"] == "1"
+    assert call("upload.checkTickets", token=token, tickets=f"{ticket},999")["api"]["code"] == "1"
+    assert call("upload.checkTickets", token=token, tickets="abc")["api"]["code"] == "1"
+    assert call("upload.checkTickets", token=token)["api"]["code"] == "1"
     stranger = token_for(member, doc="write")
-    assert call("upload.checkTickets", token=stranger, tickets=ticket)["api"]["code"] == 1
+    assert call("upload.checkTickets", token=stranger, tickets=ticket)["api"]["code"] == "1"
     many = ",".join(str(n) for n in range(1, 52))
-    assert call("upload.checkTickets", token=token, tickets=many)["api"]["code"] == 2
+    assert call("upload.checkTickets", token=token, tickets=many)["api"]["code"] == "2"
 
 
 def _replace(call, token, data, **params):
@@ -77,18 +77,18 @@ def test_replace_codes(upload, queue, call, token, token_for, member, ctx):
     upload(jpeg())
     queue.process_pending()
     doc = Doc.get()
-    assert _replace(call, token, jpeg(), doc_id=999)["api"]["code"] == 4
-    assert _replace(call, token, jpeg())["api"]["code"] == 4
-    assert _replace(call, token, jpeg(), doc_id="x")["api"]["code"] == 4
+    assert _replace(call, token, jpeg(), doc_id=999)["api"]["code"] == "4"
+    assert _replace(call, token, jpeg())["api"]["code"] == "4"
+    assert _replace(call, token, jpeg(), doc_id="x")["api"]["code"] == "4"
     stranger = token_for(member, doc="write")
-    assert _replace(call, stranger, jpeg(), doc_id=doc.id)["api"]["code"] == 4
-    assert _replace(call, token, b"", doc_id=doc.id)["api"]["code"] == 1
+    assert _replace(call, stranger, jpeg(), doc_id=doc.id)["api"]["code"] == "4"
+    assert _replace(call, token, b"", doc_id=doc.id)["api"]["code"] == "1"
     video = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64
-    assert _replace(call, token, video, doc_id=doc.id)["api"]["code"] == 5
+    assert _replace(call, token, video, doc_id=doc.id)["api"]["code"] == "5"
     ctx.settings = ctx.settings.with_(max_photo_bytes=10)
-    assert _replace(call, token, jpeg(), doc_id=doc.id)["api"]["code"] == 2
+    assert _replace(call, token, jpeg(), doc_id=doc.id)["api"]["code"] == "2"
     ctx.settings = ctx.settings.with_(monthly_upload_bytes=10)
-    assert _replace(call, token, b"%PDF-", doc_id=doc.id)["api"]["code"] == 3
+    assert _replace(call, token, b"%PDF-", doc_id=doc.id)["api"]["code"] == "3"
 
 
 def test_get_quota_shape(upload, queue, call, token, owner):

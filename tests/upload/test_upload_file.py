@@ -86,34 +86,34 @@ def test_minus_999_means_no_position_even_with_gps_exif(upload, queue):
     {"member_ids": "nobody-here"},
 ])
 def test_invalid_parameters_are_code_5(upload, params):
-    assert upload(jpeg(), **params)["api"]["code"] == 5
+    assert upload(jpeg(), **params)["api"]["code"] == "5"
 
 
 def test_someone_elses_album_is_code_5(upload, member):
     album = Album.create(owner=member, title="Theirs")
-    assert upload(jpeg(), album_id=album.id)["api"]["code"] == 5
+    assert upload(jpeg(), album_id=album.id)["api"]["code"] == "5"
 
 
 def test_no_file_or_empty_file_is_code_1(call, token, upload):
-    assert call("upload.file", token=token, http="POST", title="x")["api"]["code"] == 1
-    assert upload(b"")["api"]["code"] == 1
+    assert call("upload.file", token=token, http="POST", title="x")["api"]["code"] == "1"
+    assert upload(b"")["api"]["code"] == "1"
 
 
 def test_broken_image_is_code_3(upload, settings):
-    assert upload(b"\xff\xd8\xff\xe0" + b"not really a jpeg" * 10)["api"]["code"] == 3
-    assert upload(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)["api"]["code"] == 3
+    assert upload(b"\xff\xd8\xff\xe0" + b"not really a jpeg" * 10)["api"]["code"] == "3"
+    assert upload(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)["api"]["code"] == "3"
     assert _files(Path(settings.data_dir) / "incoming") == []
 
 
 def test_decompression_bomb_is_code_3(upload, ctx):
     ctx.settings = ctx.settings.with_(max_image_pixels=300 * 199)
-    assert upload(jpeg(300, 200))["api"]["code"] == 3
+    assert upload(jpeg(300, 200))["api"]["code"] == "3"
 
 
 def test_too_big_for_its_media_type_is_code_2(upload, ctx):
     data = jpeg()
     ctx.settings = ctx.settings.with_(max_photo_bytes=len(data) - 1)
-    assert upload(data)["api"]["code"] == 2
+    assert upload(data)["api"]["code"] == "2"
     # The limit is per media type: the same size as "other" is accepted.
     assert "ticket" in upload(b"%PDF-1.4 " + b"x" * (len(data) - 9), name="a.pdf")
 
@@ -122,7 +122,7 @@ def test_monthly_quota_is_code_4_unless_pro(upload, ctx, owner, clock):
     data = jpeg()
     ctx.settings = ctx.settings.with_(monthly_upload_bytes=len(data) * 2)
     assert "ticket" in upload(data) and "ticket" in upload(data)
-    assert upload(data)["api"]["code"] == 4
+    assert upload(data)["api"]["code"] == "4"
     clock.advance(31 * 24 * 3600)  # a new month
     assert "ticket" in upload(data)
     owner.is_pro = True
@@ -188,9 +188,9 @@ def test_other_and_video_are_sniffed_from_content(upload, queue):
 def test_upload_needs_post_and_write_permission(call, token_for, owner):
     read_token = token_for(owner, doc="read")
     answer = call("upload.file", token=read_token, files={"file": ("a.jpg", jpeg())})
-    assert answer["api"]["code"] == 110
+    assert answer["api"]["code"] == "110"
     answer = call("upload.file", token=token_for(owner, doc="write"), http="GET")
-    assert answer["api"]["code"] == 120
+    assert answer["api"]["code"] == "120"
 
 
 def test_member_tags_accept_usernames(upload, queue, member):
@@ -213,4 +213,4 @@ def test_parallel_uploads_cannot_all_squeeze_under_the_quota(live_server, ctx, a
     with ThreadPoolExecutor(max_workers=6) as pool:
         answers = list(pool.map(send, range(6)))
     assert sum("ticket" in answer for answer in answers) == 2
-    assert sorted(a["api"]["code"] for a in answers if "ticket" not in a) == [4, 4, 4, 4]
+    assert sorted(a["api"]["code"] for a in answers if "ticket" not in a) == ["4", "4", "4", "4"]
