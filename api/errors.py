@@ -93,8 +93,8 @@ InvalidCallback = _global(142, "invalid_callback", "Invalid callback",
                           "The JSONP callback name is invalid, or JSONP was asked for on an "
                           "authenticated call.")
 InvalidPaging = _global(143, "invalid_paging", "Invalid paging",
-                        "page and per_page must be positive numbers, and per_page at most the "
-                        "method's maximum.")
+                        "page and per_page must be positive whole numbers (a per_page above the "
+                        "method's maximum is lowered to it).")
 ServiceError = _global(500, "service_error", "Service error",
                        "Service error: something went wrong on our side.")
 MaintenanceMode = _global(501, "maintenance_mode", "Maintenance mode",

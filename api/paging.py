@@ -32,9 +32,10 @@ class Page:
 
 
 def paging(page: int | None, per_page: int | None, *, default: int, maximum: int) -> Page:
-    """Validate paging parameters; per_page over the method's maximum is 143, never clamped."""
+    """Validate paging parameters: not positive is 143; per_page over the method's maximum is
+    lowered to it, as the live service did, and the answer's ``per_page`` says the real value."""
     page = 1 if page is None else page
     per_page = default if per_page is None else per_page
-    if page < 1 or per_page < 1 or per_page > maximum:
-        raise InvalidPaging(f"page={page} per_page={per_page} maximum={maximum}")
-    return Page(page=page, per_page=per_page)
+    if page < 1 or per_page < 1:
+        raise InvalidPaging(f"page={page} per_page={per_page}")
+    return Page(page=page, per_page=min(per_page, maximum))

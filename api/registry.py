@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from api.errors import ApiError
+from api.errors import ApiError, InvalidPaging
 from api.ids import INT_RANGE
 
 PERMISSION_LEVELS = ("none", "read", "write", "delete")
 PERMISSION_AREAS = ("doc", "blog", "post", "network", "profile")
 NO_PERMISSIONS: Mapping[str, str] = MappingProxyType({})  # rendered as [] (spec §2.3 rule 5)
 _SPEC_MODIFIED_AT = "1228086000"  # 2008-12-01, "Method created." on the original's pages
+_PAGING = ("page", "per_page")  # not a positive integer: 143 in every method (api/paging.py)
 
 
 def level_rank(level: str) -> int:
@@ -67,6 +68,7 @@ class MethodSpec:
     response: str = ""
     modified_at: str = _SPEC_MODIFIED_AT
     keyless: bool = False  # answers without api_key (api.methods.getList, spec §7.1)
+    atomic: bool = False  # the handler runs in one transaction (POST methods unless they opt out)
 
     @property
     def required_level(self) -> tuple[str, str] | None:
@@ -89,7 +91,8 @@ class MethodSpec:
             try:
                 value = param.convert(raw.strip() if param.convert is not str else raw)
             except (TypeError, ValueError):
-                error = self.invalid_error or self.missing_error or ApiError
+                error = InvalidPaging if param.name in _PAGING else (
+                    self.invalid_error or self.missing_error or ApiError)
                 raise error(f"invalid value for {param.name}") from None
             kwargs[param.arg or param.name] = value
         return kwargs
@@ -125,10 +128,11 @@ def _float(raw: str) -> float:
 
 
 def _flag(raw: str) -> bool:
-    """A 0/1 API flag."""
-    if raw not in ("0", "1"):
+    """A 0/1 API flag; ``true``/``false`` in any case too (PyIpernity signs and sends ``True``)."""
+    value = raw.lower()
+    if value not in ("0", "1", "true", "false"):
         raise ValueError(raw)
-    return raw == "1"
+    return value in ("1", "true")
 
 
 class MethodGroup:
@@ -143,10 +147,14 @@ class MethodGroup:
                params: Mapping[str, str] | None = None,
                errors: Iterable[type[ApiError]] = (),
                missing: type[ApiError] | None = None, invalid: type[ApiError] | None = None,
-               response: str = "", keyless: bool = False,
+               response: str = "", keyless: bool = False, atomic: bool | None = None,
                modified_at: str = _SPEC_MODIFIED_AT) -> Callable[[Callable[..., Any]],
                                                                Callable[..., Any]]:
-        """Register the decorated handler as API method ``name``; the handler is returned as is."""
+        """Register the decorated handler as API method ``name``; the handler is returned as is.
+
+        ``atomic`` (default: ``post``) runs the handler in one transaction; a method that does slow
+        work outside the database (decoding an upload) says ``atomic=False`` and opens its own.
+        """
 
         def register(handler: Callable[..., Any]) -> Callable[..., Any]:
             if name in self.specs:
@@ -163,7 +171,7 @@ class MethodGroup:
                 perms=dict(perms) if perms is not None else None, params=bound,
                 errors=tuple(sorted(set(errs), key=lambda e: e.code)), missing_error=missing,
                 invalid_error=invalid, notes=doc, response=response, keyless=keyless,
-                modified_at=modified_at)
+                atomic=post if atomic is None else atomic, modified_at=modified_at)
             return handler
 
         return register

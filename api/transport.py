@@ -2,7 +2,8 @@
 
 Query and body parameters are merged (body wins); bodies may be urlencoded or multipart for every
 method. Percent-encoding and UTF-8 are checked strictly: a bad request gets the error envelope
-(140), an oversized body 141, never a 500. File parts go to temporary files, never into parameters.
+(140), an oversized body 141, never a 500. File parts (parts with a filename) go to temporary files,
+never into parameters; a text part is a parameter whatever its name, ``file`` included.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ def _read_multipart(req: falcon.Request, files: dict[str, UploadedFile], max_bod
                     tmpdir: str | None) -> dict[str, str]:
     """Fields as parameters; the ``file`` part spooled to disk (once); other file parts drained.
 
+    A part is a file when it has a filename (even an empty one). A text part named ``file`` is an
+    ordinary, signed parameter: ipernity-api 0.13 sends the local path so, before the file part.
     Spooled files sit in ``files`` as soon as they exist, so the caller removes them whatever fails.
     """
     fields: dict[str, str] = {}
@@ -96,12 +99,12 @@ def _read_multipart(req: falcon.Request, files: dict[str, UploadedFile], max_bod
         for part in req.get_media():
             if not part.name:
                 raise errors.MalformedRequest("multipart part without a name")
-            if part.name == FILE_PART:
+            if part.filename is not None and part.name == FILE_PART:
                 if FILE_PART in files:
                     raise errors.MalformedRequest("more than one file part")
                 path, size = _spool(part.stream, budget, tmpdir)
                 budget -= size
-                files[FILE_PART] = UploadedFile(filename=part.filename or "", path=path, size=size,
+                files[FILE_PART] = UploadedFile(filename=part.filename, path=path, size=size,
                                                 content_type=part.content_type or "")
             elif part.filename is not None:  # no method takes another file: read, never kept
                 budget -= _drain(part.stream, budget)

@@ -13,7 +13,7 @@ from keys.models import MODELS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command tree: user add, create, list, enable, disable."""
+    """The command tree: user add/close/open, create, list, enable, disable, allow."""
     parser = argparse.ArgumentParser(prog="python -m keys", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--email", default="")
     add.add_argument("--pro", action="store_true", help="give the account PRO status")
     add.add_argument("--db", help="database URL (default: the server's)")
+    for name, help_text in (("close", "close an account (its tokens get code 108)"),
+                            ("open", "reopen a closed account")):
+        status = user_sub.add_parser(name, help=help_text)
+        status.add_argument("username")
+        status.add_argument("--db", help="database URL (default: the server's)")
 
     create = command("create", help="issue a key; prints api_key and secret as JSON")
     create.add_argument("--owner", required=True)
@@ -44,15 +49,33 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--owner")
     for name, help_text in (("disable", "disable a key"), ("enable", "enable a key")):
         command(name, help=help_text).add_argument("key")
+
+    allow = command("allow", help="the addresses a key may be used from (others get code 111); "
+                                  "without CIDR prints the list")
+    allow.add_argument("key")
+    allow.add_argument("cidr", nargs="*", help="IPv4/IPv6 addresses or CIDR ranges; "
+                                                "replaces the list")
+    allow.add_argument("--clear", action="store_true", help="allow every address again")
     return parser
 
 
 def run(args: argparse.Namespace) -> object:
     """Carry out one command; returns what to print as JSON."""
     if args.command == "user":
+        if args.user_command in ("close", "open"):
+            user = store.set_user_open(args.username, args.user_command == "open")
+            return {"user_id": user.id, "username": user.username, "status": user.status}
         user = store.add_user(args.username, args.password, realname=args.realname,
                               email=args.email, is_pro=args.pro)
         return {"user_id": user.id, "username": user.username}
+    if args.command == "allow":
+        if args.clear and args.cidr:
+            raise store.KeyError_("give CIDR ranges or --clear, not both")
+        if args.clear or args.cidr:
+            allowed = store.set_allowed_networks(args.key, args.cidr)
+        else:
+            allowed = store.allowed_networks(args.key)
+        return {"api_key": args.key.strip().lower(), "allowed": allowed}
     if args.command == "create":
         key = store.create_key(store.find_user(args.owner), args.name,
                                description=args.description, auth_type=args.auth,
@@ -62,6 +85,7 @@ def run(args: argparse.Namespace) -> object:
         owner = store.find_user(args.owner) if args.owner else None
         return [{"api_key": k.key, "owner": k.owner.username, "name": k.name,
                  "auth": k.auth_type, "enabled": k.enabled, "always_signed": k.always_signed,
+                 "allowed": list(store.split_networks(k.allowed_ips)),
                  "created_at": k.created_at, "last_used_at": k.last_used_at}
                 for k in store.list_keys(owner)]
     key = store.set_enabled(args.key, args.command == "enable")
@@ -78,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with db.connection_context():
             db.create_tables(MODELS, safe=True)
-            result = run(args)
+            with db.atomic():  # one transaction (BEGIN IMMEDIATE on SQLite) per command
+                result = run(args)
     except store.KeyError_ as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

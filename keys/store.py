@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from peewee import IntegrityError
@@ -16,6 +17,7 @@ from keys.models import ApiKey, User
 from keys.passwords import hash_password
 
 AUTH_TYPES = ("desktop", "web")
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class KeyError_(Exception):
@@ -42,16 +44,33 @@ class KeyRecord:
     callback_url: str
     enabled: bool
     always_signed: bool
-    allowed_ips: tuple[str, ...]
+    allowed_ips: tuple[str, ...]  # addresses or CIDR ranges, as stored; empty allows every one
+    networks: tuple[IpNetwork, ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
     def of(cls, row: ApiKey) -> KeyRecord:
         """The record for a database row."""
-        ips = tuple(ip.strip() for ip in row.allowed_ips.split(",") if ip.strip())
+        ips = split_networks(row.allowed_ips)
         return cls(key=row.key, secret=RedactedStr(row.secret), owner_id=row.owner_id,
                    name=row.name, description=row.description, auth_type=row.auth_type,
                    callback_url=row.callback_url, enabled=row.enabled,
-                   always_signed=row.always_signed, allowed_ips=ips)
+                   always_signed=row.always_signed, allowed_ips=ips,
+                   networks=tuple(net for net in map(_network_or_none, ips) if net is not None))
+
+    def allows(self, address: str) -> bool:
+        """Whether a call from ``address`` may use this key (code 111 when not).
+
+        An empty list allows every address. An entry that does not parse (written by hand in the
+        database) matches nothing, so a broken list never opens the key to everyone.
+        """
+        if not self.allowed_ips:
+            return True
+        try:
+            ip = ipaddress.ip_address(address.strip().removeprefix("[").removesuffix("]"))
+        except ValueError:
+            return False
+        mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:10.1.2.3 from a dual-stack socket
+        return any(ip in net or (mapped is not None and mapped in net) for net in self.networks)
 
 
 class KeyCache:
@@ -84,6 +103,18 @@ class KeyCache:
                 self._entries.clear()
             else:
                 self._entries.pop(key, None)
+
+
+def split_networks(stored: str) -> tuple[str, ...]:
+    """The entries of a stored ``allowed_ips`` value (comma-separated)."""
+    return tuple(entry.strip() for entry in stored.split(",") if entry.strip())
+
+
+def _network_or_none(text: str) -> IpNetwork | None:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
 
 
 def _looks_like_key(key: str) -> bool:
@@ -160,3 +191,46 @@ def list_keys(owner: User | None = None) -> list[ApiKey]:
     if owner is not None:
         query = query.where(ApiKey.owner == owner)
     return list(query)
+
+
+def set_user_open(username: str, is_open: bool) -> User:
+    """Open or close a member account; a closed account's tokens get 108 on every call."""
+    user = find_user(username)
+    user.status = "open" if is_open else "closed"
+    user.save()
+    return user
+
+
+def parse_networks(values: Iterable[str]) -> list[str]:
+    """Addresses or CIDR ranges (IPv4 or IPv6) in canonical form (``10.1.2.3/8`` becomes
+    ``10.0.0.0/8``, a lone address ``/32`` or ``/128``); a KeyError_ names the first bad one."""
+    out: list[str] = []
+    for value in values:
+        network = _network_or_none(value.strip()) if value.strip() else None
+        if network is None:
+            raise KeyError_(f"not an IP address or CIDR range: {value!r}")
+        if str(network) not in out:
+            out.append(str(network))
+    return out
+
+
+def _key_row(key: str) -> ApiKey:
+    row = ApiKey.get_or_none(ApiKey.key == key.strip().lower())
+    if row is None:
+        raise KeyError_(f"no key {key!r}")
+    return row
+
+
+def allowed_networks(key: str) -> list[str]:
+    """The addresses and ranges a key may be used from; empty means every address."""
+    return list(split_networks(_key_row(key).allowed_ips))
+
+
+def set_allowed_networks(key: str, networks: Iterable[str]) -> list[str]:
+    """Let ``key`` be used only from these addresses or ranges (replacing the list; an empty one
+    allows every address again). Calls from elsewhere get 111. Returns the list as stored."""
+    row = _key_row(key)
+    parsed = parse_networks(networks)
+    row.allowed_ips = ",".join(parsed)
+    row.save()
+    return parsed

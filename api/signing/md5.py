@@ -12,7 +12,9 @@ import hmac
 from collections.abc import Iterable, Mapping
 
 SIGNATURE_PARAM = "api_sig"
-UNSIGNED_PARAMS = frozenset({SIGNATURE_PARAM, "file"})
+# A text parameter named ``file`` is signed like any other (ipernity-api 0.13 sends and signs the
+# local path so); the upload itself is a file part, which never becomes a parameter.
+UNSIGNED_PARAMS = frozenset({SIGNATURE_PARAM})
 
 
 def signature_base_string(params: Mapping[str, str] | Iterable[tuple[str, str]],

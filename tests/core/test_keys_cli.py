@@ -40,6 +40,10 @@ def test_user_key_list_disable_enable(keys_cli):
     (("create", "--owner", "bob", "--name", "X", "--auth", "web"), "needs --callback"),
     (("user", "add", "bob", "--password", "pw"), "already exists"),
     (("disable", "f" * 32), "no key"),
+    (("user", "close", "nobody"), "no user 'nobody'"),
+    (("user", "open", "nobody"), "no user 'nobody'"),
+    (("allow", "f" * 32, "10.0.0.0/8"), "no key"),
+    (("allow", "f" * 32), "no key"),
 ])
 def test_mistakes_exit_non_zero_with_one_line(keys_cli, args, message):
     keys_cli("user", "add", "bob", "--password", "pw")
@@ -51,3 +55,76 @@ def test_mistakes_exit_non_zero_with_one_line(keys_cli, args, message):
 def test_password_is_not_stored_in_clear(keys_cli, tmp_path):
     keys_cli("user", "add", "carol", "--password", "hunter2-password")
     assert b"hunter2-password" not in (tmp_path / "cli.sqlite3").read_bytes()
+
+
+def issued_key(keys_cli, owner: str = "dora") -> str:
+    keys_cli("user", "add", owner, "--password", "pw")
+    return json.loads(keys_cli("create", "--owner", owner, "--name", "App").stdout)["api_key"]
+
+
+def test_user_close_and_open(keys_cli):
+    keys_cli("user", "add", "erin", "--password", "pw")
+    closed = json.loads(keys_cli("user", "close", "erin").stdout)
+    assert (closed["username"], closed["status"]) == ("erin", "closed")
+    assert json.loads(keys_cli("user", "close", "erin").stdout)["status"] == "closed"  # again: ok
+    assert json.loads(keys_cli("user", "open", "erin").stdout)["status"] == "open"
+
+
+def test_allow_sets_lists_and_clears_the_addresses(keys_cli):
+    key = issued_key(keys_cli)
+    assert json.loads(keys_cli("allow", key).stdout) == {"api_key": key, "allowed": []}
+    done = json.loads(keys_cli("allow", key, "10.1.2.3/8", "192.0.2.7", "2001:DB8::/32",
+                               "::1").stdout)
+    assert done["allowed"] == ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32", "::1/128"]
+    assert json.loads(keys_cli("allow", key).stdout)["allowed"] == done["allowed"]  # just lists
+    assert json.loads(keys_cli("list").stdout)[0]["allowed"] == done["allowed"]
+    replaced = json.loads(keys_cli("allow", key.upper(), "127.0.0.0/8").stdout)
+    assert replaced == {"api_key": key, "allowed": ["127.0.0.0/8"]}  # a new list replaces
+    assert json.loads(keys_cli("allow", key, "--clear").stdout)["allowed"] == []
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.300", "10.0.0.0/33", "example.org", "fe80::1::2",
+                                 "", "1.2.3.4/8/8"])
+def test_allow_refuses_what_is_no_address_or_range(keys_cli, bad):
+    key = issued_key(keys_cli)
+    keys_cli("allow", key, "192.0.2.1")
+    done = keys_cli("allow", key, "10.0.0.0/8", bad)
+    assert done.returncode == 1
+    assert "not an IP address or CIDR range" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert json.loads(keys_cli("allow", key).stdout)["allowed"] == ["192.0.2.1/32"]  # unchanged
+
+
+def test_allow_with_ranges_and_clear_together_is_a_mistake(keys_cli):
+    key = issued_key(keys_cli)
+    done = keys_cli("allow", key, "10.0.0.0/8", "--clear")
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_closing_and_allowing_with_the_cli_reach_the_running_api(settings, ctx, call, owner,
+                                                                 api_key, token_for):
+    """108 and 111 without touching the database by hand. The server caches keys for
+    API_KEY_CACHE_TTL; ``invalidate`` stands for that time passing."""
+
+    def cli(*args: str) -> None:
+        done = subprocess.run([sys.executable, "-m", "keys", *args,
+                               "--db", settings.resolved_database_url],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+
+    token = token_for(owner, doc="read")
+    assert call("test.echo", token=token, echo="hi")["echo"] == "hi"
+    cli("user", "close", "owner")
+    assert call("test.echo", token=token, echo="hi")["api"]["code"] == "108"
+    cli("user", "open", "owner")
+    assert call("test.echo", token=token, echo="hi")["echo"] == "hi"
+
+    cli("allow", api_key.key, "10.0.0.0/8", "2001:db8::/32")  # the test client is 127.0.0.1
+    ctx.keys.invalidate()
+    assert call("test.hello")["api"]["code"] == "111"
+    cli("allow", api_key.key, "127.0.0.0/8")
+    ctx.keys.invalidate()
+    assert call("test.hello")["hello"] == "hello world!"
+    cli("allow", api_key.key, "--clear")
+    ctx.keys.invalidate()
+    assert call("test.hello")["hello"] == "hello world!"

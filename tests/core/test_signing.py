@@ -18,8 +18,9 @@ VECTORS = [
     ({"api_key": KEY, "frob": "454-712bd4eed6"}, "auth.getToken",
      "696e5a08831e84d8ef079c7e9c360f3e", "derived, spec §4.1"),
     ({"api_key": KEY, "auth_token": "12345-a0b1c2d3e4f5", "is_public": "0",
-      "title": "Café au lait", "file": "<bytes>"}, "upload.file",
-     "c8115d55611a88d960b0ea8738aa4bfd", "derived, spec §4.1 (UTF-8, file excluded)"),
+      "title": "Café au lait"}, "upload.file",
+     "c8115d55611a88d960b0ea8738aa4bfd", "derived, spec §4.1 (UTF-8; the file part is never a "
+                                         "parameter)"),
     ({"api_key": KEY, "frob": "454-712bd4eed6", "perm_doc": "write"}, None,
      "6144235820d8cf15e11598b339682f5b", "derived, spec §4.1 (desktop authorization link)"),
 ]
@@ -37,6 +38,13 @@ def test_base_string_of_vector_1():
     assert md5.signature_base_string({"api_key": KEY, "doc_id": "1234", "keywords": "easy"},
                                      "doc.tags.add", SECRET) == (
         "api_key6fa87ba500002712bd4eed6020f3bd72doc_id1234keywordseasydoc.tags.adde9a599f0cf6ce193")
+
+
+def test_a_text_parameter_named_file_is_signed():
+    """ipernity-api 0.13 sends and signs ``file=<local path>`` beside the file part (issue 7)."""
+    params = {**VECTORS[5][0], "file": "/home/me/photo.jpg"}
+    assert md5.signature(params, "upload.file", SECRET) != VECTORS[5][2]
+    assert "file/home/me/photo.jpg" in md5.signature_base_string(params, "upload.file", SECRET)
 
 
 def test_api_sig_itself_is_not_signed():

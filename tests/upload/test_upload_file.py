@@ -214,3 +214,68 @@ def test_parallel_uploads_cannot_all_squeeze_under_the_quota(live_server, ctx, a
         answers = list(pool.map(send, range(6)))
     assert sum("ticket" in answer for answer in answers) == 2
     assert sorted(a["api"]["code"] for a in answers if "ticket" not in a) == ["4", "4", "4", "4"]
+
+
+# --- issue 7: file=<local path> as a text field, flags sent as True/False ----------------------
+
+def send_like_ipernity_api_013(base_url: str, key, path: Path, **params: str) -> dict:
+    """upload.file as ipernity-api 0.13 sends it (ipernity_api/rest.py ``call_api`` and
+    ``sign_keys``; here its requests-based Python 3 port, rcw-2/python-ipernity-api): every
+    argument, ``file=<local path>`` included, is signed; the same dict goes out as form fields,
+    then the file part, named after the path."""
+    kwargs = {**params, "file": str(path), "api_key": key.key}
+    sig_str = "".join(f"{k}{kwargs[k]}" for k in sorted(kwargs)) + "upload.file" + key.secret
+    kwargs["api_sig"] = hashlib.md5(sig_str.encode("utf-8")).hexdigest()
+    with open(path, "rb") as fobj:
+        return requests.post(base_url + "/api/upload.file/json", data=kwargs,
+                             files={"file": fobj}, timeout=30).json()
+
+
+def test_a_client_that_signs_its_text_file_field_uploads(live_server, api_key, token, queue,
+                                                         tmp_path):
+    path = tmp_path / "harbour.jpg"
+    path.write_bytes(data := jpeg())
+    answer = send_like_ipernity_api_013(live_server.base_url, api_key, path, auth_token=token,
+                                        title="From a path")
+    assert answer["ticket"].isdigit(), answer
+    queue.process_pending()
+    doc = Doc.get()
+    assert (doc.title, doc.md5) == ("From a path", hashlib.md5(data).hexdigest())
+
+
+def test_text_file_field_signed_with_and_without_it(call, api_key, token, queue, settings):
+    from tests.conftest import _multipart
+
+    photo = {"file": ("photo.jpg", jpeg())}
+    signed_with = call("upload.file", token=token, files=photo, file="/home/me/photo.jpg")
+    assert signed_with["ticket"].isdigit(), signed_with  # the conftest caller signs every field
+
+    fields = {"api_key": api_key.key, "auth_token": token}
+    fields["api_sig"] = signature(fields, "upload.file", api_key.secret)  # file left out
+    content_type, body = _multipart({**fields, "file": "/home/me/photo.jpg"}, photo)
+    refused = call.client.simulate_post("/api/upload.file/json", body=body,
+                                        headers={"Content-Type": content_type}).json
+    assert refused["api"]["code"] == "105"  # no client we know sends it unsigned
+    assert UploadTicket.select().count() == 1
+    assert not any((Path(settings.data_dir) / "spool").glob("*"))
+
+
+def test_two_file_parts_with_filenames_are_still_140(call, api_key, token):
+    fields = {"api_key": api_key.key, "auth_token": token}
+    fields["api_sig"] = signature(fields, "upload.file", api_key.secret)
+    boundary = "b7"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+             for k, v in fields.items()]
+    parts += [f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+              f'filename="{n}.jpg"\r\n\r\n'.encode() + jpeg() + b"\r\n" for n in ("a", "b")]
+    result = call.client.simulate_post(
+        "/api/upload.file/json", body=b"".join(parts) + f"--{boundary}--\r\n".encode(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert result.json["api"]["code"] == "140"
+    assert UploadTicket.select().count() == 0
+
+
+def test_flags_sent_as_python_booleans(upload, queue):
+    upload(jpeg(), is_public="False", is_family="TRUE", is_friend="true", **{"async": "False"})
+    doc = Doc.get()  # async=False waited for the doc
+    assert (doc.is_public, doc.is_family, doc.is_friend) == (False, True, True)
