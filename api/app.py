@@ -11,7 +11,8 @@ from api.access_log import AccessLog
 from api.config import Settings
 from api.context import AppContext
 from api.dispatch import Dispatcher, Reply
-from api.media_route import MediaResource
+from api.media import DEFAULT_ICON_PATH
+from api.media_route import IconResource, MediaResource
 from api.methods import build_registry
 from api.schema import create_schema
 from api.transport import discard_files, read_request
@@ -100,5 +101,6 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> falcon.A
     app.add_route("/api/{method}", resource)
     app.add_route("/api/{method}/{fmt}", resource)
     app.add_route("/media/{d2}/{d1}/{name}", MediaResource(ctx))
+    app.add_route(DEFAULT_ICON_PATH, IconResource())
     add_page_routes(app, ctx)
     return app

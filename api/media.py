@@ -27,3 +27,12 @@ def thumb_url(base_url: str, doc: Any, label: str, ext: str = "jpg") -> str:
 def original_url(base_url: str, doc: Any) -> str:
     """The URL of a doc's original file."""
     return base_url + media_path(doc.id, doc.original_secret, ORIGINAL, doc.original_ext or "bin")
+
+
+# Members cannot upload an icon yet: every member's ``icon`` is this one picture (media_route.py).
+DEFAULT_ICON_PATH = "/media/icons/default.png"
+
+
+def icon_url(base_url: str) -> str:
+    """A member's icon (user.get ``icon``): the default one for everybody for now."""
+    return base_url + DEFAULT_ICON_PATH

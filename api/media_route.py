@@ -5,14 +5,20 @@ The secret in the name is the capability: the doc's ``secret`` for thumbnails, i
 belong to the id, a label the doc lacks, a name outside the strict pattern — is a plain 404, so a
 stranger learns nothing about private docs. Files never change under a name (a replaced file gets
 new secrets), so they are cached for a year; private docs only in the browser's own cache.
+
+``GET /media/icons/default.png`` is the member icon user.get hands out (``api.media.icon_url``):
+drawn once, never changed, cached for a year like any other media file.
 """
 
 from __future__ import annotations
 
 import hmac
+import io
 import re
+from functools import cache
 
 import falcon
+from PIL import Image, ImageDraw
 
 from api.context import AppContext
 from api.imaging import OTHER_MIME
@@ -82,3 +88,36 @@ def _content_type(doc: Doc, label: str) -> str:
     if doc.media == "other":
         return OTHER_MIME if doc.original_mime != "application/pdf" else doc.original_mime
     return doc.original_mime or OTHER_MIME
+
+
+ICON_SIZE = 64  # pixels, square
+_ICON_BACKGROUND, _ICON_FIGURE = (221, 221, 221), (160, 160, 160)
+
+
+@cache
+def default_icon() -> bytes:
+    """The default member icon, a grey head-and-shoulders silhouette, as PNG bytes (drawn once)."""
+    size = ICON_SIZE
+    image = Image.new("RGB", (size, size), _ICON_BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((size * 0.32, size * 0.14, size * 0.68, size * 0.50), fill=_ICON_FIGURE)
+    draw.ellipse((size * 0.14, size * 0.56, size * 0.86, size * 1.30), fill=_ICON_FIGURE)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+class IconResource:
+    """Serves the default member icon, the same picture for every member."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        data = default_icon()
+        resp.content_type = "image/png"
+        resp.cache_control = ["public", f"max-age={_YEAR}", "immutable"]
+        resp.set_header("X-Content-Type-Options", "nosniff")
+        if req.method == "HEAD":
+            resp.content_length = len(data)
+            return
+        resp.data = data
+
+    on_head = on_get

@@ -3,6 +3,8 @@
 ``doc_trees`` renders a page of docs with a fixed number of queries (thumbs, owners: one IN query
 each), whatever the page size; ``doc_tree`` is the one-doc case of the same code.
 ``parse_extra`` and ``parse_thumbsize`` read the ``extra=`` and ``thumbsize=`` alike everywhere.
+Member cards (``owner_tree``, ``member_tree``), tags and notes are built here too, so every method
+that shows one shows the same attributes (docs/protocol-choices.md, "What live clients read").
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from api.context import Call
-from api.media import original_url, thumb_url
-from api.models.docs import Doc, Thumb
+from api.media import icon_url, original_url, thumb_url
+from api.models.docs import Doc, Note, Tag, Thumb
 from keys.models import User
 
 # Spec §10.2, smallest first; an `x` suffix marks a square crop.
@@ -76,6 +78,39 @@ def load_owners(docs: Sequence[Doc]) -> None:
 def owner_tree(user: User) -> dict[str, Any]:
     """``<owner user_id username realname/>``."""
     return {"user_id": user.id, "username": user.username, "realname": user.realname}
+
+
+def display_name(user: User) -> str:
+    """How a member is named to others: the real name, else the username."""
+    return user.realname or user.username
+
+
+def member_tree(call: Call, user: User) -> dict[str, Any]:
+    """``owner_tree`` plus ``alias is_pro icon``: doc.get's owner as live clients read it."""
+    return {**owner_tree(user), "alias": user.username, "is_pro": user.is_pro,
+            "icon": icon_url(call.base_url)}
+
+
+def tag_tree(tag: Tag, doc: Doc, *, dated: bool = False) -> dict[str, Any]:
+    """``<tag type id user_id tag [added_at]/>``: a member tag's id is the member's user id."""
+    return {"type": tag.type, "id": tag.member_id if tag.type == "member" else tag.id,
+            "user_id": tag.added_by_id or doc.owner_id, "tag": tag.tag,
+            "added_at": tag.created_at if dated else None}
+
+
+def note_tree(note: Note, **head: Any) -> dict[str, Any]:
+    """``<note note_id user_id … [member_id membername] x y w h content>text</note>``.
+
+    ``head`` holds the method's own attributes (doc.get: ``username``; doc.notes.*: ``posted_at``).
+    The text is the element's and ``content`` too; a note naming a member carries the member's id
+    and display name (``note.member`` set or joined).
+    """
+    member = note.member if note.member_id is not None else None
+    return {"note_id": note.id, "user_id": note.author_id, **head,
+            "member_id": note.member_id,
+            "membername": display_name(member) if member is not None else None,
+            "x": note.x, "y": note.y, "w": note.w, "h": note.h,
+            "content": note.content, "_value": note.content}
 
 
 def dates_tree(doc: Doc) -> dict[str, Any]:

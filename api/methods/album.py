@@ -35,6 +35,7 @@ from api.serialize import (
     DEFAULT_THUMBSIZE,
     context_item,
     doc_trees,
+    owner_tree,
     parse_extra,
     parse_thumbsize,
     pick_thumb,
@@ -267,7 +268,7 @@ def create(call: Call, title: str, description: str = "", cover_id: int | None =
               params={"album_id": "One of your albums.", "title": "A new title.",
                       "description": "A new description.",
                       "cover_id": "A doc of the album to show as its cover."},
-              response=_SINGLE_SHAPE.replace("<cover/>", "<cover cover_id/>")
+              response=_SINGLE_SHAPE.replace("<cover/>", "<cover cover_id doc_id/>")
               + "<permissions/></album>")
 def edit(call: Call, album_id: int, title: str | None = None, description: str | None = None,
          cover_id: int | None = None) -> dict:
@@ -286,9 +287,8 @@ def edit(call: Call, album_id: int, title: str | None = None, description: str |
     album.modified_at = call.now()
     album.save()
     counts, cover = album_numbers(call, album, DEFAULT_THUMBSIZE)
-    if cover:  # album.edit names it cover_id (method-shapes.md)
-        cover = {"cover_id": cover["doc_id"], "w": cover["w"], "h": cover["h"],
-                 "url": cover["url"]}
+    if cover:  # album.edit names it cover_id (method-shapes.md); live clients read doc_id
+        cover = {"cover_id": cover["doc_id"], **cover}
     return {"album": {**album_head(call, album),
                       "description": Text(album.description),
                       "visibility": {"ispublic": album.is_public, "isfamily": album.is_family,
@@ -384,14 +384,15 @@ def get(call: Call, album_id: int, thumbsize: str = DEFAULT_THUMBSIZE) -> dict:
 
 @group.method("album.getList", title="Return the albums list for a given user", safety=True,
               missing=UserNotFound, invalid=InvalidArgument, errors=(InvalidArgument,),
-              params={"user_id": "The member (id or username); the caller by default.",
+              params={"user_id": "The member (id or username); defaults to the authenticated "
+                                 "user (the token's).",
                       "safesurf": "Highest safety level of the covers shown: 1, 2 or 3.",
                       "empty": "1 (default) lists empty albums too, 0 leaves them out.",
                       "thumbsize": _THUMB_HELP,
                       "per_page": "Albums per page: 100 by default, at most 100.",
                       "page": "The page, from 1."},
               response="<albums total page pages per_page count thumbsize><can create/>"
-                       "<album …/></albums>")
+                       "<album …><owner user_id username realname/>…</album></albums>")
 def get_list(call: Call, user_id: str | None = None, safesurf: int | None = None,
              empty: bool = True, thumbsize: str = DEFAULT_THUMBSIZE,
              per_page: int | None = None, page: int | None = None) -> dict:
@@ -411,7 +412,9 @@ def get_list(call: Call, user_id: str | None = None, safesurf: int | None = None
     counts = doc_counts([a.id for a in albums], viewer)
     cover_trees = covers(call, albums, label, safe=safe)
     relation = relation_to(user.id, call.user)
+    owner = owner_tree(user)  # not in the example; live clients read it (protocol-choices.md)
     items = [{**album_head(call, album),
+              "owner": owner,
               "visibility": visibility_flags(album),
               "dates": {"created_at": album.created_at, "last_comment_at": album.comment_at,
                         "last_update_at": album.modified_at},
@@ -459,8 +462,11 @@ def append_docs(album: Album, doc_ids: Sequence[int], now: int) -> set[int]:
     if new:
         last = (AlbumDoc.select(fn.MAX(AlbumDoc.position)).where(AlbumDoc.album == album)
                 .scalar() or 0)
+        # A doc added at the same moment by another call (PostgreSQL runs them side by side) is
+        # there once: no unique-index error.
         AlbumDoc.insert_many([{"album": album.id, "doc": doc_id, "position": last + i,
-                               "added_at": now} for i, doc_id in enumerate(new, 1)]).execute()
+                               "added_at": now} for i, doc_id in enumerate(new, 1)]
+                             ).on_conflict_ignore().execute()
     return set(new)
 
 
@@ -525,7 +531,7 @@ def docs_remove(call: Call, album_id: int, doc_id: str) -> dict:
                       "doc_ids": "Comma list of your doc ids, in album order.",
                       "cover_id": "The cover: one of doc_ids."},
               response='<album album_id cover_id total added skipped>'
-                       '<doc doc_id added error/></album>')
+                       '<doc doc_id added error/><docs doc_id added error/></album>')
 def docs_set_list(call: Call, album_id: int, doc_ids: str, cover_id: int) -> dict:
     """Make the album hold exactly these docs in this order (others' docs are skipped)."""
     album = own_album(call, album_id)
@@ -544,9 +550,10 @@ def docs_set_list(call: Call, album_id: int, doc_ids: str, cover_id: int) -> dic
                               for i, d in enumerate(kept, 1)]).execute()
         Album.update(cover=cover_id, modified_at=now).where(Album.id == album.id).execute()
     new = {d for d in kept if d not in before}
+    rows = added_rows(wanted, own, new)  # also under ``docs``, where a live client reads them
     return {"album": {"album_id": album.id, "cover_id": cover_id, "total": len(kept),
                       "added": len(new), "skipped": len(wanted) - len(new),
-                      "doc": added_rows(wanted, own, new)}}
+                      "doc": rows, "docs": rows}}
 
 
 @group.method("doc.albums.add", title="Add doc in one or many albums", service="doc", token=True,

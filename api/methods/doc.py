@@ -32,6 +32,7 @@ from api.methods.common import READ, WRITE, DocNotFound, InvalidArgument, UserNo
 from api.models.docs import (
     Album,
     AlbumDoc,
+    Comment,
     Doc,
     DocVisit,
     Note,
@@ -44,15 +45,18 @@ from api.registry import MethodGroup
 from api.serialize import (
     context_item,
     dates_tree,
+    display_name,
     doc_trees,
     geo_tree,
     may_download,
     medias_tree,
+    member_tree,
+    note_tree,
     original_tree,
-    owner_tree,
     parse_extra,
     parse_thumbsize,
     sorted_thumbs,
+    tag_tree,
     thumb_tree,
     thumbs_by_doc,
 )
@@ -110,16 +114,14 @@ def get(call: Call, doc_id: int, extra: str = "") -> dict:
         "rotation": ROTATION.get(doc.orientation, 0), "title": doc.title, "safety": doc.safety,
         "link": doc_link(call, doc),
         "md5": doc.md5 if "md5" in extras else None,
-        "owner": owner_tree(doc.owner),
+        "owner": member_tree(call, doc.owner),
         "description": Text(doc.description),
-        "dates": dates_tree(doc),
+        "dates": doc_dates(doc),
         "visibility": visibility_tree(doc),
-        "permissions": {"comment": doc.perm_comment, "tag": doc.perm_tag,
-                        "tagme": doc.perm_tagme},
+        "permissions": permissions_tree(doc),
         "count": count_tree(doc),
         "can": can_tree(call, doc, viewer, relation),
-        "you": {"isfave": 0, "visits": visit.visits if visit else 0,
-                "last_visit": visit.visited_at if visit else 0} if call.user else None,
+        "you": you_tree(visit) if call.user else None,
         **medias_trees(call, doc),
         "geo": geo_tree(doc) if "geo" in extras else None,
         "tags": tags_tree(doc) if "tags" in extras else None,
@@ -133,10 +135,32 @@ def doc_link(call: Call, doc: Doc) -> str:
     return f"{call.base_url}/doc/{doc.owner.username}/{doc.id}"
 
 
+def doc_dates(doc: Doc) -> dict[str, Any]:
+    """``<dates …/>`` of doc.get: the list extra's, the last comment's time (``comment_at``, and
+    ``last_comment_at`` as live clients read it) and ``last_update_at`` (= ``modified_at``)."""
+    last = (Comment.select(fn.MAX(Comment.posted_at)).where(Comment.doc == doc.id).scalar()) or 0
+    return {**dates_tree(doc), "comment_at": last, "last_comment_at": last,
+            "last_update_at": doc.modified_at}
+
+
 def visibility_tree(doc: Doc) -> dict[str, Any]:
-    """``<visibility ispublic isfriend isfamily share/>``."""
+    """``<visibility ispublic isfriend isfamily share/>``, plus ``isfriends`` (album.edit's
+    spelling, which a live client reads on doc.get too)."""
     return {"ispublic": doc.is_public, "isfriend": doc.is_friend, "isfamily": doc.is_family,
-            "share": doc.share}
+            "share": doc.share, "isfriends": doc.is_friend}
+
+
+def permissions_tree(doc: Doc) -> dict[str, Any]:
+    """``<permissions comment tag tagme/>``: who may comment, tag, tag themselves (§10.4)."""
+    return {"comment": doc.perm_comment, "tag": doc.perm_tag, "tagme": doc.perm_tagme}
+
+
+def you_tree(visit: DocVisit | None) -> dict[str, Any]:
+    """``<you isfave visits last_visit/>``, plus ``last_visit_at`` (the same time) that live
+    clients read."""
+    last = visit.visited_at if visit else 0
+    return {"isfave": 0, "visits": visit.visits if visit else 0, "last_visit": last,
+            "last_visit_at": last}
 
 
 def count_tree(doc: Doc) -> dict[str, Any]:
@@ -170,7 +194,8 @@ def medias_trees(call: Call, doc: Doc) -> dict[str, Any]:
 
 
 def tags_tree(doc: Doc) -> dict[str, Any]:
-    """``<tags total><tag tag_id type user_id keyword|member_id title/></tags>``."""
+    """``<tags total><tag tag_id type id user_id tag keyword|member_id title/></tags>``: the
+    example's attributes and doc.tags.getList's (``id``, ``tag``), which live clients read."""
     member = User.alias()
     rows = list(Tag.select(Tag, member)
                 .join(member, JOIN.LEFT_OUTER, on=(Tag.member == member.id))
@@ -180,25 +205,25 @@ def tags_tree(doc: Doc) -> dict[str, Any]:
 
 
 def _tag_item(doc: Doc, tag: Tag) -> dict[str, Any]:
-    item: dict[str, Any] = {"tag_id": tag.id, "type": tag.type,
-                            "user_id": tag.added_by_id or doc.owner_id}
+    item: dict[str, Any] = {"tag_id": tag.id, **tag_tree(tag, doc)}
     if tag.type == "member" and tag.member_id:
-        item.update(member_id=tag.member_id, title=tag.member.realname or tag.member.username)
+        item.update(member_id=tag.member_id, title=display_name(tag.member))
     else:
         item.update(keyword=tag.norm, title=tag.tag)
     return item
 
 
 def notes_tree(doc: Doc) -> dict[str, Any]:
-    """``<notes total><note note_id user_id username x y w h>text</note></notes>``."""
-    rows = list(Note.select(Note, User)
+    """``<notes total><note note_id user_id username … x y w h content>text</note></notes>``:
+    authors and named members joined, one query."""
+    member = User.alias()
+    rows = list(Note.select(Note, User, member)
                 .join(User, on=(Note.author == User.id))
+                .switch(Note)
+                .join(member, JOIN.LEFT_OUTER, on=(Note.member == member.id))
                 .where(Note.doc == doc.id)
                 .order_by(Note.id))
-    return {"total": len(rows),
-            "note": [{"note_id": n.id, "user_id": n.author_id, "username": n.author.username,
-                      "x": n.x, "y": n.y, "w": n.w, "h": n.h, "_value": n.content}
-                     for n in rows]}
+    return {"total": len(rows), "note": [note_tree(n, username=n.author.username) for n in rows]}
 
 
 # -- lists ---------------------------------------------------------------------------------------
@@ -222,20 +247,21 @@ def _present(*clauses: Expression | None) -> list[Expression]:
 @group.method("doc.getList", title="Return the member's list of documents", safety=True,
               missing=UserNotFound, invalid=InvalidArgument,
               errors=(UserNotFound, InvalidArgument),
-              params={"user_id": "The member's ID or web alias.",
+              params={"user_id": "The member's ID or web alias; defaults to the authenticated "
+                                 "user (the token's).",
                       "media": "photo, video, audio or other (a comma list is accepted).",
                       "share": "Only docs at this share level: 0 private … 4 public.",
                       "safesurf": SAFESURF_HELP,
                       "extra": EXTRA_HELP + ", ".join(LIST_EXTRAS),
                       "thumbsize": THUMBSIZE_HELP, **PAGING_HELP},
               response='<docs total="12" per_page="20" page="1" pages="1"><doc …/></docs>')
-def get_list(call: Call, user_id: str, media: str = "", share: int | None = None,
+def get_list(call: Call, user_id: str = "", media: str = "", share: int | None = None,
              safesurf: int | None = None, extra: str = "", thumbsize: str = "",
              per_page: int | None = None, page: int | None = None) -> dict:
     """Return a member's documents the caller may see, newest first."""
-    user = find_user(user_id)
+    user = find_user(user_id) if user_id else call.user
     if user is None:
-        raise UserNotFound(user_id)
+        raise UserNotFound(user_id or "missing parameter user_id")
     viewer = viewer_of(call)
     where = _present(Doc.owner == user.id, visible_to(Doc, viewer),
                      safesurf_clause(viewer, safesurf, InvalidArgument),
@@ -469,16 +495,24 @@ def set_perms(call: Call, doc_id: int, is_public: bool | None = None,
               perms=READ, missing=DocNotFound, invalid=DocNotFound, errors=(DocNotFound,),
               params={"doc_id": "The document ID (one of the caller's own)."},
               response='<visibility ispublic="1" isfriend="0" isfamily="0"/>'
-                       '<permissions permcomment="3" permtag="3" permtagme="3"/><usage …/>')
+                       '<permissions permcomment="3" permtag="3" permtagme="3" comment="3" '
+                       'tag="3" tagme="3"/><usage canfave="0" …/><can fave="0" …/>')
 def get_perms(call: Call, doc_id: int) -> dict:
-    """Return the sharing and permission settings of one of the caller's documents."""
+    """Return the sharing and permission settings of one of the caller's documents.
+
+    ``permissions`` carries the example's ``perm*`` names and doc.get's (``comment`` …), and
+    ``can`` is doc.get's ``<can/>``, of which ``usage`` is the ``can*`` spelling: live clients
+    read the doc.get names here.
+    """
     doc = owned_doc(call, doc_id, DocNotFound)
+    levels = permissions_tree(doc)
+    can = can_tree(call, doc, call.user, None)
     return {"visibility": {"ispublic": doc.is_public, "isfriend": doc.is_friend,
                            "isfamily": doc.is_family},
-            "permissions": {"permcomment": doc.perm_comment, "permtag": doc.perm_tag,
-                            "permtagme": doc.perm_tagme},
-            "usage": {"canfave": 0, "cancomment": 1, "cantag": 1, "cantagme": 1, "canzoom": 1,
-                      "candownload": 1, "canprint": 0}}
+            "permissions": {**{"perm" + name: level for name, level in levels.items()},
+                            **levels},
+            "usage": {"can" + name: allowed for name, allowed in can.items()},
+            "can": can}
 
 
 @group.method("doc.setLicense", title="Set the license for a document.", token=True, sign=True,
@@ -629,10 +663,13 @@ def get_context(call: Call, doc_id: int, media: str = "", safesurf: int | None =
 @group.method("doc.checkMD5", title="Check if a doc exists in your stream using MD5.",
               token=True, sign=True, perms=READ, missing=MD5Invalid, errors=(MD5Invalid,),
               params={"md5": "An md5 or a comma-separated list of up to 20."},
-              response='<docs count="5" found="2"><doc md5 doc_id found="1"/>'
-                       '<doc md5 found="0"/></docs>')
+              response='<docs count="5" found="2"><doc md5 doc_id found="1"/></docs>')
 def check_md5(call: Call, md5: str) -> dict:
-    """Tell which of the given file MD5s are already in the caller's stream (upload de-dup)."""
+    """Tell which of the given file MD5s are already in the caller's stream (upload de-dup).
+
+    Only found docs are listed (the method's note: an md5 not found gives no entry), so a client
+    can call doc.get on every ``doc_id``; ``count`` is still how many md5s were checked.
+    """
     sums = list(dict.fromkeys(s.strip().lower() for s in md5.split(",") if s.strip()))
     if not sums or len(sums) > MAX_MD5:
         raise MD5Invalid(f"{len(sums)} md5")
@@ -641,7 +678,7 @@ def check_md5(call: Call, md5: str) -> dict:
                 .where(Doc.owner == call.user.id, Doc.md5.in_(sums))
                 .order_by(Doc.id)):
         found.setdefault(row.md5, row.id)
-    items = [{"md5": s, "doc_id": found.get(s), "found": s in found} for s in sums]
+    items = [{"md5": s, "doc_id": found[s], "found": True} for s in sums if s in found]
     return {"docs": {"count": len(sums), "found": len(found), "doc": items}}
 
 

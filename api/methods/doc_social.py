@@ -23,7 +23,7 @@ from api.methods.common import READ, WRITE, DocNotFound, InvalidArgument
 from api.models.docs import Comment, Doc, Note, Tag
 from api.paging import paging
 from api.registry import MethodGroup
-from api.serialize import owner_tree, parse_extra
+from api.serialize import note_tree, owner_tree, parse_extra, tag_tree
 from api.tagging import add_tags, find_members, parse_keywords
 from api.visibility import relation_to
 from keys.db import db
@@ -57,13 +57,6 @@ def may(call: Call, doc: Doc, level: int) -> bool:
 
 
 # --- tags --------------------------------------------------------------------------------------
-
-def tag_tree(tag: Tag, doc: Doc, *, dated: bool = False) -> dict[str, Any]:
-    """``<tag type id user_id tag [added_at]/>``: a member tag's id is the member's user id."""
-    return {"type": tag.type, "id": tag.member_id if tag.type == "member" else tag.id,
-            "user_id": tag.added_by_id or doc.owner_id, "tag": tag.tag,
-            "added_at": tag.created_at if dated else None}
-
 
 def doc_tags(doc: Doc) -> list[Tag]:
     """A doc's tags in the order they were put on."""
@@ -171,13 +164,6 @@ def tags_remove(call: Call, doc_id: int, type: str, id: str) -> dict:  # noqa: A
 
 # --- notes -------------------------------------------------------------------------------------
 
-def note_tree(note: Note) -> dict[str, Any]:
-    """``<note note_id user_id [member_id] posted_at x y w h>content</note>``."""
-    return {"note_id": note.id, "user_id": note.author_id, "member_id": note.member_id,
-            "posted_at": note.created_at, "x": note.x, "y": note.y, "w": note.w, "h": note.h,
-            "_value": note.content}
-
-
 def note_box(note: Note, content: str, x: int, y: int, w: int, h: int) -> None:
     """Set a note's text and box: a box has a non-negative corner and a positive size, else 2."""
     if min(x, y) < 0 or min(w, h) <= 0 or not content.strip():
@@ -196,7 +182,7 @@ def own_note(call: Call, note_id: int) -> tuple[Note, Doc]:
 
 
 _BOX_HELP = "The box, in pixels of the 500 px thumbnail: left, top, width, height."
-_NOTE_SHAPE = '<note note_id user_id posted_at x y w h>content</note>'
+_NOTE_SHAPE = '<note note_id user_id posted_at [member_id membername] x y w h content>text</note>'
 
 
 @group.method("doc.notes.add", title="Add a note to a photo.", service="doc", token=True,
@@ -221,7 +207,7 @@ def notes_add(call: Call, doc_id: int, content: str, member_id: str | None = Non
     note_box(note, content, x, y, w, h)
     if not preview:
         note.save()
-    return {"note": note_tree(note)}
+    return {"note": note_tree(note, posted_at=note.created_at)}
 
 
 @group.method("doc.notes.edit", title="Edit a note on a photo.", service="doc", token=True,
@@ -238,7 +224,7 @@ def notes_edit(call: Call, note_id: int, content: str, x: int, y: int, w: int, h
     note_box(note, content, x, y, w, h)
     if not preview:
         note.save()
-    return {"note": note_tree(note)}
+    return {"note": note_tree(note, posted_at=note.created_at)}
 
 
 @group.method("doc.notes.delete", title="Remove a note from a photo.", service="doc", token=True,

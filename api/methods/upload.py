@@ -138,10 +138,11 @@ def _finish(call: Call, ticket: UploadTicket, wait: bool) -> dict[str, Any]:
 
 @group.method(
     "upload.file", title="Upload a new file.", token=True, sign=True, post=True, safety=True,
-    perms=WRITE, invalid=InvalidParameter,
+    perms=WRITE, invalid=InvalidParameter, atomic=False,  # the queue writes in its own transactions
     errors=(FileMissing, FileTooBig, FileRefused, QuotaExceeded),
     params={
-        "file": "The file, as a multipart/form-data part named file (not signed). Required.",
+        "file": "The file, as a multipart/form-data part named file with a filename (not "
+                "signed). Required. A text field named file (a local path) is signed and ignored.",
         "title": "The document title.",
         "description": "The document description.",
         "created_at": "When the document was created, YYYY-MM-DD HH:MM:SS (overrides EXIF).",
@@ -234,10 +235,11 @@ def _own_album(call: Call, album_id: int | None) -> int | None:
 
 @group.method(
     "upload.replace", title="Replace a file.", token=True, sign=True, post=True, perms=WRITE,
-    invalid=ReplaceDocNotFound,
+    invalid=ReplaceDocNotFound, atomic=False,
     errors=(ReplaceFileMissing, ReplaceFileTooBig, ReplaceQuotaExceeded, MediaDiffers),
     params={
-        "file": "The new file, as a multipart/form-data part named file (not signed). Required.",
+        "file": "The new file, as a multipart/form-data part named file with a filename (not "
+                "signed). Required. A text field named file (a local path) is signed and ignored.",
         "doc_id": "The document whose file is replaced.",
         "async": "1 (default) answer at once; 0 wait until the file is replaced.",
     },

@@ -5,6 +5,7 @@ from __future__ import annotations
 from api.context import Call
 from api.errors import method_error
 from api.ids import as_id
+from api.media import icon_url
 from api.models.docs import Doc, Relation
 from api.registry import MethodGroup
 from api.visibility import viewer_of, visible_to
@@ -41,17 +42,23 @@ def relation(viewer: User | None, user: User) -> dict | None:
 
 
 @group.method("user.get", title="Get information about a user", sign=True, missing=UserNotFound,
-              params={"user_id": "The user's id or username."},
+              params={"user_id": "The user's id or username; defaults to the authenticated "
+                                 "user (the token's)."},
               response='<user user_id="12345" is_pro="0" is_online="0" is_closed="0" tmo="0" '
                        'username="Superman" realname="Kal-El" alias="superman" '
+                       'icon="http://example.org/media/icons/default.png" '
                        'link="http://example.org/home/superman"><relation isfamily="0" '
                        'isfriend="1" iscontact="1" revfamily="0" revfriend="0" revcontact="0"/>'
-                       '<count docs="12" posts="0" network="3"/></user>')
-def get(call: Call, user_id: str) -> dict:
-    """Returns a member's names, flags, relation to the caller and counts."""
-    user = find_user(user_id.strip())
+                       '<location country="" town=""/><count docs="12" posts="0" network="3"/>'
+                       '<dates member_since="1218038768"/></user>')
+def get(call: Call, user_id: str = "") -> dict:
+    """Returns a member's names, icon, flags, relation to the caller, counts and dates.
+
+    Members have no place of their own yet: ``location`` is there (live clients read it) but empty.
+    """
+    user = find_user(user_id.strip()) if user_id.strip() else call.user
     if user is None:
-        raise UserNotFound(user_id)
+        raise UserNotFound(user_id or "missing parameter user_id")
     docs = (Doc
             .select()
             .where(Doc.owner == user, visible_to(Doc, viewer_of(call)))
@@ -63,8 +70,10 @@ def get(call: Call, user_id: str) -> dict:
     return {"user": {
         "user_id": user.id, "is_pro": user.is_pro, "is_online": False,
         "is_closed": not user.is_open, "tmo": 0, "username": user.username,
-        "realname": user.realname, "alias": user.username,
+        "realname": user.realname, "alias": user.username, "icon": icon_url(call.base_url),
         "link": f"{call.base_url}/home/{user.username}",
         "relation": relation(call.user, user),
+        "location": {"country": "", "town": ""},
         "count": {"docs": docs, "posts": 0, "network": network},
+        "dates": {"member_since": user.created_at},
     }}

@@ -34,22 +34,26 @@ def test_write_shapes_match_the_spec(call, token_for, owner, make_doc, album):
     extra = make_doc(owner)
     compare("album.create", xml(call, token_for, owner, "album.create", title="T",
                                 cover_id=extra.id))
+    # Live clients read album.edit's cover as doc_id, album.docs.setList's rows under docs.
     compare("album.edit", xml(call, token_for, owner, "album.edit", album_id=row.id,
-                              title="New", cover_id=docs[1].id))
+                              title="New", cover_id=docs[1].id), added={"album/cover@doc_id"})
     compare("album.docs.add", xml(call, token_for, owner, "album.docs.add", album_id=row.id,
                                   doc_id=f"{extra.id},{docs[0].id},999"))
     compare("album.docs.remove", xml(call, token_for, owner, "album.docs.remove",
                                      album_id=row.id, doc_id=f"{extra.id},999"))
     compare("album.docs.setList", xml(call, token_for, owner, "album.docs.setList",
                                       album_id=row.id, doc_ids=f"{docs[2].id},{docs[0].id},999",
-                                      cover_id=docs[0].id))
+                                      cover_id=docs[0].id),
+            added={"album/docs", "album/docs@doc_id", "album/docs@added", "album/docs@error"})
 
 
 def test_read_shapes_match_the_spec(call, token_for, owner, member, album):
     row, docs = album
     call("album.get", token=token_for(member, doc="read"), album_id=row.id)  # one visit
     compare("album.get", xml(call, token_for, owner, "album.get", album_id=row.id))
-    compare("album.getList", xml(call, token_for, owner, "album.getList"), added={"albums@pages"})
+    compare("album.getList", xml(call, token_for, owner, "album.getList"),
+            added={"albums@pages", "albums/album/owner",  # owner: live clients read it
+                   *(f"albums/album/owner@{a}" for a in ("user_id", "username", "realname"))})
     compare("album.docs.getList", xml(call, token_for, owner, "album.docs.getList",
                                       album_id=row.id), added={"album/docs@count"})
     compare("album.docs.getContext", xml(call, token_for, owner, "album.docs.getContext",
@@ -151,6 +155,27 @@ def test_remove_and_set_list_keep_order_and_cover(as_user, owner, make_doc, albu
     assert (got["total"], got["added"], got["cover_id"]) == ("2", "1", str(new.id))
     assert entries(row.id) == [new.id, docs[2].id]
     assert Album.get_by_id(row.id).cover_id == new.id
+
+
+def test_what_live_clients_read(as_user, call, owner, member, make_doc, album):
+    """PyIpernity's live tests read cover.doc_id (edit, get) and album.getList's owner;
+    python-ipernity-api reads album.docs.setList's rows under ``docs``."""
+    row, docs = album
+    edited = as_user(owner, "album.edit", album_id=row.id, cover_id=docs[1].id)["album"]
+    assert edited["cover"]["doc_id"] == edited["cover"]["cover_id"] == str(docs[1].id)
+    got = as_user(member, "album.get", album_id=row.id, level="read")["album"]
+    assert got["cover"]["doc_id"] == str(docs[1].id)
+    owner_card = {"user_id": str(owner.id), "username": "owner", "realname": "Key Owner"}
+    as_user(owner, "album.create", title="Second")
+    for caller in (owner, member):
+        listed = as_user(caller, "album.getList", user_id=owner.id, level="read")["albums"]
+        assert [a["owner"] for a in listed["album"]] == [owner_card, owner_card]
+    foreign = make_doc(member)
+    rows = as_user(owner, "album.docs.setList", album_id=row.id,
+                   doc_ids=f"{docs[2].id},{foreign.id}", cover_id=docs[2].id)["album"]
+    assert rows["docs"] == rows["doc"] == [
+        {"doc_id": str(docs[2].id), "added": "0", "error": "0"},
+        {"doc_id": str(foreign.id), "added": "0", "error": "1"}]
 
 
 def test_doc_albums_add(as_user, owner, member, make_doc):
@@ -357,3 +382,24 @@ def test_edit_sent_empty_clears_absent_keeps(as_user, owner, album):
     assert cleared["description"] == "" and cleared["title"] == "Winter"
     assert as_user(owner, "album.edit", album_id=row.id, title=" ")["api"]["code"] == "2"
     assert Album.get_by_id(row.id).title == "Winter"  # nothing half-written
+
+
+# --- issue 7: own list without user_id, per_page lowered, flags as True/False ------------------
+
+def test_get_list_without_user_id_and_lenient_values(call, as_user, owner, member, token_for):
+    for n in range(3):
+        as_user(owner, "album.create", title=f"A{n}")
+    token = token_for(owner, doc="read")
+    mine = call("album.getList", token=token)["albums"]
+    assert mine["total"] == "3"
+    assert call("album.getList", token=token_for(member, doc="read"))["albums"]["total"] == "0"
+    assert call("album.getList", sign=True)["api"]["code"] == "1"  # no token, no user_id
+    page = call("album.getList", token=token, per_page=500)["albums"]
+    assert (page["per_page"], page["count"]) == ("100", "3")  # lowered, and said
+    assert call("album.getList", token=token, per_page="many")["api"]["code"] == "143"
+    assert call("album.getList", token=token, empty="False")["albums"]["total"] == "0"
+    assert call("album.getList", token=token, empty="TRUE")["albums"]["total"] == "3"
+    assert call("album.getList", token=token, empty="maybe")["api"]["code"] == "2"
+    params = call("api.methods.get", method="album.getList")["method"]["parameters"]
+    user_id = next(p for p in params if p["name"] == "user_id")
+    assert user_id.get("required", "0") == "0" and "authenticated user" in user_id["value"]

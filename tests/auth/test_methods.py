@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import re
+from urllib.parse import urlsplit
+
+from PIL import Image
 
 from api import grantflow
 from api.models.grants import Frob
 from api.signing import md5
+from keys.models import User
+from tests.docs.shapes import compare
 
 FROB_TTL = 600
 
@@ -145,7 +151,45 @@ def test_user_get_relation_with_token(call, member, owner, token_for):
                                 "revfamily": "0", "revfriend": "0", "revcontact": "0"}
 
 
+def test_user_get_shape_and_what_live_clients_read(call, client, member, owner, token_for):
+    """Photini downloads ``icon`` right after log-in; python-ipernity-api reads
+    ``dates.member_since``; the Go kit decodes ``location`` and ``dates``."""
+    token = token_for(owner)
+    xml = call.raw("user.get", "xml", user_id=member.id, token=token).content
+    # Members have no place yet, so the example's coordinates are left out (location is empty).
+    compare("user.get", xml, added={"user/dates", "user/dates@member_since"},
+            absent={"user/location@lat", "user/location@lng"})
+    user = call("user.get", user_id=member.id, token=token)["user"]
+    assert user["location"] == {"country": "", "town": ""}
+    assert user["dates"] == {"member_since": str(User.get_by_id(member.id).created_at)}
+    assert user["is_pro"] == "0" and user["alias"] == "member"
+    icon = urlsplit(user["icon"])
+    assert icon.path == "/media/icons/default.png"
+    got = client.simulate_get(icon.path)
+    assert got.status_code == 200 and got.headers["content-type"] == "image/png"
+    assert "max-age=" in got.headers["cache-control"] and "public" in got.headers["cache-control"]
+    with Image.open(io.BytesIO(got.content)) as picture:
+        picture.verify()
+        assert (picture.format, picture.size) == ("PNG", (64, 64))
+    head = client.simulate_head(icon.path)
+    assert head.status_code == 200 and head.headers["content-length"] == str(len(got.content))
+    assert call("user.get", user_id=owner.id)["user"]["icon"] == user["icon"]  # one for all
+
+
 def test_authorization_link_signature_vector():
     # Spec §4.2 vector 2: the link is signed with no method name.
     params = {"api_key": "6fa87ba500002712bd4eed6020f3bd72", "perm_network": "read"}
     assert md5.signature(params, None, "e9a599f0cf6ce193") == "da183021cd39461108770b822fcd9398"
+
+
+def test_user_get_without_user_id_is_the_tokens_user(call, member, owner, token_for):
+    """Clients ask for their own card without user_id (issue 7); user.get's token is optional."""
+    me = call("user.get", token=token_for(member))["user"]
+    assert (me["username"], me["user_id"]) == ("member", str(member.id))
+    assert call("user.get", token=token_for(owner), user_id=" ")["user"]["username"] == "owner"
+    assert call("user.get", token=token_for(owner), user_id="member")["user"][
+        "username"] == "member"  # an explicit user_id still wins
+    assert call("user.get")["api"]["code"] == "1"  # neither token nor user_id
+    params = call("api.methods.get", method="user.get")["method"]["parameters"]
+    user_id = next(p for p in params if p["name"] == "user_id")
+    assert user_id.get("required", "0") == "0" and "authenticated user" in user_id["value"]

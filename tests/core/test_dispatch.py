@@ -33,6 +33,15 @@ def probe_crash(call: Call) -> dict:
     raise RuntimeError("secret internals /etc/passwd")
 
 
+@probe.method("probe.list", title="A flag and paging (maximum 50)", invalid=Bad)
+def probe_list(call: Call, flag: "bool" = False, per_page: "int | None" = None,
+               page: "int | None" = None) -> dict:
+    from api.paging import paging
+
+    return {"items": {**paging(page, per_page, default=10, maximum=50).attrs(0, 0),
+                      "flag": flag, "user": call.user.username if call.user else ""}}
+
+
 @pytest.fixture
 def probe_client(settings, ctx):
     registry = Registry.from_groups([*GROUPS, probe])
@@ -355,3 +364,125 @@ def test_public_url_is_the_base_of_handed_out_links():
                         public_url="https://api.example.org").base_url == (
         "https://api.example.org")
     assert read_request(request, "test.hello", None, 100).base_url == "http://falconframework.org"
+
+
+# --- issue 7: the live service's leniency ------------------------------------------------------
+
+@pytest.mark.parametrize("sent, value", [("1", "1"), ("0", "0"), ("True", "1"), ("true", "1"),
+                                         ("TRUE", "1"), ("False", "0"), ("fAlSe", "0"),
+                                         (" true ", "1")])
+def test_flags_take_true_and_false_in_any_case(probe_call, sent, value):
+    assert probe_call("probe.list", flag=sent)["items"]["flag"] == value
+
+
+@pytest.mark.parametrize("sent", ["yes", "2", "t", "on"])
+def test_other_flag_values_are_the_methods_invalid_error(probe_call, sent):
+    assert probe_call("probe.list", flag=sent)["api"]["code"] == "1"
+
+
+def test_per_page_above_the_maximum_is_lowered_and_said(probe_call):
+    items = probe_call("probe.list", per_page=500, page=2)["items"]
+    assert (items["per_page"], items["page"]) == ("50", "2")
+    assert probe_call("probe.list", per_page=50)["items"]["per_page"] == "50"
+    assert probe_call("probe.list")["items"]["per_page"] == "10"
+
+
+@pytest.mark.parametrize("params", [{"per_page": 0}, {"per_page": -5}, {"per_page": "abc"},
+                                    {"per_page": "1.5"}, {"per_page": "99999999999999"},
+                                    {"page": 0}, {"page": "x"}, {"page": -1}])
+def test_paging_values_that_are_not_positive_integers_are_143(probe_call, params):
+    assert probe_call("probe.list", **params)["api"]["code"] == "143"
+
+
+def test_a_token_on_a_token_optional_method_names_the_caller(probe_call, token_for, member):
+    token = token_for(member, doc="read")
+    assert probe_call("probe.list", token=token)["items"]["user"] == "member"
+    assert probe_call("probe.list")["items"]["user"] == ""
+
+
+def allow(ctx, api_key, *networks: str) -> None:
+    store.set_allowed_networks(api_key.key, networks)
+    ctx.keys.invalidate(api_key.key)
+
+
+@pytest.mark.parametrize("networks, address, code", [
+    (["10.0.0.0/8"], "10.200.3.4", 0), (["10.0.0.0/8"], "11.0.0.1", 111),
+    (["192.0.2.7"], "192.0.2.7", 0), (["192.0.2.7"], "192.0.2.8", 111),
+    (["2001:db8::/32"], "2001:db8:1::5", 0), (["2001:db8::/32"], "2001:db9::5", 111),
+    (["::1"], "::1", 0), (["10.0.0.0/8"], "::ffff:10.1.1.1", 0),  # a dual-stack socket's IPv4
+    (["10.0.0.0/8"], "::a00:1", 111), (["10.0.0.0/8", "2001:db8::/32"], "2001:db8::1", 0),
+    (["10.0.0.0/8"], "", 111), (["10.0.0.0/8"], "not-an-address", 111),
+])
+def test_allowed_addresses_are_ranges_of_either_family(client, ctx, api_key, networks, address,
+                                                       code):
+    allow(ctx, api_key, *networks)
+    result = client.simulate_get("/api/test.hello", params={"api_key": api_key.key},
+                                 remote_addr=address)
+    assert int(result.json["api"].get("code", 0)) == code
+
+
+def test_an_unparsable_stored_entry_never_opens_the_key(client, ctx, api_key):
+    api_key.allowed_ips = "10.0.0.0/33, nonsense"  # written by hand in the database
+    api_key.save()
+    ctx.keys.invalidate(api_key.key)
+    result = client.simulate_get("/api/test.hello", params={"api_key": api_key.key})
+    assert result.json["api"]["code"] == "111"
+    allow(ctx, api_key)  # an empty list allows every address again
+    result = client.simulate_get("/api/test.hello", params={"api_key": api_key.key})
+    assert result.json["hello"] == "hello world!"
+
+
+def multipart(parts: list[tuple[str, str | None, bytes]]) -> tuple[dict[str, str], bytes]:
+    """Headers and body for ``(name, filename or None, data)`` parts, in the order given."""
+    boundary = "----issue7boundary"
+    chunks = []
+    for name, filename, data in parts:
+        disposition = f'form-data; name="{name}"' + (
+            f'; filename="{filename}"' if filename is not None else "")
+        chunks.append(f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+                      + data + b"\r\n")
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return {"Content-Type": f"multipart/form-data; boundary={boundary}"}, b"".join(chunks)
+
+
+def echo_with_text_file_field(client, api_key, *, sign_file_field: bool):
+    """test.echo as ipernity-api 0.13 shapes an upload: the text ``file=<local path>`` among the
+    fields, then the file part with a filename."""
+    fields = {"api_key": api_key.key, "echo": "hi", "file": "/home/me/photo.jpg"}
+    signed = fields if sign_file_field else {k: v for k, v in fields.items() if k != "file"}
+    fields["api_sig"] = md5.signature(signed, "test.echo", api_key.secret)
+    headers, body = multipart([(k, None, v.encode()) for k, v in fields.items()]
+                              + [("file", "photo.jpg", b"\xff\xd8 image bytes")])
+    return client.simulate_post("/api/test.echo", body=body, headers=headers)
+
+
+def test_a_text_file_field_is_a_signed_parameter_beside_the_file_part(client, api_key, settings):
+    result = echo_with_text_file_field(client, api_key, sign_file_field=True)
+    assert result.json["echo"] == "hi"
+    assert spooled(settings) == []
+    # No client we know sends the text field without signing it: that signature is wrong.
+    result = echo_with_text_file_field(client, api_key, sign_file_field=False)
+    assert result.json["api"]["code"] == "105"
+
+
+def test_only_a_part_with_a_filename_is_the_file(ctx, api_key):
+    from api.transport import read_request
+
+    headers, body = multipart([("file", None, b"/tmp/a.jpg"), ("file", "a.jpg", b"JPEG"),
+                               ("other", "", b"drained, never kept")])
+    request = falcon.testing.create_req(path="/api/test.echo", method="POST", body=body,
+                                        headers=headers)
+    read = read_request(request, "test.echo", None, 10_000)
+    assert read.transport_error is None
+    assert read.params == {"file": "/tmp/a.jpg"}
+    assert list(read.files) == ["file"] and read.files["file"].filename == "a.jpg"
+    assert open(read.files["file"].path, "rb").read() == b"JPEG"
+    from api.transport import discard_files
+
+    discard_files(dict(read.files))
+
+
+def test_an_empty_filename_still_makes_a_file_part(client):
+    headers, body = multipart([("file", "", b"x"), ("file", "b.jpg", b"y")])
+    assert client.simulate_post("/api/test.echo", body=body, headers=headers).json["api"][
+        "code"] == "140"  # two file parts, as before

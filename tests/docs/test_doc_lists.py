@@ -161,3 +161,33 @@ def test_lists_do_not_query_per_row(method, call, owner, make_doc, count_queries
         counts.append(len(log))
     assert counts[0] == counts[1]
     assert counts[1] <= 5  # token, user, count, page, thumbs: the same at any page size
+
+
+# --- issue 7: a member's own list without user_id; per_page over the maximum ---------------------
+
+def test_get_list_without_user_id_is_the_callers_own(call, owner, member, make_doc, token_for):
+    mine = [make_doc(owner, is_public=False) for _ in range(3)]
+    make_doc(member)
+    got = call("doc.getList", token=token_for(owner, doc="read"))["docs"]
+    assert sorted(ids({"docs": got})) == sorted(d.id for d in mine)  # private ones too: the owner
+    assert call("doc.getList", token=token_for(member, doc="read"))["docs"]["total"] == "1"
+    assert call("doc.getList", token=token_for(owner, doc="read"), user_id="")["docs"][
+        "total"] == "3"  # sent empty: the default too
+    assert call("doc.getList", sign=True)["api"]["code"] == "1"  # no token, no user_id: missing
+
+
+def test_get_list_user_id_is_optional_in_reflection(call):
+    params = call("api.methods.get", method="doc.getList")["method"]["parameters"]
+    user_id = next(p for p in params if p["name"] == "user_id")
+    assert user_id.get("required", "0") == "0" and "authenticated user" in user_id["value"]
+
+
+def test_per_page_over_the_maximum_is_lowered(call, owner, make_doc):
+    for _ in range(3):
+        make_doc(owner)
+    got = call("doc.getList", user_id=owner.id, per_page=500)["docs"]
+    assert (got["per_page"], got["pages"], got["count"]) == ("100", "1", "3")
+    assert call("doc.search", user_id=owner.id, per_page=500)["docs"]["per_page"] == "100"
+    for bad in ("abc", "1.5", "-2", "0"):
+        assert call("doc.getList", user_id=owner.id, per_page=bad)["api"]["code"] == "143"
+        assert call("doc.search", page=bad)["api"]["code"] == "143"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from api.models.docs import DocVisit, Note, Relation, Tag
+from api.models.docs import Comment, DocVisit, Note, Relation, Tag
 from keys import store
 from tests.docs.shapes import compare
 
@@ -21,24 +21,65 @@ def test_get_shape_matches_spec(call, owner, member, make_doc, token_for):
     Tag.create(doc=doc, tag="Car", norm="car", added_by=owner)
     Tag.create(doc=doc, type="member", member=member, added_by=owner)
     Note.create(doc=doc, author=member, x=1, y=2, w=3, h=4, content="Nice")
+    Note.create(doc=doc, author=member, member=owner, x=5, y=6, w=7, h=8, content="Him")
     token = token_for(member, doc="read")
     xml = call.raw("doc.get", "xml", token=token, doc_id=doc.id,
                    extra="tags,notes,geo,md5").content
+    # What live clients read beyond the example (docs/protocol-choices.md) is added on purpose.
+    live = {"doc/owner@alias", "doc/owner@icon", "doc/owner@is_pro",
+            "doc/dates@last_comment_at", "doc/dates@last_update_at", "doc/visibility@isfriends",
+            "doc/you@last_visit_at", "doc/tags/tag@id", "doc/tags/tag@tag",
+            "doc/notes/note@content", "doc/notes/note@member_id", "doc/notes/note@membername"}
     compare("doc.get", xml,
-            added={"doc@md5", "doc/thumbs/thumb@ext"},
-            absent={"doc/dates@replaced_at", "doc/dates@comment_at", "doc/geo@loc_id",
+            added={"doc@md5", "doc/thumbs/thumb@ext", *live},
+            absent={"doc/dates@replaced_at", "doc/geo@loc_id",
                     "doc/geo@location", "doc/original@filename", "doc/medias",
                     "doc/medias/media", *(f"doc/medias/media@{a}"
                                           for a in ("ext", "h", "label", "lenght", "url", "w"))})
     got = call("doc.get", token=token, doc_id=doc.id, extra="tags,notes")["doc"]
     assert got["description"] == "It's a car"
     assert [t["label"] for t in got["thumbs"]["thumb"]] == ["75x", "100", "240", "500"]
-    assert got["tags"]["tag"][0] == {"tag_id": str(Tag.get(Tag.norm == "car").id),
-                                     "type": "keyword", "user_id": str(owner.id),
+    car = str(Tag.get(Tag.norm == "car").id)
+    assert got["tags"]["tag"][0] == {"tag_id": car, "type": "keyword", "id": car,
+                                     "user_id": str(owner.id), "tag": "Car",
                                      "keyword": "car", "title": "Car"}
     assert got["notes"]["note"][0]["_value"] == "Nice"
     assert got["you"]["visits"] == "1"
     assert "geo" not in got and "md5" not in got
+
+
+def test_get_carries_what_live_clients_read(call, owner, member, make_doc, token_for, clock):
+    doc = make_doc(owner, is_public=False, is_friend=True, modified_at=1_700_000_000)
+    Relation.create(user=owner, contact=member, is_friend=True)
+    Tag.create(doc=doc, tag="Blue Sky", norm="blue sky", added_by=owner)
+    Tag.create(doc=doc, type="member", tag="member", norm=str(member.id), member=member,
+               added_by=owner)
+    Note.create(doc=doc, author=member, x=1, y=2, w=3, h=4, content="Line one\nline two")
+    Note.create(doc=doc, author=owner, member=member, x=5, y=6, w=7, h=8, content="A Member")
+    Comment.create(doc=doc, author=member, content="Nice", posted_at=1_750_000_000)
+    token = token_for(member, doc="read")
+    got = call("doc.get", token=token, doc_id=doc.id, extra="tags,notes")["doc"]
+    # Photini: keywords are the ``tag`` of keyword tags; PyIpernity: owner.user_id.
+    assert [t["tag"] for t in got["tags"]["tag"] if t["type"] == "keyword"] == ["Blue Sky"]
+    assert got["tags"]["tag"][1] | {"id": str(member.id), "tag": "member",
+                                    "member_id": str(member.id),
+                                    "title": "A Member"} == got["tags"]["tag"][1]
+    icon = got["owner"].pop("icon")
+    assert icon.endswith("/media/icons/default.png")
+    assert got["owner"] == {"user_id": str(owner.id), "username": "owner",
+                            "realname": "Key Owner", "alias": "owner", "is_pro": "0"}
+    # Photini reads a note's ``content``, and ``member_id``/``membername`` when it names someone.
+    plain, person = got["notes"]["note"]
+    assert plain["content"] == plain["_value"] == "Line one\nline two"
+    assert "member_id" not in plain and "membername" not in plain
+    assert (person["member_id"], person["membername"], person["username"]) == (
+        str(member.id), "A Member", "owner")
+    assert got["dates"] | {"last_update_at": "1700000000", "comment_at": "1750000000",
+                           "last_comment_at": "1750000000"} == got["dates"]
+    assert got["visibility"]["isfriends"] == got["visibility"]["isfriend"] == "1"
+    assert got["you"]["last_visit_at"] == got["you"]["last_visit"] == str(int(clock()))
+    xml = call.raw("doc.get", "xml", token=token, doc_id=doc.id, extra="notes").content
+    assert b'content="Line one&#10;line two"' in xml  # the newline survives in the attribute
 
 
 def test_get_private_doc_is_not_found_for_a_stranger(call, owner, stranger, make_doc, token_for):

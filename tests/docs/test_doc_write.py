@@ -36,10 +36,18 @@ def test_set_and_get_perms(call, owner, make_doc, write):
     doc = make_doc(owner)
     assert call("doc.setPerms", token=write, doc_id=doc.id, share=3, perm_comment=0,
                 perm_tag=4, perm_tagme=5) == {"api": {"status": "ok"}}
-    compare("doc.getPerms", call.raw("doc.getPerms", "xml", token=write, doc_id=doc.id).content)
+    # doc.get's names beside the example's: live clients read permissions.comment and can.fave.
+    can_names = ("fave", "comment", "tag", "tagme", "zoom", "download", "print")
+    compare("doc.getPerms", call.raw("doc.getPerms", "xml", token=write, doc_id=doc.id).content,
+            added={"permissions@comment", "permissions@tag", "permissions@tagme", "can",
+                   *(f"can@{name}" for name in can_names)})
     got = call("doc.getPerms", token=write, doc_id=doc.id)
     assert got["visibility"] == {"ispublic": "0", "isfriend": "1", "isfamily": "1"}
-    assert got["permissions"] == {"permcomment": "0", "permtag": "4", "permtagme": "5"}
+    assert got["permissions"] == {"permcomment": "0", "permtag": "4", "permtagme": "5",
+                                  "comment": "0", "tag": "4", "tagme": "5"}
+    assert got["can"] == {"fave": "0", "comment": "1", "tag": "1", "tagme": "1", "zoom": "1",
+                          "download": "1", "print": "0"}
+    assert got["usage"] == {f"can{name}": value for name, value in got["can"].items()}
     call("doc.setPerms", token=write, doc_id=doc.id, is_public=1)
     assert Doc.get_by_id(doc.id).share == 4
     for bad in ({"share": 7}, {"perm_tag": 6}, {"is_public": 2}, {}):
@@ -106,9 +114,14 @@ def test_check_md5(call, owner, member, make_doc, write, token_for):
     compare("doc.checkMD5", raw.content)
     got = call("doc.checkMD5", token=write,
                md5="235e2a6828db582a8278cd2bc645790b,0945c9c3e9ad7f32eeaaa0096934e281")["docs"]
+    # Only found docs are listed, so every entry can go to doc.get (PyIpernity's tests do).
     assert got == {"count": "2", "found": "1", "doc": [
-        {"md5": doc.md5, "doc_id": str(doc.id), "found": "1"},
-        {"md5": "0945c9c3e9ad7f32eeaaa0096934e281", "found": "0"}]}
+        {"md5": doc.md5, "doc_id": str(doc.id), "found": "1"}]}
+    for entry in got["doc"]:
+        assert call("doc.get", token=write, doc_id=entry["doc_id"])["doc"]["owner"][
+            "user_id"] == str(owner.id)
+    none = call("doc.checkMD5", token=write, md5="0945c9c3e9ad7f32eeaaa0096934e281")["docs"]
+    assert (none["count"], none["found"], none.get("doc") or []) == ("1", "0", [])
     many = ",".join(f"{i:032x}" for i in range(21))
     assert call("doc.checkMD5", token=write, md5=many)["api"]["code"] == "1"
     assert call("doc.checkMD5", token=write)["api"]["code"] == "1"

@@ -8,15 +8,19 @@ from tests.docs.shapes import compare
 BOX = {"x": 10, "y": 12, "w": 22, "h": 33}
 
 
-def test_shapes_match_the_spec(call, token_for, owner, make_doc):
+# Live clients read the text as ``content`` and a named member's id and name (protocol-choices.md).
+LIVE = {"note@content", "note@member_id", "note@membername"}
+
+
+def test_shapes_match_the_spec(call, token_for, owner, member, make_doc):
     doc = make_doc(owner)
     token = token_for(owner, doc="write")
     added = call.raw("doc.notes.add", "xml", token=token, doc_id=doc.id, content="Your note",
-                     **BOX).content
-    compare("doc.notes.add", added)
+                     member_id=member.id, **BOX).content
+    compare("doc.notes.add", added, added=LIVE)
     note_id = Note.get().id
     compare("doc.notes.edit", call.raw("doc.notes.edit", "xml", token=token, note_id=note_id,
-                                       content="Changed", **BOX).content)
+                                       content="Changed", **BOX).content, added=LIVE)
     assert call("doc.notes.delete", token=token, note_id=note_id) == {"api": {"status": "ok"}}
     assert Note.select().count() == 0
 
@@ -26,11 +30,17 @@ def test_add_edit_values(as_user, owner, member, make_doc):
     got = as_user(owner, "doc.notes.add", doc_id=doc.id, content="Hi", member_id="member",
                   **BOX)["note"]
     assert got == {"note_id": got["note_id"], "user_id": str(owner.id),
-                   "member_id": str(member.id), "posted_at": "1800000000", "x": "10",
-                   "y": "12", "w": "22", "h": "33", "_value": "Hi"}
+                   "member_id": str(member.id), "membername": "A Member",
+                   "posted_at": "1800000000", "x": "10", "y": "12", "w": "22", "h": "33",
+                   "content": "Hi", "_value": "Hi"}
     edited = as_user(owner, "doc.notes.edit", note_id=got["note_id"], content="Ho", x=1, y=2,
                      w=3, h=4)["note"]
     assert (edited["_value"], edited["x"], edited["h"]) == ("Ho", "1", "4")
+    # python-ipernity-api reads note.content from the edit's answer.
+    assert (edited["content"], edited["membername"]) == ("Ho", "A Member")
+    plain = as_user(owner, "doc.notes.add", doc_id=doc.id, content="No one", **BOX)["note"]
+    assert plain["content"] == "No one" and "member_id" not in plain
+    assert "membername" not in plain
     assert Note.get_by_id(got["note_id"]).content == "Ho"
 
 
