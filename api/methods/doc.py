@@ -30,6 +30,7 @@ from api.formats.tree import Text
 from api.media import ORIGINAL, media_path
 from api.methods.common import READ, WRITE, DocNotFound, InvalidArgument, UserNotFound
 from api.models.docs import (
+    NO_DATE,
     Album,
     AlbumDoc,
     Comment,
@@ -374,13 +375,14 @@ def _tags_clause(tags: str) -> Expression | None:
 
 
 def _created_clause(value: str, pad: str, compare: Any) -> Expression | None:
-    """``created_min``/``created_max``: a date alone covers the whole day."""
+    """``created_min``/``created_max``: a date alone covers the whole day; a document whose date
+    is unknown (``NO_DATE``, which sorts before every real date) matches neither bound."""
     if not value:
         return None
     value = value.strip()
     if not CREATED.match(value):
         raise SearchInvalidArgument(f"created={value}")
-    return compare(value if len(value) > 10 else value + pad)
+    return compare(value if len(value) > 10 else value + pad) & (Doc.created != NO_DATE)
 
 
 def _geo(lat: float | None, lng: float | None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.models.docs import Album, AlbumDoc, Tag
+from api.models.docs import NO_DATE, Album, AlbumDoc, Tag
 from keys import store
 from tests.docs.shapes import compare
 
@@ -85,6 +85,14 @@ def test_search_shape(call, owner, make_doc):
                    "docs/doc/dates@created", "docs/doc/dates@modified_at",
                    *(f"docs/doc/original@{a}" for a in ("ext", "w", "h", "length", "bytes",
                                                        "url"))})
+
+
+def test_search_by_created_skips_documents_without_a_date(call, owner, make_doc):
+    dated = make_doc(owner, created="2008-01-03 11:22:00")
+    undated = make_doc(owner, created=NO_DATE)  # sorts before every date, matches neither bound
+    assert ids(call("doc.search", created_max="2030-01-01")) == [dated.id]
+    assert ids(call("doc.search", created_min="0000-00-00")) == [dated.id]
+    assert undated.id in ids(call("doc.search"))
 
 
 def test_search_text_tags_and_filters(call, owner, member, make_doc):
