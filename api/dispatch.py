@@ -13,7 +13,8 @@ Steps, in the order the spec implies (each raises the right ApiError):
  9. token present where required, valid, bound to this key, account open? (106, 107, 108)
 10. permission level enough? (110)
 11. parameters bound to the handler's signature (method-specific codes)
-12. the handler returns a plain result tree; the format renders it
+12. the handler returns a plain result tree (a method that writes runs in one transaction); the
+    format renders it. A busy database (locked past the busy timeout) answers 503, not 500.
 13. the call is counted in memory and written to the access log
 """
 
@@ -31,6 +32,7 @@ from api.formats import DEFAULT_FORMAT, FORMATS, Format, Jsonp
 from api.formats.json import CALLBACK_NAME
 from api.registry import MethodSpec, level_rank
 from api.signing import md5
+from keys.db import db, is_busy
 from keys.store import KeyRecord
 
 log = logging.getLogger("api.dispatch")
@@ -87,15 +89,19 @@ class Dispatcher:
             call = Call(ctx=self.ctx, method=spec.name, key=key, grant=grant,
                         client_addr=request.client_addr, http_method=request.http_method,
                         params=request.params, files=request.files, base_url=request.base_url)
-            tree = spec.handler(call, **kwargs) or {}
+            tree = self._run(spec, call, kwargs)
             body, code = fmt.render(tree), 0
         except errors.ApiError as error:
             body, code = fmt.render_error(error.code, error.message), error.code
-        except Exception:
-            # The traceback goes to the log; the client learns only that it was our fault.
-            log.exception("unexpected error in %s", spec.name if spec else request.method_name)
-            body, code = fmt.render_error(errors.ServiceError.code,
-                                          errors.ServiceError.message), errors.ServiceError.code
+        except Exception as error:
+            failure: type[errors.ApiError] = errors.ServiceError
+            if is_busy(error):  # retry later: nothing was written (ServiceUnavailable, HTTP 503)
+                log.warning("database busy in %s: %r", spec.name if spec else "-", error)
+                failure = errors.ServiceUnavailable
+            else:
+                # The traceback goes to the log; the client learns only that it was our fault.
+                log.exception("unexpected error in %s", spec.name if spec else request.method_name)
+            body, code = fmt.render_error(failure.code, failure.message), failure.code
         duration_ms = (time.perf_counter() - started) * 1000.0
         self._account(request, spec, key, fmt, code, duration_ms)
         return Reply(code=code, content_type=fmt.content_type, body=body,
@@ -130,9 +136,19 @@ class Dispatcher:
         key = self.ctx.keys.lookup(api_key.strip().lower())
         if key is None or not key.enabled:
             raise errors.ApiKeyInvalid()
-        if key.allowed_ips and request.client_addr not in key.allowed_ips:
+        if not key.allows(request.client_addr):  # addresses and CIDR ranges, IPv4 and IPv6
             raise errors.IpNotAllowed()
         return key
+
+    @staticmethod
+    def _run(spec: MethodSpec, call: Call, kwargs: dict[str, Any]) -> Any:
+        """Step 12. A method that writes runs in one transaction, so what it read before writing
+        cannot change under it and an error leaves nothing half-written; on SQLite the
+        transaction is BEGIN IMMEDIATE (keys/db.py), which waits for the write lock up front."""
+        if not spec.atomic:
+            return spec.handler(call, **kwargs) or {}
+        with db.atomic():
+            return spec.handler(call, **kwargs) or {}
 
     @staticmethod
     def _check_post(request: ApiRequest, spec: MethodSpec) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from api import migrations
 from api.models import accounts, docs, grants
 from keys.db import db
 from keys.models import MODELS as KEY_MODELS
@@ -10,8 +11,10 @@ from keys.models import MODELS as KEY_MODELS
 ALL_MODELS = (*KEY_MODELS, *grants.MODELS, *docs.MODELS, *accounts.MODELS)
 
 
-def create_schema() -> None:
-    """Create the tables that do not exist yet (idempotent; run at every start)."""
+def create_schema() -> int:
+    """Create a fresh database at the latest schema version, or migrate an older one (numbered
+    steps in api/migrations.py); run at every start. Returns the version; raises
+    ``migrations.SchemaTooNew`` on a database migrated by newer code."""
     with db.connection_context():
-        db.create_tables(ALL_MODELS, safe=True)
+        return migrations.migrate(ALL_MODELS)
 

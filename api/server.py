@@ -16,6 +16,7 @@ from waitress.server import create_server
 
 from api.app import build_context, create_app
 from api.config import Settings
+from api.migrations import SchemaTooNew
 
 log = logging.getLogger("api.server")
 
@@ -79,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings.from_env(host=args.host, port=args.port, database_url=args.database_url,
                                  data_dir=args.data_dir, threads=args.threads)
-    ctx = build_context(settings)
+    try:
+        ctx = build_context(settings)
+    except SchemaTooNew as error:
+        print(f"error: not starting: {error}", file=sys.stderr)
+        return 2
     app = create_app(settings, ctx=ctx)
     if args.demo:
         print_demo(settings)

@@ -33,7 +33,7 @@ from api.media import ORIGINAL, media_path
 from api.models.docs import Album, AlbumDoc, Doc, Thumb, UploadTicket
 from api.storage import Storage, build_storage
 from api.tagging import add_tags
-from keys.db import db
+from keys.db import db, is_busy
 from keys.models import User
 
 log = logging.getLogger("api.uploads")
@@ -254,6 +254,7 @@ class UploadQueue:
 
     def _process(self, ticket: UploadTicket) -> None:
         written: list[str] = []
+        keep_file = False
         try:
             options = json.loads(ticket.params)
             target = ticket.replace_doc if ticket.replace_doc_id else None
@@ -265,6 +266,14 @@ class UploadQueue:
         except Exception as error:
             for name in written:
                 self.storage.delete(name)
+            if is_busy(error):  # not the file's fault: queue it again for the next pass
+                log.warning("upload ticket %s requeued, database busy: %r", ticket.id, error)
+                keep_file = True
+                (UploadTicket
+                 .update(state=QUEUED, started_at=0)
+                 .where(UploadTicket.id == ticket.id)
+                 .execute())
+                return
             if isinstance(error, Rejected):
                 log.info("upload ticket %s refused: %s", ticket.id, error)
             else:
@@ -274,7 +283,8 @@ class UploadQueue:
              .where(UploadTicket.id == ticket.id)
              .execute())
         finally:
-            Path(ticket.file_path).unlink(missing_ok=True)
+            if not keep_file:
+                Path(ticket.file_path).unlink(missing_ok=True)
 
     def _render(self, ticket: UploadTicket, options: dict[str, Any],
                 target: Doc | None) -> _Rendered:

@@ -3,15 +3,61 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
-from peewee import Database, DatabaseProxy, Model
+from peewee import SQL, AutoField, Database, DatabaseProxy, Model, NodeList, SqliteDatabase
 from playhouse.db_url import connect
+from playhouse.pool import MaxConnectionsExceeded
 
 db = DatabaseProxy()
 
-_SQLITE_PRAGMAS = {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10000,
+# busy_timeout first: every later pragma may already have to wait for another connection.
+_SQLITE_PRAGMAS = {"busy_timeout": 10000, "journal_mode": "wal", "foreign_keys": 1,
                    "synchronous": "normal"}
+# Every transaction starts as BEGIN IMMEDIATE on SQLite: it takes the write lock at once (waiting
+# up to busy_timeout), instead of reading under a shared lock and failing to upgrade it later
+# (SQLITE_BUSY_SNAPSHOT in WAL mode, returned at once without any wait).
+_SQLITE_LOCK_TYPE = "IMMEDIATE"
+_PG_BUSY_CODES = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
+
+
+class IdField(AutoField):
+    """A primary key never given twice, even after the row with the highest id is deleted: SQLite
+    needs AUTOINCREMENT for that; PostgreSQL's serial sequences never go back anyway."""
+
+    def ddl(self, ctx):
+        node = super().ddl(ctx)
+        database = self.model._meta.database
+        if isinstance(getattr(database, "obj", database), SqliteDatabase):
+            return NodeList((node, SQL("AUTOINCREMENT")))
+        return node
+
+
+def is_busy(error: BaseException) -> bool:
+    """Whether ``error`` says the database is busy (locked, deadlocked, out of pooled connections):
+    worth a retry later, never a bug of the request."""
+    seen: set[int] = set()
+    todo: list[object] = [error]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, MaxConnectionsExceeded):
+            return True
+        if isinstance(item, sqlite3.OperationalError):
+            code = getattr(item, "sqlite_errorcode", None)
+            if code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return True
+            if "locked" in str(item) or "busy" in str(item):
+                return True
+        if getattr(item, "pgcode", None) in _PG_BUSY_CODES:
+            return True
+        # peewee wraps the driver's exception: the original is its ``orig`` (and the context).
+        todo.extend([getattr(item, "orig", None), *item.args[:1], item.__cause__,
+                     item.__context__])
+    return False
 
 
 class BaseModel(Model):
@@ -28,7 +74,8 @@ def open_database(url: str, *, max_connections: int = 32) -> Database:
         database = connect(f"{scheme}+pool://{rest}", max_connections=max_connections,
                            stale_timeout=300, timeout=30)
     elif url.startswith("sqlite"):
-        database = connect(url, pragmas=_SQLITE_PRAGMAS, check_same_thread=False)
+        database = connect(url, pragmas=_SQLITE_PRAGMAS, check_same_thread=False,
+                           lock_type=_SQLITE_LOCK_TYPE)
     else:
         database = connect(url)
     db.initialize(database)

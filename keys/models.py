@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 from peewee import (
-    AutoField,
     BooleanField,
     CharField,
     FloatField,
@@ -14,7 +13,7 @@ from peewee import (
     TextField,
 )
 
-from keys.db import BaseModel
+from keys.db import BaseModel, IdField
 
 
 def now() -> int:
@@ -25,7 +24,7 @@ def now() -> int:
 class User(BaseModel):
     """A member: owns keys, documents and grants (spec §5.4 user fields)."""
 
-    id = AutoField()
+    id = IdField()
     username = CharField(max_length=64, unique=True)
     realname = CharField(max_length=128, default="")
     email = CharField(max_length=254, default="")
@@ -47,7 +46,7 @@ class User(BaseModel):
 class ApiKey(BaseModel):
     """An application's key and secret, with its settings (spec §8)."""
 
-    id = AutoField()
+    id = IdField()
     key = CharField(max_length=32, unique=True)
     secret = CharField(max_length=64)
     owner = ForeignKeyField(User, backref="api_keys", on_delete="CASCADE", index=True)
@@ -57,7 +56,7 @@ class ApiKey(BaseModel):
     callback_url = CharField(max_length=2048, default="")
     enabled = BooleanField(default=True)
     always_signed = BooleanField(default=False)
-    allowed_ips = TextField(default="")  # comma-separated; empty allows every address (code 111)
+    allowed_ips = TextField(default="")  # comma-separated addresses/CIDRs; empty: all (111)
     created_at = IntegerField(default=now)
     last_used_at = IntegerField(default=0)
 
@@ -68,7 +67,7 @@ class ApiKey(BaseModel):
 class UsageCounter(BaseModel):
     """Calls per key, method, hour and result code, with summed duration (flushed in batches)."""
 
-    id = AutoField()
+    id = IdField()
     api_key = CharField(max_length=32)
     method = CharField(max_length=64)
     hour = IntegerField()  # UNIX seconds // 3600

@@ -565,12 +565,13 @@ def set_safety(call: Call, doc_id: int, safety: int) -> dict:
 
 @group.method("doc.delete", title="Delete a document.", token=True, sign=True, post=True,
               perms={"doc": "delete"}, missing=DocNotFound, invalid=DocNotFound,
-              errors=(DocNotFound,), params={"doc_id": "The document ID."})
+              errors=(DocNotFound,), params={"doc_id": "The document ID."},
+              atomic=False)  # its own transaction: the files go only once the rows are gone
 def delete(call: Call, doc_id: int) -> dict:
     """Delete one of the caller's documents with everything hanging off it, and its files."""
-    doc = owned_doc(call, doc_id, DocNotFound)
-    names = stored_names(doc, list(Thumb.select().where(Thumb.doc == doc.id)))
     with db.atomic():
+        doc = owned_doc(call, doc_id, DocNotFound)
+        names = stored_names(doc, list(Thumb.select().where(Thumb.doc == doc.id)))
         Album.update(cover=None).where(Album.cover == doc.id).execute()
         doc.delete_instance(recursive=True)
     remove_files(call, names)  # after the commit: a failure leaves orphan files, never lost rows

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from peewee import AutoField, CharField, ForeignKeyField, IntegerField
+from peewee import CharField, ForeignKeyField, IntegerField
 
-from keys.db import BaseModel
+from keys.db import BaseModel, IdField
 from keys.models import User
 
 
 class Session(BaseModel):
     """A logged-in browser; the cookie holds the id, the table only its SHA-256."""
 
-    id = AutoField()
+    id = IdField()
     id_hash = CharField(max_length=64, unique=True)
     user = ForeignKeyField(User, backref="+", on_delete="CASCADE")
     created_at = IntegerField()
@@ -24,7 +24,7 @@ class Session(BaseModel):
 class LoginFailure(BaseModel):
     """One failed login, counted per account and per address for throttling."""
 
-    id = AutoField()
+    id = IdField()
     scope = CharField(max_length=200)  # "user:<name>" or "addr:<ip>"
     at = IntegerField()
 

@@ -4,7 +4,6 @@ and the upload-ticket queue (spec §6, §9, §10)."""
 from __future__ import annotations
 
 from peewee import (
-    AutoField,
     BooleanField,
     CharField,
     FloatField,
@@ -13,7 +12,7 @@ from peewee import (
     TextField,
 )
 
-from keys.db import BaseModel
+from keys.db import BaseModel, IdField
 from keys.models import User, now
 
 MEDIA_TYPES = ("photo", "video", "audio", "other")
@@ -23,7 +22,7 @@ NO_DATE = "0000-00-00 00:00:00"
 class Relation(BaseModel):
     """``user`` counts ``contact`` as family and/or friend (filled by the network methods later)."""
 
-    id = AutoField()
+    id = IdField()
     user = ForeignKeyField(User, backref="+", on_delete="CASCADE")
     contact = ForeignKeyField(User, backref="+", on_delete="CASCADE")
     is_family = BooleanField(default=False)
@@ -37,7 +36,7 @@ class Relation(BaseModel):
 class Doc(BaseModel):
     """A photo, video, audio or other document with its metadata and sharing settings."""
 
-    id = AutoField()
+    id = IdField()
     owner = ForeignKeyField(User, backref="docs", on_delete="CASCADE")
     media = CharField(max_length=8, default="photo")
     title = CharField(max_length=255, default="")
@@ -92,7 +91,7 @@ class Doc(BaseModel):
 class Thumb(BaseModel):
     """One stored rendition of a doc at a thumbsize label (``75x``, ``100`` … ``2048``)."""
 
-    id = AutoField()
+    id = IdField()
     doc = ForeignKeyField(Doc, backref="thumbs", on_delete="CASCADE")
     label = CharField(max_length=8)
     w = IntegerField()
@@ -107,7 +106,7 @@ class Thumb(BaseModel):
 class Tag(BaseModel):
     """A keyword tag or a member tag on a doc."""
 
-    id = AutoField()
+    id = IdField()
     doc = ForeignKeyField(Doc, backref="tags", on_delete="CASCADE")
     type = CharField(max_length=8, default="keyword")  # keyword | member
     tag = CharField(max_length=255, default="")  # keyword text as given
@@ -124,7 +123,7 @@ class Tag(BaseModel):
 class Note(BaseModel):
     """A box with text on a photo."""
 
-    id = AutoField()
+    id = IdField()
     doc = ForeignKeyField(Doc, backref="notes", on_delete="CASCADE")
     author = ForeignKeyField(User, backref="+", on_delete="CASCADE")
     member = ForeignKeyField(User, null=True, backref="+", on_delete="SET NULL")
@@ -142,7 +141,7 @@ class Note(BaseModel):
 class Comment(BaseModel):
     """A comment on a doc; ``parent`` makes it a reply."""
 
-    id = AutoField()
+    id = IdField()
     doc = ForeignKeyField(Doc, backref="comment_rows", on_delete="CASCADE")
     author = ForeignKeyField(User, backref="+", on_delete="CASCADE")
     parent = ForeignKeyField("self", null=True, backref="replies", on_delete="CASCADE")
@@ -158,7 +157,7 @@ class Comment(BaseModel):
 class DocVisit(BaseModel):
     """The latest authenticated view of a doc by someone other than its owner."""
 
-    id = AutoField()
+    id = IdField()
     doc = ForeignKeyField(Doc, on_delete="CASCADE")
     visitor = ForeignKeyField(User, backref="+", on_delete="CASCADE")
     visited_at = IntegerField(default=now)
@@ -173,7 +172,7 @@ class DocVisit(BaseModel):
 class Album(BaseModel):
     """An ordered set of a member's docs, with a cover."""
 
-    id = AutoField()
+    id = IdField()
     owner = ForeignKeyField(User, backref="albums", on_delete="CASCADE")
     title = CharField(max_length=255)
     description = TextField(default="")
@@ -198,7 +197,7 @@ class Album(BaseModel):
 class AlbumDoc(BaseModel):
     """Membership of a doc in an album, with its place in the album's order."""
 
-    id = AutoField()
+    id = IdField()
     album = ForeignKeyField(Album, backref="entries", on_delete="CASCADE")
     doc = ForeignKeyField(Doc, backref="album_entries", on_delete="CASCADE")
     position = IntegerField(default=0)
@@ -212,7 +211,7 @@ class AlbumDoc(BaseModel):
 class AlbumVisit(BaseModel):
     """The latest authenticated view of an album by someone other than its owner."""
 
-    id = AutoField()
+    id = IdField()
     album = ForeignKeyField(Album, on_delete="CASCADE")
     visitor = ForeignKeyField(User, backref="+", on_delete="CASCADE")
     visited_at = IntegerField(default=now)
@@ -227,7 +226,7 @@ class AlbumVisit(BaseModel):
 class UploadTicket(BaseModel):
     """A queued upload (upload.file / upload.replace); kept here so restarts lose nothing."""
 
-    id = AutoField()
+    id = IdField()
     user = ForeignKeyField(User, backref="+", on_delete="CASCADE")
     api_key = CharField(max_length=32)
     replace_doc = ForeignKeyField(Doc, null=True, backref="+", on_delete="CASCADE")

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from peewee import AutoField, CharField, ForeignKeyField, IntegerField
+from peewee import CharField, ForeignKeyField, IntegerField
 
 from api.registry import PERMISSION_AREAS
-from keys.db import BaseModel
+from keys.db import BaseModel, IdField
 from keys.models import User, now
 
 
 class Frob(BaseModel):
     """A frob: created for a key, approved (or denied) by a user, exchanged once for a token."""
 
-    id = AutoField()
+    id = IdField()
     frob = CharField(max_length=64, unique=True)
     api_key = CharField(max_length=32, index=True)
     created_at = IntegerField(default=now)
@@ -32,7 +32,7 @@ class Frob(BaseModel):
 class Token(BaseModel):
     """An access token bound to one key and one user; only its SHA-256 is stored."""
 
-    id = AutoField()
+    id = IdField()
     token_hash = CharField(max_length=64, unique=True)
     api_key = CharField(max_length=32)
     user = ForeignKeyField(User, backref="tokens", on_delete="CASCADE")

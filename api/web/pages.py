@@ -24,6 +24,7 @@ from api.grantflow import FlowError
 from api.transport import decode_urlencoded
 from api.web import authorize
 from api.web.accounts import Accounts, Refused, session_secret
+from keys.db import is_busy
 from keys.models import User
 
 log = logging.getLogger("api.web")
@@ -168,7 +169,12 @@ class Page:
         except (FlowError, ApiError) as error:
             self.error(resp, str(error) if isinstance(error, FlowError)
                        else "The request could not be read.", falcon.HTTP_400)
-        except Exception:
+        except Exception as error:
+            if is_busy(error):  # the database was locked too long: the visitor may try again
+                log.warning("page %s: database busy: %r", req.path, error)
+                self.error(resp, "The site is busy right now. Please try again in a moment.",
+                           falcon.HTTP_503)
+                return
             log.exception("page %s failed", req.path)
             self.error(resp, "Something went wrong on our side. Please try again later.",
                        falcon.HTTP_500)

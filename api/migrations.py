@@ -1,0 +1,166 @@
+"""Numbered schema migrations, run at every start by ``api.schema.create_schema``.
+
+The ``schema_version`` table holds one row per version reached. Version 1 is the schema the code
+made before this module existed (no ``schema_version`` table yet); each later version is one
+function in ``STEPS``, run inside the same transaction as its stamp. A fresh database is created at
+the latest version directly and stamped; a database already at the latest version costs two reads
+and no lock; a database newer than the code is refused with ``SchemaTooNew``.
+
+Two processes starting together on one database migrate one after the other: the migration runs
+under BEGIN IMMEDIATE on SQLite and ``pg_advisory_xact_lock`` on PostgreSQL, and the version is read
+again under that lock.
+
+Rules for a new step: it works from the previous version's tables as they are (SQL, not today's
+models), keeps every row, and tolerates a table that is missing or already in its new form: the
+``keys`` CLI may have created its tables at the latest definition in a database nobody stamped.
+A new table needs a step as well (``database.create_tables([...])`` is enough).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+
+from peewee import Database, IntegerField, PostgresqlDatabase, SqliteDatabase, fn
+
+from keys.db import BaseModel, db
+
+log = logging.getLogger("api.migrations")
+
+_ADVISORY_LOCK = 0x6970_6572  # "iper": the one PostgreSQL advisory lock migrations take
+# The tables of version 1 (schema as the first releases made it), all with an "id" primary key.
+V1_TABLES = ("users", "api_keys", "usage_counters", "frobs", "tokens", "relations", "docs",
+             "thumbs", "tags", "notes", "comments", "doc_visits", "albums", "album_docs",
+             "album_visits", "upload_tickets", "web_sessions", "login_failures")
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by newer code than this one; starting could damage it."""
+
+
+class SchemaVersion(BaseModel):
+    """One row per schema version this database reached, with when (UNIX seconds)."""
+
+    version = IntegerField(primary_key=True)
+    applied_at = IntegerField()
+
+    class Meta:
+        table_name = "schema_version"
+
+
+# -- the steps: STEPS[n - 2] brings version n - 1 to version n ----------------------------------
+
+def _2_ids_never_reused(database: Database) -> None:
+    """Ids are never given twice. SQLite reuses the highest id after a delete unless the key is
+    AUTOINCREMENT, which needs a rebuild of each table; PostgreSQL's sequences never go back."""
+    if not isinstance(database, SqliteDatabase):
+        return
+    for table in V1_TABLES:
+        _rebuild_with_autoincrement(database, table)
+
+
+def _rebuild_with_autoincrement(database: Database, table: str) -> None:
+    """Copy ``table`` into a new one whose id is AUTOINCREMENT (same columns, rows, indexes);
+    sqlite_sequence ends at the highest id copied, so the next id is above every id present."""
+    row = database.execute_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+                               (table,)).fetchone()
+    primary_key = '"id" INTEGER NOT NULL PRIMARY KEY'
+    if row is None or "AUTOINCREMENT" in row[0].upper():
+        return  # missing (the keys CLI made only its own tables), or already rebuilt
+    create, new = row[0], f"{table}__v2"
+    if primary_key not in create:
+        raise RuntimeError(f"migration 2: table {table} has no {primary_key}")
+    indexes = [sql for (sql,) in database.execute_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+        (table,))]
+    database.execute_sql(create
+                         .replace(f'CREATE TABLE "{table}"', f'CREATE TABLE "{new}"', 1)
+                         .replace(primary_key, primary_key + " AUTOINCREMENT", 1))
+    database.execute_sql(f'INSERT INTO "{new}" SELECT * FROM "{table}"')
+    database.execute_sql(f'DROP TABLE "{table}"')
+    database.execute_sql(f'ALTER TABLE "{new}" RENAME TO "{table}"')
+    for sql in indexes:
+        database.execute_sql(sql)
+
+
+STEPS: tuple[Callable[[Database], None], ...] = (_2_ids_never_reused,)
+LATEST = len(STEPS) + 1
+
+
+# -- the runner ---------------------------------------------------------------------------------
+
+def migrate(models: Sequence[type]) -> int:
+    """Bring the open database to ``LATEST`` (``models`` make a fresh one); the version reached."""
+    database = db.obj
+    version = _version(database)
+    if version == LATEST:
+        return version  # the usual start: two reads, no lock, no write
+    _refuse_newer(version)
+    with _exclusive(database):
+        version = _version(database)  # again, under the lock: another process may have done it
+        if version == LATEST:
+            return version
+        _refuse_newer(version)
+        if version is None and not any(database.table_exists(m._meta.table_name)
+                                       for m in models):
+            database.create_tables([*models, SchemaVersion])
+            _stamp(LATEST)
+            log.info("created the schema at version %d", LATEST)
+            return LATEST
+        if version is None:  # made by the code before migrations existed
+            SchemaVersion.create_table()
+            version = 1
+        for number in range(version + 1, LATEST + 1):
+            log.info("migrating the schema to version %d", number)
+            STEPS[number - 2](database)
+            _stamp(number)
+        database.create_tables(models, safe=True)  # tables a partial (keys CLI) database lacks
+        _check_foreign_keys(database)
+    return LATEST
+
+
+def _version(database: Database) -> int | None:
+    """The stamped version, or None when the database has no version table."""
+    if not database.table_exists(SchemaVersion._meta.table_name):
+        return None
+    return SchemaVersion.select(fn.MAX(SchemaVersion.version)).scalar()
+
+
+def _refuse_newer(version: int | None) -> None:
+    if version is not None and version > LATEST:
+        raise SchemaTooNew(f"the database schema is version {version}, but this code knows "
+                           f"versions up to {LATEST} only: run the newer code (or restore a "
+                           f"backup made before the upgrade)")
+
+
+def _stamp(version: int) -> None:
+    SchemaVersion.insert(version=version, applied_at=int(time.time())).execute()
+
+
+def _check_foreign_keys(database: Database) -> None:
+    """After SQLite rebuilt tables with its checks off: every reference must still hold."""
+    if isinstance(database, SqliteDatabase):
+        broken = database.execute_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"migration left broken foreign keys: {broken[:5]}")
+
+
+@contextmanager
+def _exclusive(database: Database):
+    """One transaction that only one process at a time holds. SQLite: BEGIN IMMEDIATE (the
+    database's lock type), with foreign keys off around it, since a table rebuild drops tables
+    that others reference (the pragma cannot change inside a transaction). PostgreSQL: an
+    advisory lock released with the transaction."""
+    sqlite = isinstance(database, SqliteDatabase)
+    if sqlite:
+        database.execute_sql("PRAGMA foreign_keys = OFF")
+    try:
+        with database.atomic("IMMEDIATE") if sqlite else database.atomic():
+            if isinstance(database, PostgresqlDatabase):
+                database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK,))
+            yield
+    finally:
+        if sqlite:
+            database.execute_sql("PRAGMA foreign_keys = ON")
