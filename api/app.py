@@ -7,17 +7,17 @@ from pathlib import Path
 
 import falcon
 
-from api.access_log import AccessLog
+from api.runtime.access_log import AccessLog
 from api.config import Settings
-from api.context import AppContext
-from api.dispatch import Dispatcher, Reply
-from api.media import DEFAULT_ICON_PATH
-from api.media_route import IconResource, MediaResource
+from api.core.context import AppContext
+from api.core.dispatch import Dispatcher, Reply
+from api.media.names import DEFAULT_ICON_PATH
+from api.media.route import IconResource, MediaResource
 from api.methods import build_registry
-from api.schema import create_schema
-from api.transport import discard_files, read_request
-from api.uploads import install as install_uploads
-from api.usage import UsageRecorder
+from api.runtime.schema import create_schema
+from api.core.transport import discard_files, read_request
+from api.media.queue import install as install_uploads
+from api.runtime.usage import UsageRecorder
 from api.web.pages import add_routes as add_page_routes
 from keys.db import db, open_database
 from keys.store import KeyCache
@@ -28,7 +28,7 @@ _HTTP_STATUS = {500: 500, 501: 503, 503: 503}
 
 def build_context(settings: Settings, *, clock=time.time, grants=None) -> AppContext:
     """Open the database, make sure the schema exists, and assemble the collaborators."""
-    from api.grants import DatabaseGrants
+    from api.auth.tokens import DatabaseGrants
 
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     open_database(settings.resolved_database_url, max_connections=settings.threads + 4)

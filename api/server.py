@@ -16,7 +16,7 @@ from waitress.server import create_server
 
 from api.app import build_context, create_app
 from api.config import Settings
-from api.migrations import SchemaTooNew
+from api.runtime.migrations import SchemaTooNew
 
 log = logging.getLogger("api.server")
 

@@ -20,8 +20,8 @@ from waitress.server import create_server
 
 from api.app import build_context, create_app
 from api.config import Settings
-from api.grants import issue_token
-from api.schema import ALL_MODELS, create_schema
+from api.auth.tokens import issue_token
+from api.runtime.schema import ALL_MODELS, create_schema
 from api.server import serve_until
 from api.signing import md5
 from keys import store

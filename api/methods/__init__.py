@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from api.methods import album, auth, doc, doc_social, reflection, test, upload, user
-from api.registry import Registry
+from api.methods import album, auth, doc, doc_social, api_methods, test, upload, user
+from api.core.registry import Registry
 
-GROUPS = (test.group, reflection.group, auth.group, user.group, doc.group, album.group,
+GROUPS = (test.group, api_methods.group, auth.group, user.group, doc.group, album.group,
           doc_social.group, upload.group)
 
 

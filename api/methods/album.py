@@ -13,8 +13,8 @@ from typing import Any
 
 from peewee import Case, Expression, fn
 
-from api.context import Call
-from api.docaccess import (
+from api.core.context import Call
+from api.content.access import (
     find_user,
     media_clause,
     owned_doc,
@@ -23,15 +23,15 @@ from api.docaccess import (
     share_clause,
     visible_doc,
 )
-from api.errors import method_error
+from api.core.errors import method_error
 from api.formats.tree import Text
-from api.ids import as_id
-from api.media import thumb_url
+from api.core.ids import as_id
+from api.media.names import thumb_url
 from api.methods.common import READ, WRITE, DocNotFound, InvalidArgument, UserNotFound
 from api.models.docs import Album, AlbumDoc, AlbumVisit, Doc, Relation
-from api.paging import paging
-from api.registry import MethodGroup
-from api.serialize import (
+from api.core.paging import paging
+from api.core.registry import MethodGroup
+from api.content.trees import (
     DEFAULT_THUMBSIZE,
     context_item,
     doc_trees,
@@ -41,8 +41,8 @@ from api.serialize import (
     pick_thumb,
     thumbs_by_doc,
 )
-from api.visibility import can_view, relation_to, viewer_of, visible_to
-from api.visits import record_visit
+from api.content.visibility import can_view, relation_to, viewer_of, visible_to
+from api.content.visits import record_visit
 from keys.db import db
 from keys.models import User
 

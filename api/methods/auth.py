@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from api import grantflow
-from api.context import Call
-from api.errors import TokenMissing, method_error
+from api.auth import frobs
+from api.core.context import Call
+from api.core.errors import TokenMissing, method_error
 from api.formats.tree import Text
 from api.models.docs import Doc
-from api.registry import MethodGroup
+from api.core.registry import MethodGroup
 from keys.models import User
 
 group = MethodGroup()
@@ -47,7 +47,7 @@ def auth_answer(token: str, permissions: dict[str, str], user: User, extra: str)
               response="<auth><frob>12345-a0b1c2d3e4f5</frob></auth>")
 def get_frob(call: Call) -> dict:
     """Returns a single-use frob for the authorization link; it expires after a few minutes."""
-    frob = grantflow.new_frob(call.key.key, now=call.now(), ttl=call.ctx.settings.frob_ttl,
+    frob = frobs.new_frob(call.key.key, now=call.now(), ttl=call.ctx.settings.frob_ttl,
                               new_secret=call.ctx.new_secret)
     return {"auth": {"frob": Text(frob)}}
 
@@ -58,9 +58,9 @@ def get_frob(call: Call) -> dict:
 def get_token(call: Call, frob: str, extra: str = "") -> dict:
     """Exchanges an approved frob (once) for a token that lasts until the user revokes it."""
     try:
-        done = grantflow.exchange(frob, call.key.key, now=call.now(),
+        done = frobs.exchange(frob, call.key.key, now=call.now(),
                                   new_secret=call.ctx.new_secret)
-    except grantflow.FlowError:
+    except frobs.FlowError:
         raise FrobInvalid() from None
     return auth_answer(done.token, done.permissions, done.user, extra)
 

@@ -3,7 +3,7 @@ code and wording are the same wherever they appear (spec §3.2)."""
 
 from __future__ import annotations
 
-from api.errors import method_error
+from api.core.errors import method_error
 
 READ = {"doc": "read"}
 WRITE = {"doc": "write"}

@@ -14,8 +14,8 @@ from typing import Any
 
 from peewee import JOIN, Expression, fn
 
-from api.context import Call
-from api.docaccess import (
+from api.core.context import Call
+from api.content.access import (
     find_user,
     media_clause,
     owned_doc,
@@ -25,9 +25,9 @@ from api.docaccess import (
     share_clause,
     visible_doc,
 )
-from api.errors import method_error
+from api.core.errors import method_error
 from api.formats.tree import Text
-from api.media import ORIGINAL, media_path
+from api.media.names import ORIGINAL, media_path
 from api.methods.common import READ, WRITE, DocNotFound, InvalidArgument, UserNotFound
 from api.models.docs import (
     NO_DATE,
@@ -41,9 +41,9 @@ from api.models.docs import (
     Tag,
     Thumb,
 )
-from api.paging import Page, paging
-from api.registry import MethodGroup
-from api.serialize import (
+from api.core.paging import Page, paging
+from api.core.registry import MethodGroup
+from api.content.trees import (
     context_item,
     dates_tree,
     display_name,
@@ -61,9 +61,9 @@ from api.serialize import (
     thumb_tree,
     thumbs_by_doc,
 )
-from api.tagging import parse_keywords
-from api.visibility import relation_to, viewer_of, visible_to
-from api.visits import record_visit
+from api.content.tags import parse_keywords
+from api.content.visibility import relation_to, viewer_of, visible_to
+from api.content.visits import record_visit
 from keys.db import db
 from keys.models import User
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from api.context import Call
-from api.errors import method_error
+from api.core.context import Call
+from api.core.errors import method_error
 from api.formats.tree import Text
-from api.registry import MethodGroup
+from api.core.registry import MethodGroup
 
 group = MethodGroup()
 

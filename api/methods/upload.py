@@ -1,5 +1,5 @@
 """The ``upload.*`` family and ``account.getQuota`` (spec §6): files become tickets at once, the
-upload worker (api/uploads.py) turns them into docs. Choices are in docs/uploads.md.
+upload worker (api/media/queue.py) turns them into docs. Choices are in docs/uploads.md.
 """
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from api.context import Call, UploadedFile
-from api.errors import ApiError, method_error
+from api.core.context import Call, UploadedFile
+from api.core.errors import ApiError, method_error
 from api.formats.tree import Text
-from api.ids import as_id
-from api.imaging import Rejected, Sniffed, sniff
+from api.core.ids import as_id
+from api.media.imaging import Rejected, Sniffed, sniff
 from api.methods.common import WRITE
 from api.models.docs import Album, Doc, UploadTicket
-from api.registry import MethodGroup
-from api.tagging import find_members, parse_keywords
-from api.uploads import (
+from api.core.registry import MethodGroup
+from api.content.tags import find_members, parse_keywords
+from api.media.queue import (
     DONE,
     FAILED,
     NO_GEO,

@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from api import grantflow
-from api.grantflow import FlowError
+from api.auth import frobs
+from api.auth.frobs import FlowError
 from api.models.grants import Frob
-from api.registry import PERMISSION_AREAS
+from api.core.registry import PERMISSION_AREAS
 from api.signing import md5
 from keys.models import User
 from keys.store import KeyCache, KeyRecord
@@ -72,12 +72,12 @@ def check_link(params: Mapping[str, str], keys: KeyCache, *, now: int) -> Author
         raise FlowError("The link is not signed (api_sig is missing).")
     if not md5.verify(params, None, key.secret, sent):
         raise FlowError("The link's signature is invalid: it was changed or signed wrongly.")
-    permissions = grantflow.requested_permissions(params)
+    permissions = frobs.requested_permissions(params)
     frob = None
     if key.auth_type != "web":
         if not params.get("frob"):
             raise FlowError("The link has no frob: the application must ask for one first.")
-        frob = grantflow.pending_frob(params["frob"], key.key, now=now)
+        frob = frobs.pending_frob(params["frob"], key.key, now=now)
     owner = User.get_or_none(User.id == key.owner_id)
     if owner is None:
         raise FlowError("The application's API key is unknown or disabled.")
@@ -92,11 +92,11 @@ def decide(link: AuthorizeLink, user: User, *, allow: bool, now: int, ttl: int,
         if not allow:
             return Outcome(with_query(link.key.callback_url, error=DENIED_ERROR),
                            "Access refused", f"You refused access to {name}.")
-        frob = grantflow.new_frob(link.key.key, now=now, ttl=ttl, new_secret=new_secret,
+        frob = frobs.new_frob(link.key.key, now=now, ttl=ttl, new_secret=new_secret,
                                   state="approved", user=user, permissions=link.permissions)
         return Outcome(with_query(link.key.callback_url, frob=frob),
                        "Access allowed", f"You allowed {name}.")
-    if not grantflow.decide(link.frob, allow=allow, user=user, permissions=link.permissions):
+    if not frobs.decide(link.frob, allow=allow, user=user, permissions=link.permissions):
         raise FlowError("This authorization link has already been used.")
     if allow:
         return Outcome(None, "Access allowed",

@@ -17,11 +17,11 @@ from urllib.parse import quote
 import falcon
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from api import grantflow
-from api.context import AppContext
-from api.errors import ApiError
-from api.grantflow import FlowError
-from api.transport import decode_urlencoded
+from api.auth import frobs
+from api.core.context import AppContext
+from api.core.errors import ApiError
+from api.auth.frobs import FlowError
+from api.core.transport import decode_urlencoded
 from api.web import authorize
 from api.web.accounts import Accounts, Refused, session_secret
 from keys.db import is_busy
@@ -307,7 +307,7 @@ class Authorized(Page):
         if user is None:
             return self.pages.login_redirect(req, resp)
         self.pages.render(resp, "authorized.html", user=user,
-                          apps=grantflow.authorized_apps(user), words=authorize.LEVEL_WORDS,
+                          apps=frobs.authorized_apps(user), words=authorize.LEVEL_WORDS,
                           areas=authorize.AREA_WORDS,
                           csrf_token=self.pages.accounts.csrf_token(req.cookies[SESSION_COOKIE]))
 
@@ -321,7 +321,7 @@ class Revoke(Page):
         if user is None:
             return self.pages.redirect(resp, "/login")
         self.pages.check_csrf(req, form)
-        grantflow.revoke(user, form.get("api_key", ""), now=self.pages.now())
+        frobs.revoke(user, form.get("api_key", ""), now=self.pages.now())
         self.pages.redirect(resp, HOME)
 
 

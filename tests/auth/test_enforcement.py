@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from api.context import Call
-from api.dispatch import ApiRequest, Dispatcher
+from api.core.context import Call
+from api.core.dispatch import ApiRequest, Dispatcher
 from api.methods import GROUPS
-from api.registry import MethodGroup, Registry
+from api.core.registry import MethodGroup, Registry
 from api.signing import md5
 from keys import store
 from keys.models import User

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from PIL import Image
 
-from api import grantflow
+from api.auth import frobs as grantflow
 from api.models.grants import Frob
 from api.signing import md5
 from keys.models import User

@@ -25,7 +25,7 @@ from ipernity.api import _methods as PYIPERNITY_METHODS
 
 from api.models.docs import Album, AlbumDoc, Doc, Note, Thumb
 from api.signing import md5
-from api.tagging import add_tags
+from api.content.tags import add_tags
 from keys import store
 from tests.auth.conftest import csrf_of
 from tests.conftest import require_program

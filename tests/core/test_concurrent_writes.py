@@ -30,7 +30,7 @@ from PIL import Image
 from playhouse.pool import MaxConnectionsExceeded
 
 from api.app import build_context, create_app
-from api.grants import issue_token, token_hash
+from api.auth.tokens import issue_token, token_hash
 from api.models.docs import Album, AlbumDoc, Comment, Doc, Tag, UploadTicket
 from api.models.grants import Token
 from api.signing import md5
@@ -357,7 +357,7 @@ def test_a_busy_database_answers_503_not_500(call, client, monkeypatch):
     def busy(*args, **kwargs):
         raise locked()
 
-    monkeypatch.setattr("api.grantflow.new_frob", busy)
+    monkeypatch.setattr("api.auth.frobs.new_frob", busy)
     reply = call.raw("auth.getFrob")
     assert (reply.status_code, reply.json["api"]["code"]) == (503, "503")
     assert reply.json["api"]["message"] == "Service unavailable"

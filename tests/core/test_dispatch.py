@@ -8,12 +8,12 @@ import logging
 import falcon.testing
 import pytest
 
-from api.access_log import AccessLog
+from api.runtime.access_log import AccessLog
 from api.app import create_app
-from api.context import Call
-from api.errors import method_error
+from api.core.context import Call
+from api.core.errors import method_error
 from api.methods import GROUPS
-from api.registry import MethodGroup, Registry
+from api.core.registry import MethodGroup, Registry
 from api.signing import md5
 from keys import store
 from keys.models import UsageCounter
@@ -36,7 +36,7 @@ def probe_crash(call: Call) -> dict:
 @probe.method("probe.list", title="A flag and paging (maximum 50)", invalid=Bad)
 def probe_list(call: Call, flag: "bool" = False, per_page: "int | None" = None,
                page: "int | None" = None) -> dict:
-    from api.paging import paging
+    from api.core.paging import paging
 
     return {"items": {**paging(page, per_page, default=10, maximum=50).attrs(0, 0),
                       "flag": flag, "user": call.user.username if call.user else ""}}
@@ -357,7 +357,7 @@ def test_a_part_without_a_name_is_140(call, api_key, client, disposition):
 
 
 def test_public_url_is_the_base_of_handed_out_links():
-    from api.transport import read_request
+    from api.core.transport import read_request
 
     request = falcon.testing.create_req(path="/api/test.hello")
     assert read_request(request, "test.hello", None, 100,
@@ -466,7 +466,7 @@ def test_a_text_file_field_is_a_signed_parameter_beside_the_file_part(client, ap
 
 
 def test_only_a_part_with_a_filename_is_the_file(ctx, api_key):
-    from api.transport import read_request
+    from api.core.transport import read_request
 
     headers, body = multipart([("file", None, b"/tmp/a.jpg"), ("file", "a.jpg", b"JPEG"),
                                ("other", "", b"drained, never kept")])
@@ -477,7 +477,7 @@ def test_only_a_part_with_a_filename_is_the_file(ctx, api_key):
     assert read.params == {"file": "/tmp/a.jpg"}
     assert list(read.files) == ["file"] and read.files["file"].filename == "a.jpg"
     assert open(read.files["file"].path, "rb").read() == b"JPEG"
-    from api.transport import discard_files
+    from api.core.transport import discard_files
 
     discard_files(dict(read.files))
 

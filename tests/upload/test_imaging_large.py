@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from api.imaging import plan_thumbs, render_thumbs
+from api.media.imaging import plan_thumbs, render_thumbs
 
 
 @pytest.mark.parametrize("mode, orientation", [("LA", 1), ("P", 6), ("RGB", 8), ("1", 1)])

@@ -9,7 +9,7 @@ import pytest
 
 from api.app import build_context
 from api.models.docs import Album, Doc, Thumb, UploadTicket
-from api.uploads import DONE, QUEUED, WORKING, doc_file_names
+from api.media.queue import DONE, QUEUED, WORKING, doc_file_names
 from keys.db import db
 from tests.upload.conftest import jpeg
 

@@ -12,7 +12,7 @@ import requests
 
 from api.models.docs import NO_DATE, Album, AlbumDoc, Doc, Tag, Thumb, UploadTicket
 from api.signing.md5 import signature
-from api.uploads import DONE, FAILED, QUEUED
+from api.media.queue import DONE, FAILED, QUEUED
 from keys import store
 from tests.upload.conftest import camera_exif, jpeg
 

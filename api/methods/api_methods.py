@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.context import Call
-from api.errors import GLOBAL_ERRORS, method_error
+from api.core.context import Call
+from api.core.errors import GLOBAL_ERRORS, method_error
 from api.formats.tree import ListOf, Text
-from api.registry import MethodGroup, MethodSpec
+from api.core.registry import MethodGroup, MethodSpec
 
 group = MethodGroup()
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from peewee import EXCLUDED
 
-from api.periodic import PeriodicFlush
+from api.runtime.periodic import PeriodicFlush
 from keys.db import db
 from keys.models import ApiKey, UsageCounter
 

@@ -13,8 +13,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from api.context import Call
-from api.media import icon_url, original_url, thumb_url
+from api.core.context import Call
+from api.media.names import icon_url, original_url, thumb_url
 from api.models.docs import Doc, Note, Tag, Thumb
 from keys.models import User
 

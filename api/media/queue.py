@@ -27,12 +27,12 @@ from peewee import fn
 from PIL import Image
 
 from api.config import Settings
-from api.context import AppContext, UploadedFile
-from api.imaging import PhotoInfo, Rejected, Sniffed, read_photo, render_thumbs, sniff
-from api.media import ORIGINAL, media_path
+from api.core.context import AppContext, UploadedFile
+from api.media.imaging import PhotoInfo, Rejected, Sniffed, read_photo, render_thumbs, sniff
+from api.media.names import ORIGINAL, media_path
 from api.models.docs import Album, AlbumDoc, Doc, Thumb, UploadTicket
-from api.storage import Storage, build_storage
-from api.tagging import add_tags
+from api.media.storage import Storage, build_storage
+from api.content.tags import add_tags
 from keys.db import db, is_busy
 from keys.models import User
 

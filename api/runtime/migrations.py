@@ -1,4 +1,4 @@
-"""Numbered schema migrations, run at every start by ``api.schema.create_schema``.
+"""Numbered schema migrations, run at every start by ``api.runtime.schema.create_schema``.
 
 The ``schema_version`` table holds one row per version reached. Version 1 is the schema the code
 made before this module existed (no ``schema_version`` table yet); each later version is one

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from api.config import Settings
-from api.registry import Registry, level_rank
+from api.core.registry import Registry, level_rank
 from keys.models import User
 from keys.store import KeyCache, KeyRecord
 
@@ -43,8 +43,8 @@ class AppContext:
     registry: Registry
     keys: KeyCache
     grants: GrantStore
-    usage: Any  # api.usage.UsageRecorder
-    access_log: Any = None  # api.access_log.AccessLog, None when switched off
+    usage: Any  # api.runtime.usage.UsageRecorder
+    access_log: Any = None  # api.runtime.access_log.AccessLog, None when switched off
     clock: Callable[[], float] = time.time
     new_secret: Callable[[int], str] = secrets.token_hex
     services: dict[str, Any] = field(default_factory=dict)  # family-owned helpers (storage …)

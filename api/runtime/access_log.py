@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from api.periodic import PeriodicFlush
+from api.runtime.periodic import PeriodicFlush
 
 
 class AccessLog(PeriodicFlush):

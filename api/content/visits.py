@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.context import Call
+from api.core.context import Call
 from keys.db import db
 
 VISIT_WINDOW = 1800  # repeated views by one member within 30 minutes count as one visit

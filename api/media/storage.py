@@ -2,7 +2,7 @@
 place (``build_storage``) that picks a backend from the settings.
 
 Storage names are the media paths without their ``/media/`` prefix
-(``26/49/394926.<secret>.75x.jpg``, see api/media.py); a backend refuses names that could leave its
+(``26/49/394926.<secret>.75x.jpg``, see api/media/names.py); a backend refuses names that could leave its
 root.
 """
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 
 from peewee import JOIN
 
-from api.grants import issue_token, token_hash
+from api.auth.tokens import issue_token, token_hash
 from api.models.grants import Frob, Token, levels_of
-from api.registry import PERMISSION_AREAS, PERMISSION_LEVELS
+from api.core.registry import PERMISSION_AREAS, PERMISSION_LEVELS
 from keys.db import db
 from keys.models import ApiKey, User
 

@@ -26,11 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from api import errors
-from api.context import AppContext, Call, Grant, UploadedFile
+from api.core import errors
+from api.core.context import AppContext, Call, Grant, UploadedFile
 from api.formats import DEFAULT_FORMAT, FORMATS, Format, Jsonp
 from api.formats.json import CALLBACK_NAME
-from api.registry import MethodSpec, level_rank
+from api.core.registry import MethodSpec, level_rank
 from api.signing import md5
 from keys.db import db, is_busy
 from keys.store import KeyRecord

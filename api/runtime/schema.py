@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api import migrations
+from api.runtime import migrations
 from api.models import accounts, docs, grants
 from keys.db import db
 from keys.models import MODELS as KEY_MODELS
@@ -13,7 +13,7 @@ ALL_MODELS = (*KEY_MODELS, *grants.MODELS, *docs.MODELS, *accounts.MODELS)
 
 def create_schema() -> int:
     """Create a fresh database at the latest schema version, or migrate an older one (numbered
-    steps in api/migrations.py); run at every start. Returns the version; raises
+    steps in api/runtime/migrations.py); run at every start. Returns the version; raises
     ``migrations.SchemaTooNew`` on a database migrated by newer code."""
     with db.connection_context():
         return migrations.migrate(ALL_MODELS)

@@ -15,9 +15,9 @@ from urllib.parse import parse_qsl
 
 import falcon
 
-from api import errors
-from api.context import UploadedFile
-from api.dispatch import ApiRequest
+from api.core import errors
+from api.core.context import UploadedFile
+from api.core.dispatch import ApiRequest
 
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _MAX_FIELDS = 1000

@@ -11,11 +11,11 @@ from typing import Any
 
 from peewee import Expression
 
-from api.context import Call
-from api.errors import ApiError
-from api.ids import as_id
+from api.core.context import Call
+from api.core.errors import ApiError
+from api.core.ids import as_id
 from api.models.docs import MEDIA_TYPES, Doc, Relation
-from api.visibility import can_view, viewer_of
+from api.content.visibility import can_view, viewer_of
 from keys.models import User
 
 ANONYMOUS_SAFESURF_CAP = 2  # "adults only" (3) needs an authenticated viewer

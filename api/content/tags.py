@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable
 
-from api.ids import as_id
+from api.core.ids import as_id
 from api.models.docs import Doc, Tag
 from keys.models import User
 

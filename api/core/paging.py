@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from api.errors import InvalidPaging
+from api.core.errors import InvalidPaging
 
 
 @dataclass(frozen=True)

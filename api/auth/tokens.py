@@ -6,8 +6,8 @@ import hashlib
 import time
 from collections.abc import Callable
 
-from api import errors
-from api.context import Grant
+from api.core import errors
+from api.core.context import Grant
 from api.models.grants import Token, levels_of
 from keys.models import User
 from keys.store import KeyRecord

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from api.errors import ApiError, InvalidPaging
-from api.ids import INT_RANGE
+from api.core.errors import ApiError, InvalidPaging
+from api.core.ids import INT_RANGE
 
 PERMISSION_LEVELS = ("none", "read", "write", "delete")
 PERMISSION_AREAS = ("doc", "blog", "post", "network", "profile")
 NO_PERMISSIONS: Mapping[str, str] = MappingProxyType({})  # rendered as [] (spec §2.3 rule 5)
 _SPEC_MODIFIED_AT = "1228086000"  # 2008-12-01, "Method created." on the original's pages
-_PAGING = ("page", "per_page")  # not a positive integer: 143 in every method (api/paging.py)
+_PAGING = ("page", "per_page")  # not a positive integer: 143 in every method (api/core/paging.py)
 
 
 def level_rank(level: str) -> int:
@@ -112,7 +112,7 @@ def _converter(annotation: Any) -> Callable[[str], Any]:
 
 
 def _int(raw: str) -> int:
-    """A decimal integer that fits the database's INTEGER columns (api/ids.py says why)."""
+    """A decimal integer that fits the database's INTEGER columns (api/core/ids.py says why)."""
     value = int(raw)
     if value not in INT_RANGE:
         raise ValueError(raw)

@@ -10,7 +10,7 @@ from typing import Any
 
 from peewee import Expression
 
-from api.context import Call
+from api.core.context import Call
 from api.models.docs import Relation
 from keys.models import User
 
