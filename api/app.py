@@ -7,16 +7,16 @@ from pathlib import Path
 
 import falcon
 
-from api.runtime.access_log import AccessLog
 from api.config import Settings
 from api.core.context import AppContext
 from api.core.dispatch import Dispatcher, Reply
+from api.core.transport import discard_files, read_request
 from api.media.names import DEFAULT_ICON_PATH
 from api.media.route import IconResource, MediaResource
+from api.media.worker import install as install_uploads
 from api.methods import build_registry
+from api.runtime.access_log import AccessLog
 from api.runtime.schema import create_schema
-from api.core.transport import discard_files, read_request
-from api.media.queue import install as install_uploads
 from api.runtime.usage import UsageRecorder
 from api.web.pages import add_routes as add_page_routes
 from keys.db import db, open_database

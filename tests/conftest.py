@@ -19,8 +19,8 @@ import pytest
 from waitress.server import create_server
 
 from api.app import build_context, create_app
-from api.config import Settings
 from api.auth.tokens import issue_token
+from api.config import Settings
 from api.runtime.schema import ALL_MODELS, create_schema
 from api.server import serve_until
 from api.signing import md5

@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from peewee import JOIN
 
 from api.auth.tokens import issue_token, token_hash
+from api.core.permissions import PERMISSION_AREAS, PERMISSION_LEVELS
 from api.models.grants import Frob, Token, levels_of
-from api.core.registry import PERMISSION_AREAS, PERMISSION_LEVELS
 from keys.db import db
 from keys.models import ApiKey, User
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from api.config import Settings
-from api.core.registry import Registry, level_rank
+from api.core.permissions import level_rank
+from api.core.registry import Registry
 from keys.models import User
 from keys.store import KeyCache, KeyRecord
 

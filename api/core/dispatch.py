@@ -28,9 +28,10 @@ from typing import Any
 
 from api.core import errors
 from api.core.context import AppContext, Call, Grant, UploadedFile
+from api.core.permissions import level_rank
+from api.core.registry import MethodSpec
 from api.formats import DEFAULT_FORMAT, FORMATS, Format, Jsonp
 from api.formats.json import CALLBACK_NAME
-from api.core.registry import MethodSpec, level_rank
 from api.signing import md5
 from keys.db import db, is_busy
 from keys.store import KeyRecord

@@ -14,25 +14,14 @@ import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 from api.core.errors import ApiError, InvalidPaging
 from api.core.ids import INT_RANGE
+from api.core.permissions import NO_PERMISSIONS
 
-PERMISSION_LEVELS = ("none", "read", "write", "delete")
-PERMISSION_AREAS = ("doc", "blog", "post", "network", "profile")
-NO_PERMISSIONS: Mapping[str, str] = MappingProxyType({})  # rendered as [] (spec §2.3 rule 5)
 _SPEC_MODIFIED_AT = "1228086000"  # 2008-12-01, "Method created." on the original's pages
 _PAGING = ("page", "per_page")  # not a positive integer: 143 in every method (api/core/paging.py)
-
-
-def level_rank(level: str) -> int:
-    """Position of a permission level in none < read < write < delete (unknown → -1)."""
-    try:
-        return PERMISSION_LEVELS.index(level)
-    except ValueError:
-        return -1
 
 
 @dataclass(frozen=True)

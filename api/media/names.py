@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.models.docs import Doc, Thumb
+
 ORIGINAL = "original"
 
 
@@ -29,10 +31,21 @@ def original_url(base_url: str, doc: Any) -> str:
     return base_url + media_path(doc.id, doc.original_secret, ORIGINAL, doc.original_ext or "bin")
 
 
-# Members cannot upload an icon yet: every member's ``icon`` is this one picture (media_route.py).
+# Members cannot upload an icon yet: every member's ``icon`` is this one picture (route.py).
 DEFAULT_ICON_PATH = "/media/icons/default.png"
 
 
 def icon_url(base_url: str) -> str:
     """A member's icon (user.get ``icon``): the default one for everybody for now."""
     return base_url + DEFAULT_ICON_PATH
+
+
+def storage_name(doc_id: int, secret: str, label: str, ext: str) -> str:
+    """The storage name of one media file: its URL path without ``/media/``."""
+    return media_path(doc_id, secret, label, ext).removeprefix("/media/")
+
+
+def doc_file_names(doc: Doc, thumbs: list[Thumb]) -> list[str]:
+    """Every stored file of ``doc``: the original and its thumbnails (doc.delete removes these)."""
+    names = [storage_name(doc.id, doc.original_secret, ORIGINAL, doc.original_ext)]
+    return names + [storage_name(doc.id, doc.secret, t.label, t.ext) for t in thumbs]

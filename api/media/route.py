@@ -6,8 +6,9 @@ belong to the id, a label the doc lacks, a name outside the strict pattern — i
 stranger learns nothing about private docs. Files never change under a name (a replaced file gets
 new secrets), so they are cached for a year; private docs only in the browser's own cache.
 
-``GET /media/icons/default.png`` is the member icon user.get hands out (``api.media.names.icon_url``):
-drawn once, never changed, cached for a year like any other media file.
+``GET /media/icons/default.png`` is the member icon user.get hands out
+(``api.media.names.icon_url``): drawn once, never changed, cached for a year like any other media
+file.
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from PIL import Image, ImageDraw
 
 from api.core.context import AppContext
 from api.media.imaging import OTHER_MIME
-from api.media.names import ORIGINAL, media_path
-from api.models.docs import Doc, Thumb
+from api.media.names import ORIGINAL, media_path, storage_name
 from api.media.storage import Storage
-from api.media.queue import storage_name
+from api.models.docs import Doc, Thumb
 
 _NAME = re.compile(r"(\d{1,18})\.([0-9a-f]{8,32})\.([0-9a-z]{1,12})\.([0-9a-z]{1,8})")
 _YEAR = 365 * 24 * 3600

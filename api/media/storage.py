@@ -2,8 +2,8 @@
 place (``build_storage``) that picks a backend from the settings.
 
 Storage names are the media paths without their ``/media/`` prefix
-(``26/49/394926.<secret>.75x.jpg``, see api/media/names.py); a backend refuses names that could leave its
-root.
+(``26/49/394926.<secret>.75x.jpg``, see api/media/names.py); a backend refuses names that could
+leave its root.
 """
 
 from __future__ import annotations

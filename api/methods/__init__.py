@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from api.methods import album, auth, doc, doc_social, api_methods, test, upload, user
 from api.core.registry import Registry
+from api.methods import album, api_methods, auth, doc, doc_social, test, upload, user
 
 GROUPS = (test.group, api_methods.group, auth.group, user.group, doc.group, album.group,
           doc_social.group, upload.group)

@@ -13,24 +13,19 @@ from typing import Any
 
 from peewee import Case, Expression, fn
 
-from api.core.context import Call
 from api.content.access import (
+    can_view,
     find_user,
     media_clause,
     owned_doc,
     perm_allows,
+    relation_to,
     safesurf_clause,
     share_clause,
+    viewer_of,
     visible_doc,
+    visible_to,
 )
-from api.core.errors import method_error
-from api.formats.tree import Text
-from api.core.ids import as_id
-from api.media.names import thumb_url
-from api.methods.common import READ, WRITE, DocNotFound, InvalidArgument, UserNotFound
-from api.models.docs import Album, AlbumDoc, AlbumVisit, Doc, Relation
-from api.core.paging import paging
-from api.core.registry import MethodGroup
 from api.content.trees import (
     DEFAULT_THUMBSIZE,
     context_item,
@@ -41,8 +36,16 @@ from api.content.trees import (
     pick_thumb,
     thumbs_by_doc,
 )
-from api.content.visibility import can_view, relation_to, viewer_of, visible_to
 from api.content.visits import record_visit
+from api.core.context import Call
+from api.core.errors import method_error
+from api.core.ids import as_id
+from api.core.paging import paging
+from api.core.registry import MethodGroup
+from api.formats.tree import Text
+from api.media.names import thumb_url
+from api.methods.common import READ, WRITE, DocNotFound, InvalidArgument, UserNotFound
+from api.models.docs import Album, AlbumDoc, AlbumVisit, Doc, Relation
 from keys.db import db
 from keys.models import User
 

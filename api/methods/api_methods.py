@@ -6,8 +6,8 @@ from typing import Any
 
 from api.core.context import Call
 from api.core.errors import GLOBAL_ERRORS, method_error
-from api.formats.tree import ListOf, Text
 from api.core.registry import MethodGroup, MethodSpec
+from api.formats.tree import ListOf, Text
 
 group = MethodGroup()
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from api.auth import frobs
 from api.core.context import Call
 from api.core.errors import TokenMissing, method_error
+from api.core.registry import MethodGroup
 from api.formats.tree import Text
 from api.models.docs import Doc
-from api.core.registry import MethodGroup
 from keys.models import User
 
 group = MethodGroup()

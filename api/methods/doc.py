@@ -14,35 +14,20 @@ from typing import Any
 
 from peewee import JOIN, Expression, fn
 
-from api.core.context import Call
 from api.content.access import (
     find_user,
     media_clause,
     owned_doc,
     parse_choices,
     perm_allows,
+    relation_to,
     safesurf_clause,
     share_clause,
+    viewer_of,
     visible_doc,
+    visible_to,
 )
-from api.core.errors import method_error
-from api.formats.tree import Text
-from api.media.names import ORIGINAL, media_path
-from api.methods.common import READ, WRITE, DocNotFound, InvalidArgument, UserNotFound
-from api.models.docs import (
-    NO_DATE,
-    Album,
-    AlbumDoc,
-    Comment,
-    Doc,
-    DocVisit,
-    Note,
-    Relation,
-    Tag,
-    Thumb,
-)
-from api.core.paging import Page, paging
-from api.core.registry import MethodGroup
+from api.content.tags import parse_keywords
 from api.content.trees import (
     context_item,
     dates_tree,
@@ -61,9 +46,26 @@ from api.content.trees import (
     thumb_tree,
     thumbs_by_doc,
 )
-from api.content.tags import parse_keywords
-from api.content.visibility import relation_to, viewer_of, visible_to
 from api.content.visits import record_visit
+from api.core.context import Call
+from api.core.errors import method_error
+from api.core.paging import Page, paging
+from api.core.registry import MethodGroup
+from api.formats.tree import Text
+from api.media.names import ORIGINAL, media_path
+from api.methods.common import READ, WRITE, DocNotFound, InvalidArgument, UserNotFound
+from api.models.docs import (
+    NO_DATE,
+    Album,
+    AlbumDoc,
+    Comment,
+    Doc,
+    DocVisit,
+    Note,
+    Relation,
+    Tag,
+    Thumb,
+)
 from keys.db import db
 from keys.models import User
 

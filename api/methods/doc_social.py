@@ -14,18 +14,17 @@ from typing import Any
 
 from peewee import fn
 
+from api.content.access import find_user, perm_allows, relation_to, visible_doc
+from api.content.tags import add_tags, find_members, parse_keywords
+from api.content.trees import note_tree, owner_tree, parse_extra, tag_tree
 from api.core.context import Call
-from api.content.access import find_user, perm_allows, visible_doc
 from api.core.errors import method_error
-from api.formats.tree import Text
 from api.core.ids import as_id
-from api.methods.common import READ, WRITE, DocNotFound, InvalidArgument
-from api.models.docs import Comment, Doc, Note, Tag
 from api.core.paging import paging
 from api.core.registry import MethodGroup
-from api.content.trees import note_tree, owner_tree, parse_extra, tag_tree
-from api.content.tags import add_tags, find_members, parse_keywords
-from api.content.visibility import relation_to
+from api.formats.tree import Text
+from api.methods.common import READ, WRITE, DocNotFound, InvalidArgument
+from api.models.docs import Comment, Doc, Note, Tag
 from keys.db import db
 from keys.models import User
 

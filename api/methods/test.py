@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from api.core.context import Call
 from api.core.errors import method_error
-from api.formats.tree import Text
 from api.core.registry import MethodGroup
+from api.formats.tree import Text
 
 group = MethodGroup()
 

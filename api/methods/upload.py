@@ -11,25 +11,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from api.content.tags import find_members, parse_keywords
 from api.core.context import Call, UploadedFile
 from api.core.errors import ApiError, method_error
-from api.formats.tree import Text
 from api.core.ids import as_id
-from api.media.imaging import Rejected, Sniffed, sniff
-from api.methods.common import WRITE
-from api.models.docs import Album, Doc, UploadTicket
 from api.core.registry import MethodGroup
-from api.content.tags import find_members, parse_keywords
+from api.formats.tree import Text
+from api.media.imaging import Rejected, Sniffed, sniff
 from api.media.queue import (
     DONE,
     FAILED,
     NO_GEO,
     QUEUED,
     WORKING,
-    UploadQueue,
     month_usage,
     ticket_label,
 )
+from api.media.worker import UploadQueue
+from api.methods.common import WRITE
+from api.models.docs import Album, Doc, UploadTicket
 
 group = MethodGroup()
 

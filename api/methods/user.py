@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from api.content.access import viewer_of, visible_to
 from api.core.context import Call
 from api.core.errors import method_error
 from api.core.ids import as_id
+from api.core.registry import MethodGroup
 from api.media.names import icon_url
 from api.models.docs import Doc, Relation
-from api.core.registry import MethodGroup
-from api.content.visibility import viewer_of, visible_to
 from keys.models import User
 
 group = MethodGroup()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from peewee import CharField, ForeignKeyField, IntegerField
 
-from api.core.registry import PERMISSION_AREAS
+from api.core.permissions import PERMISSION_AREAS
 from keys.db import BaseModel, IdField
 from keys.models import User, now
 

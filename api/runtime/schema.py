@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from api.runtime import migrations
 from api.models import accounts, docs, grants
+from api.runtime import migrations
 from keys.db import db
 from keys.models import MODELS as KEY_MODELS
 

@@ -14,8 +14,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from api.auth import frobs
 from api.auth.frobs import FlowError
+from api.core.permissions import PERMISSION_AREAS
 from api.models.grants import Frob
-from api.core.registry import PERMISSION_AREAS
 from api.signing import md5
 from keys.models import User
 from keys.store import KeyCache, KeyRecord

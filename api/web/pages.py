@@ -18,9 +18,9 @@ import falcon
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api.auth import frobs
+from api.auth.frobs import FlowError
 from api.core.context import AppContext
 from api.core.errors import ApiError
-from api.auth.frobs import FlowError
 from api.core.transport import decode_urlencoded
 from api.web import authorize
 from api.web.accounts import Accounts, Refused, session_secret

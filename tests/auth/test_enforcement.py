@@ -9,8 +9,8 @@ import pytest
 
 from api.core.context import Call
 from api.core.dispatch import ApiRequest, Dispatcher
-from api.methods import GROUPS
 from api.core.registry import MethodGroup, Registry
+from api.methods import GROUPS
 from api.signing import md5
 from keys import store
 from keys.models import User

@@ -23,9 +23,9 @@ import pytest
 import requests
 from ipernity.api import _methods as PYIPERNITY_METHODS
 
+from api.content.tags import add_tags
 from api.models.docs import Album, AlbumDoc, Doc, Note, Thumb
 from api.signing import md5
-from api.content.tags import add_tags
 from keys import store
 from tests.auth.conftest import csrf_of
 from tests.conftest import require_program

@@ -8,12 +8,12 @@ import logging
 import falcon.testing
 import pytest
 
-from api.runtime.access_log import AccessLog
 from api.app import create_app
 from api.core.context import Call
 from api.core.errors import method_error
-from api.methods import GROUPS
 from api.core.registry import MethodGroup, Registry
+from api.methods import GROUPS
+from api.runtime.access_log import AccessLog
 from api.signing import md5
 from keys import store
 from keys.models import UsageCounter

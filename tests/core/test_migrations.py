@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from api.runtime import migrations
 from api.app import build_context, create_app
 from api.config import Settings
-from api.runtime.migrations import LATEST, SchemaTooNew, SchemaVersion
 from api.models.docs import Album, Comment, Doc, UploadTicket
+from api.runtime import migrations
+from api.runtime.migrations import LATEST, SchemaTooNew, SchemaVersion
 from api.runtime.schema import ALL_MODELS, create_schema
 from api.server import main as serve_main
 from keys.db import db, open_database

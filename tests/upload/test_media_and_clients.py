@@ -9,10 +9,10 @@ import pytest
 import requests
 from ipernity import IpernityAPI
 
+from api.content.tags import parse_keywords
 from api.media.imaging import Rejected, sniff
 from api.media.names import media_path, original_url, thumb_url
 from api.models.docs import Doc, Tag
-from api.content.tags import parse_keywords
 from tests.upload.conftest import camera_exif, jpeg
 
 YEAR = "max-age=31536000"

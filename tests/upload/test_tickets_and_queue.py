@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from api.app import build_context
+from api.media.names import doc_file_names
+from api.media.queue import DONE, QUEUED, WORKING
 from api.models.docs import Album, Doc, Thumb, UploadTicket
-from api.media.queue import DONE, QUEUED, WORKING, doc_file_names
 from keys.db import db
 from tests.upload.conftest import jpeg
 

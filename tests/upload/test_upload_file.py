@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from api.media.queue import DONE, FAILED, QUEUED
 from api.models.docs import NO_DATE, Album, AlbumDoc, Doc, Tag, Thumb, UploadTicket
 from api.signing.md5 import signature
-from api.media.queue import DONE, FAILED, QUEUED
 from keys import store
 from tests.upload.conftest import camera_exif, jpeg
 
