@@ -1,12 +1,47 @@
-"""The method families; each module owns a ``MethodGroup``. Imported explicitly, not discovered."""
+"""The API methods: one module per method family, named so that the method name finds the file
+(``doc.tags.add`` → ``methods/doc/tags.py``, ``album.docs.getList`` → ``methods/album/docs.py``,
+``api.methods.get`` → ``methods/api_methods.py``). Each module owns a ``MethodGroup``; ``GROUPS``
+lists them all explicitly (nothing is discovered).
+
+Shared pieces sit in ``common.py`` (and a family package's ``shared.py``); method modules never
+import each other. May import everything below it: ``api.content``, ``api.media``, ``api.auth``,
+``api.runtime``, ``api.models``, ``api.core``, ``api.formats``, ``api.signing``, ``api.config``,
+``keys``.
+"""
 
 from __future__ import annotations
 
 from api.core.registry import Registry
-from api.methods import album, api_methods, auth, doc, doc_social, test, upload, user
+from api.methods import account, api_methods, auth, test, upload, user
+from api.methods.album import docs as album_docs
+from api.methods.album import edit as album_edit
+from api.methods.album import read as album_read
+from api.methods.doc import albums as doc_albums
+from api.methods.doc import comments as doc_comments
+from api.methods.doc import edit as doc_edit
+from api.methods.doc import lists as doc_lists
+from api.methods.doc import notes as doc_notes
+from api.methods.doc import read as doc_read
+from api.methods.doc import tags as doc_tags
 
-GROUPS = (test.group, api_methods.group, auth.group, user.group, doc.group, album.group,
-          doc_social.group, upload.group)
+GROUPS = (
+    test.group,            # test.*
+    api_methods.group,     # api.methods.*
+    auth.group,            # auth.*
+    user.group,            # user.*
+    account.group,         # account.*
+    upload.group,          # upload.*
+    doc_read.group,        # doc.get, doc.getMedias, doc.getExif, doc.getVisitors
+    doc_lists.group,       # doc.getList, doc.search, doc.getContext, doc.checkMD5
+    doc_edit.group,        # doc.set*, doc.getPerms, doc.delete
+    doc_tags.group,        # doc.tags.*
+    doc_notes.group,       # doc.notes.*
+    doc_comments.group,    # doc.comments.*
+    doc_albums.group,      # doc.albums.add, doc.getContainers
+    album_read.group,      # album.get, album.getList, album.getVisitors
+    album_edit.group,      # album.create, album.edit, album.delete, album.setPerms, album.orderList
+    album_docs.group,      # album.docs.*
+)
 
 
 def build_registry() -> Registry:

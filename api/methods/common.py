@@ -1,9 +1,12 @@
-"""What several method families share: permission requirements and the method-specific errors whose
-code and wording are the same wherever they appear (spec §3.2)."""
+"""What several method families share: permission requirements, the method-specific errors whose
+code and wording are the same wherever they appear (spec §3.2), the id lists album.* and
+doc.albums.* read, and the per-media file size limit of upload.* and account.getQuota."""
 
 from __future__ import annotations
 
+from api.core.context import Call
 from api.core.errors import method_error
+from api.core.ids import as_id
 
 READ = {"doc": "read"}
 WRITE = {"doc": "write"}
@@ -14,3 +17,21 @@ UserNotFound = method_error(1, "User not found", "The user ID is either invalid 
                                                  "closed/suspended.")
 InvalidArgument = method_error(2, "Invalid argument", "One or many required arguments were not "
                                                       "sent or have an invalid value.")
+
+
+def parse_ids(raw: str) -> list[int]:
+    """A comma list of ids, in order and without repeats, or 2."""
+    ids: list[int] = []
+    for part in filter(str.strip, raw.split(",")):
+        row_id = as_id(part)
+        if row_id is None:
+            raise InvalidArgument(f"not a list of ids: {raw!r}")
+        if row_id not in ids:
+            ids.append(row_id)
+    return ids
+
+
+def _max_file_bytes(call: Call, media: str) -> int:
+    """The size limit for one media type (spec §6.5 maxfilesize), never above the body limit."""
+    settings = call.ctx.settings
+    return min(getattr(settings, f"max_{media}_bytes"), settings.max_body_bytes)

@@ -1,10 +1,9 @@
-"""The ``upload.*`` family and ``account.getQuota`` (spec §6): files become tickets at once, the
-upload worker (api/media/queue.py) turns them into docs. Choices are in docs/uploads.md.
+"""The ``upload.*`` family (spec §6): files become tickets at once, the upload worker
+(api/media/worker.py) turns them into docs. Choices are in docs/uploads.md.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from api.media.queue import (
     ticket_label,
 )
 from api.media.worker import UploadQueue
-from api.methods.common import WRITE
+from api.methods.common import WRITE, _max_file_bytes
 from api.models.docs import Album, Doc, UploadTicket
 
 group = MethodGroup()
@@ -39,7 +38,6 @@ LICENSES = (0, 1, 3, 5, 7, 9, 11, 255)  # spec §10.4
 SAFETY_LEVELS = (1, 2, 3)
 PERM_LEVELS = range(6)
 DIRECTIONS = (1, 3, 6, 8)  # spec §6.1 dir
-QUOTA_MEDIA = ("photo", "audio", "video", "other")  # the order of spec §6.5
 NO_POSITION = -999.0  # lat/lng -999 forces "no geolocation" (spec §6.1)
 _TICKET = re.compile(r"(\d{1,18})(?:-(\d{1,18}))?")
 
@@ -87,12 +85,6 @@ _REPLACE_CODES = _Codes(ReplaceFileMissing, ReplaceFileTooBig, ReplaceQuotaExcee
 
 def _queue(call: Call) -> UploadQueue:
     return call.ctx.services["uploads"]
-
-
-def _max_file_bytes(call: Call, media: str) -> int:
-    """The size limit for one media type (spec §6.5 maxfilesize), never above the body limit."""
-    settings = call.ctx.settings
-    return min(getattr(settings, f"max_{media}_bytes"), settings.max_body_bytes)
 
 
 def _checked_file(call: Call, codes: _Codes, media_hint: str | None = None
@@ -304,45 +296,3 @@ def _ticket_tree(label: str, row: UploadTicket) -> dict[str, Any]:
     done = row.state == DONE
     return {"id": label, "done": int(done), "invalid": int(row.state == FAILED),
             "doc_id": row.doc_id if done else None, "eta": PENDING_ETA if pending else 0}
-
-
-@group.method(
-    "account.getQuota", title="Return the calling user upload quota.", token=True, sign=True,
-    perms=WRITE,
-    response='<quota user_id="1234" is_pro="0">\n  <upload unlimited="0">\n'
-             '    <max bytes="10737418240" kb="10485760" mb="10240" percent="100" '
-             'seconds="7200"/>\n'
-             '    <used bytes="262144000" kb="256000" mb="250" percent="3" seconds="125"/>\n'
-             '    <left bytes="10475274240" kb="10229760" mb="9990" percent="97" '
-             'seconds="7075"/>\n'
-             '  </upload>\n  <maxfilesize>\n    <photo bytes="104857600" kb="102400" mb="100"/>\n'
-             '    …\n  </maxfilesize>\n  <albums max="2048" created="32" left="2016"/>\n</quota>')
-def get_quota(call: Call) -> dict[str, Any]:
-    """Your upload allowance this month, what you used of it, the largest file per media type and
-    your albums."""
-    user = call.user
-    settings = call.ctx.settings
-    used, seconds = month_usage(user, call.now())
-    limit = settings.monthly_upload_bytes
-    # PRO: "unlimited", an internal limit raised by whole steps when reached (spec §6.5).
-    ceiling = limit * max(1, math.ceil(used / limit)) if user.is_pro else limit
-    used_percent = min(100, math.ceil(used * 100 / ceiling))
-    max_seconds = settings.monthly_video_seconds
-    albums = Album.select().where(Album.owner == user).count()
-    return {"quota": {
-        "user_id": user.id, "is_pro": user.is_pro,
-        "upload": {
-            "unlimited": user.is_pro,
-            "max": _amount(ceiling) | {"percent": 100, "seconds": max_seconds},
-            "used": _amount(used) | {"percent": used_percent, "seconds": seconds},
-            "left": _amount(max(0, ceiling - used)) | {"percent": 100 - used_percent,
-                                                       "seconds": max(0, max_seconds - seconds)},
-        },
-        "maxfilesize": {media: _amount(_max_file_bytes(call, media)) for media in QUOTA_MEDIA},
-        "albums": {"max": settings.max_albums, "created": albums,
-                   "left": max(0, settings.max_albums - albums)},
-    }}
-
-
-def _amount(size: int) -> dict[str, int]:
-    return {"bytes": size, "kb": size // 1024, "mb": size // (1024 * 1024)}

@@ -1,0 +1,124 @@
+"""Albums as several method families use them: membership (appending docs, keeping a cover),
+the per-album numbers lists show (visible doc counts, cover trees), in grouped queries, never one
+query per row, and the attributes every album element carries.
+
+The cover defaults to the first doc and is shown only to whom may see that doc.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from peewee import Case, Expression, fn
+
+from api.content.access import safesurf_clause, viewer_of, visible_to
+from api.content.trees import pick_thumb, thumbs_by_doc
+from api.core.context import Call
+from api.core.errors import ApiError
+from api.media.names import thumb_url
+from api.models.docs import Album, AlbumDoc, Doc
+from keys.models import User
+
+
+def _count_if(condition: Any) -> Any:
+    return fn.SUM(Case(None, [(condition, 1)], 0))
+
+
+def doc_counts(album_ids: Sequence[int], viewer: User | None) -> dict[int, dict[str, int]]:
+    """Visible docs per album, also split by share level (family, friend, ff, public): one query."""
+    if not album_ids:
+        return {}
+    shared = (Doc.is_public == False)  # noqa: E712 (peewee expression)
+    rows = (AlbumDoc
+            .select(AlbumDoc.album,
+                    fn.COUNT(Doc.id),
+                    _count_if(shared & (Doc.is_family == True) & (Doc.is_friend == False)),  # noqa: E712
+                    _count_if(shared & (Doc.is_family == False) & (Doc.is_friend == True)),  # noqa: E712
+                    _count_if(shared & (Doc.is_family == True) & (Doc.is_friend == True)),  # noqa: E712
+                    _count_if(Doc.is_public == True))  # noqa: E712
+            .join(Doc)
+            .where(AlbumDoc.album.in_(list(album_ids)), visible_to(Doc, viewer))
+            .group_by(AlbumDoc.album)
+            .tuples())
+    names = ("docs", "family", "friend", "ff", "public")
+    return {row[0]: dict(zip(names, (int(v or 0) for v in row[1:]), strict=True)) for row in rows}
+
+
+def _first_docs(album_ids: Sequence[int]) -> dict[int, int]:
+    """The first doc of each album (the default cover): one query."""
+    if not album_ids:
+        return {}
+    other = AlbumDoc.alias()
+    first = other.select(fn.MIN(other.position)).where(other.album == AlbumDoc.album)
+    rows = (AlbumDoc
+            .select(AlbumDoc.album, AlbumDoc.doc)
+            .where(AlbumDoc.album.in_(list(album_ids)), AlbumDoc.position == first)
+            .tuples())
+    return {album_id: doc_id for album_id, doc_id in rows}
+
+
+def covers(call: Call, albums: Sequence[Album], thumbsize: str, *,
+           safe: Expression | None = None) -> dict[int, dict[str, Any]]:
+    """``<cover doc_id w h url/>`` per album whose cover the caller may see (≤ 3 queries).
+
+    A cover obeys visibility and safesurf (``safe``, the default level when None) like any listed
+    doc, so it never shows more than a list would.
+    """
+    wanted = {a.id: a.cover_id for a in albums}
+    wanted.update(_first_docs([a for a, cover in wanted.items() if cover is None]))
+    ids = {doc_id for doc_id in wanted.values() if doc_id is not None}
+    if not ids:
+        return {}
+    viewer = viewer_of(call)
+    if safe is None:
+        safe = safesurf_clause(viewer, None, ApiError)  # no level given: never raises
+    docs = {d.id: d for d in Doc.select().where(Doc.id.in_(list(ids)), visible_to(Doc, viewer),
+                                                safe)}
+    thumbs = thumbs_by_doc(list(docs.values()))
+    out: dict[int, dict[str, Any]] = {}
+    for album_id, doc_id in wanted.items():
+        doc = docs.get(doc_id)
+        thumb = pick_thumb(thumbs.get(doc_id, []), thumbsize) if doc else None
+        if thumb is not None:
+            out[album_id] = {"doc_id": doc.id, "w": thumb.w, "h": thumb.h,
+                             "url": thumb_url(call.base_url, doc, thumb.label, thumb.ext)}
+    return out
+
+
+def reset_cover(album: Album) -> None:
+    """Point a cover-less album (or one whose cover left it) at its first doc."""
+    if album.cover_id is not None and AlbumDoc.get_or_none(AlbumDoc.album == album,
+                                                           AlbumDoc.doc == album.cover_id):
+        return
+    album.cover = _first_docs([album.id]).get(album.id)
+    Album.update(cover=album.cover_id).where(Album.id == album.id).execute()
+
+
+def album_head(call: Call, album: Album) -> dict[str, Any]:
+    """``album_id``, ``link`` and ``title``: the attributes every album element carries."""
+    return {"album_id": album.id, "link": f"{call.base_url}/doc/{album.owner_id}/album/{album.id}",
+            "title": album.title}
+
+
+def append_docs(album: Album, doc_ids: Sequence[int], now: int) -> set[int]:
+    """Add docs at the album's end (the caller checked ownership); the ids newly added."""
+    present = {row.doc_id for row in AlbumDoc.select(AlbumDoc.doc)
+               .where(AlbumDoc.album == album, AlbumDoc.doc.in_(list(doc_ids)))}
+    new = [doc_id for doc_id in doc_ids if doc_id not in present]
+    if new:
+        last = (AlbumDoc.select(fn.MAX(AlbumDoc.position)).where(AlbumDoc.album == album)
+                .scalar() or 0)
+        # A doc added at the same moment by another call (PostgreSQL runs them side by side) is
+        # there once: no unique-index error.
+        AlbumDoc.insert_many([{"album": album.id, "doc": doc_id, "position": last + i,
+                               "added_at": now} for i, doc_id in enumerate(new, 1)]
+                             ).on_conflict_ignore().execute()
+    return set(new)
+
+
+def touch(album: Album, now: int) -> None:
+    """Mark the album changed and make sure it has a cover if it has docs."""
+    album.modified_at = now
+    Album.update(modified_at=now).where(Album.id == album.id).execute()
+    reset_cover(album)

@@ -1,0 +1,81 @@
+"""What the ``album.*`` modules share: finding an album the caller may see or change, and the
+trees of a single album's answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from api.content.access import can_view, perm_allows, viewer_of
+from api.content.albums import covers, doc_counts
+from api.core.context import Call
+from api.core.errors import method_error
+from api.models.docs import Album, Doc, Relation
+from keys.models import User
+
+AlbumNotFound = method_error(1, "Album not found", "The album ID is invalid or insufficient "
+                                                   "permissions to view this album.")
+
+
+def visible_album(call: Call, album_id: int) -> Album:
+    """The album if the caller may see it, else 1 (existence is never revealed)."""
+    album = Album.get_or_none(Album.id == album_id)
+    if album is None or not can_view(album, viewer_of(call)):
+        raise AlbumNotFound(f"album {album_id}")
+    return album
+
+
+def own_album(call: Call, album_id: int) -> Album:
+    """The caller's own album, else 1: only the owner changes an album."""
+    album = Album.get_or_none(Album.id == album_id)
+    if album is None or not is_owner(call, album):
+        raise AlbumNotFound(f"album {album_id}")
+    return album
+
+
+def own_doc_ids(user: User, doc_ids: Iterable[int]) -> set[int]:
+    """Which of ``doc_ids`` are ``user``'s docs (one query)."""
+    ids = list(doc_ids)
+    if not ids:
+        return set()
+    return {row.id for row in Doc.select(Doc.id).where(Doc.id.in_(ids), Doc.owner == user)}
+
+
+def is_owner(call: Call, row: Album | Doc) -> bool:
+    """Whether the caller owns ``row``."""
+    return call.user is not None and call.user.id == row.owner_id
+
+
+def visibility_flags(album: Album) -> dict[str, Any]:
+    """``<visibility family friend ff public/>``: who the album itself is shared with."""
+    return {"family": album.is_family, "friend": album.is_friend,
+            "ff": album.is_family and album.is_friend, "public": album.is_public}
+
+
+def count_tree(album: Album, counts: dict[str, int] | None, *, by_share: bool) -> dict[str, Any]:
+    """``<count docs visits faves comments [family friend ff public]/>``."""
+    counts = counts or {}
+    tree: dict[str, Any] = {"docs": counts.get("docs", 0), "visits": album.visits,
+                            "faves": album.faves, "comments": album.comments}
+    if by_share:
+        tree.update({name: counts.get(name, 0) for name in ("family", "friend", "ff", "public")})
+    return tree
+
+
+def can_tree(call: Call, album: Album, relation: Relation | None) -> dict[str, Any]:
+    """``<can fave comment/>``: what the caller may do with the album."""
+    return {"fave": call.user is not None and not is_owner(call, album),
+            "comment": perm_allows(album.perm_comment, call.user, album.owner_id, relation)}
+
+
+def album_dates(album: Album) -> dict[str, Any]:
+    """``<dates created_at comment_at/>`` of the single-album answers."""
+    return {"created_at": album.created_at, "comment_at": album.comment_at}
+
+
+def album_numbers(call: Call, album: Album, thumbsize: str
+                  ) -> tuple[dict[str, int] | None, dict[str, Any] | None]:
+    """One album's visible doc counts and its cover tree."""
+    return (doc_counts([album.id], viewer_of(call)).get(album.id),
+            covers(call, [album], thumbsize).get(album.id))

@@ -1,0 +1,320 @@
+"""``doc.getList``, ``doc.search``, ``doc.getContext``, ``doc.checkMD5``: lists of documents and
+a doc's place in its owner's stream (spec §9, §10). Search semantics and safesurf defaults are
+written down in docs/documents.md.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from peewee import Expression, fn
+
+from api.content.access import (
+    find_user,
+    media_clause,
+    parse_choices,
+    safesurf_clause,
+    share_clause,
+    viewer_of,
+    visible_doc,
+    visible_to,
+)
+from api.content.tags import parse_keywords
+from api.content.trees import context_item, doc_trees, parse_extra, parse_thumbsize, thumbs_by_doc
+from api.core.context import Call
+from api.core.errors import method_error
+from api.core.paging import Page, paging
+from api.core.registry import MethodGroup
+from api.methods.common import READ, DocNotFound, InvalidArgument, UserNotFound
+from api.methods.doc.shared import EXTRA_HELP, LICENSES
+from api.models.docs import NO_DATE, Album, AlbumDoc, Doc, Tag
+from keys.models import User
+
+group = MethodGroup()
+
+SearchAlbumNotFound = method_error(2, "Album not found", "The album ID is invalid or insufficient "
+                                                         "permissions to view this album.")
+
+SearchInvalidArgument = method_error(3, "Invalid argument", "An argument has an invalid value "
+                                                            "(enumeration, date, tags, dist).")
+
+MD5Invalid = method_error(1, "Invalid md5 list", "md5 is missing, or holds more than 20 values.")
+MAX_TAGS = 20
+MAX_MD5 = 20
+MAX_CONTEXT = 50
+DEFAULT_DIST, MAX_DIST = 5000, 30000  # metres (§10.4)
+METRES_PER_DEGREE = 111_195.0  # mean Earth radius × π/180
+CREATED = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2})?$")
+NEWEST_FIRST = (Doc.posted_at.desc(), Doc.id.desc())
+LIST_EXTRAS = ("dates", "count", "geo", "medias", "original", "md5")
+SEARCH_EXTRAS = ("owner", "dates", "count", "license", "medias", "geo", "original")
+
+PAGING_HELP = {"per_page": "Number of documents per page (default 20, max 100).",
+               "page": "The page of results to return (default 1)."}
+
+THUMBSIZE_HELP = "Thumbnail size: 75x (default), 100, 240, 250x, 500, 560, 640, 800, 1024 …"
+SAFESURF_HELP = "Maximum safety level: 1 (default), 2, 3 (3 needs an authenticated caller)."
+
+
+def list_page(call: Call, where: Sequence[Expression], order: Sequence[Any], page: Page,
+              extras: set[str], thumbsize: str) -> dict:
+    """``<docs total page pages per_page count><doc/>…</docs>`` in three queries at any size."""
+    total = Doc.select().where(*where).count()
+    docs = list(page.apply(Doc.select(Doc, User)
+                           .join(User, on=(Doc.owner == User.id))
+                           .where(*where)
+                           .order_by(*order)))
+    items = doc_trees(docs, call, extras, thumbsize)
+    return {"docs": {**page.attrs(total, len(items)), "doc": items}}
+
+
+def _present(*clauses: Expression | None) -> list[Expression]:
+    return [c for c in clauses if c is not None]
+
+
+@group.method("doc.getList", title="Return the member's list of documents", safety=True,
+              missing=UserNotFound, invalid=InvalidArgument,
+              errors=(UserNotFound, InvalidArgument),
+              params={"user_id": "The member's ID or web alias; defaults to the authenticated "
+                                 "user (the token's).",
+                      "media": "photo, video, audio or other (a comma list is accepted).",
+                      "share": "Only docs at this share level: 0 private … 4 public.",
+                      "safesurf": SAFESURF_HELP,
+                      "extra": EXTRA_HELP + ", ".join(LIST_EXTRAS),
+                      "thumbsize": THUMBSIZE_HELP, **PAGING_HELP},
+              response='<docs total="12" per_page="20" page="1" pages="1"><doc …/></docs>')
+def get_list(call: Call, user_id: str = "", media: str = "", share: int | None = None,
+             safesurf: int | None = None, extra: str = "", thumbsize: str = "",
+             per_page: int | None = None, page: int | None = None) -> dict:
+    """Return a member's documents the caller may see, newest first."""
+    user = find_user(user_id) if user_id else call.user
+    if user is None:
+        raise UserNotFound(user_id or "missing parameter user_id")
+    viewer = viewer_of(call)
+    where = _present(Doc.owner == user.id, visible_to(Doc, viewer),
+                     safesurf_clause(viewer, safesurf, InvalidArgument),
+                     media_clause(media, InvalidArgument), share_clause(share, InvalidArgument))
+    return list_page(call, where, NEWEST_FIRST, paging(page, per_page, default=20, maximum=100),
+                     parse_extra(extra, LIST_EXTRAS), parse_thumbsize(thumbsize))
+
+
+@group.method("doc.search", title="Search for documents.", safety=True, perms=READ,
+              invalid=SearchInvalidArgument,
+              errors=(UserNotFound, SearchAlbumNotFound, SearchInvalidArgument),
+              params={"user_id": "Only this member's docs (ID or web alias).",
+                      "media": "photo, video, audio, other, or a comma list of them.",
+                      "share": "Only docs at this share level: 0 private … 4 public.",
+                      "safesurf": SAFESURF_HELP,
+                      "text": "Words that must all appear in the title, description or tags.",
+                      "tags": "Up to 20 comma-separated keywords; a doc must carry all of them.",
+                      "album_id": "Only docs in this album.",
+                      "group_id": "Only docs in this group (no groups exist yet: no results).",
+                      "license": "A licence code or a comma list of them (0,1,3,5,7,9,11,255).",
+                      "posted_min": "Posted at or after (UNIX time).",
+                      "posted_max": "Posted at or before (UNIX time).",
+                      "created_min": "Created at or after (YYYY-MM-DD HH:MM:SS).",
+                      "created_max": "Created at or before (YYYY-MM-DD HH:MM:SS).",
+                      "lat": "Latitude of the centre of a radius search.",
+                      "lng": "Longitude of the centre of a radius search.",
+                      "dist": "Radius in metres (default 5000, max 30000).",
+                      "sort": "relevance (default), popular, posted-desc, posted-asc, "
+                              "created-desc or created-asc.",
+                      "extra": EXTRA_HELP + ", ".join(SEARCH_EXTRAS),
+                      "thumbsize": THUMBSIZE_HELP, **PAGING_HELP},
+              response='<docs page="1" total="51258" pages="2563" per_page="20">'
+                       '<doc doc_id title license><owner user_id/><thumb/></doc></docs>')
+def search(call: Call, user_id: str = "", media: str = "", share: int | None = None,
+           safesurf: int | None = None, text: str = "", tags: str = "",
+           album_id: int | None = None, group_id: int | None = None, license: str = "",
+           posted_min: int | None = None, posted_max: int | None = None,
+           created_min: str = "", created_max: str = "", lat: float | None = None,
+           lng: float | None = None, dist: int | None = None, sort: str = "relevance",
+           extra: str = "", thumbsize: str = "", per_page: int | None = None,
+           page: int | None = None) -> dict:
+    """Search the docs the caller may see; every criterion given must hold (docs/documents.md)."""
+    viewer = viewer_of(call)
+    bad = SearchInvalidArgument
+    where = _present(visible_to(Doc, viewer), safesurf_clause(viewer, safesurf, bad),
+                     media_clause(media, bad), share_clause(share, bad),
+                     _owner_clause(user_id), _album_clause(call, album_id),
+                     _license_clause(license), _text_clause(text), _tags_clause(tags),
+                     Doc.posted_at >= posted_min if posted_min is not None else None,
+                     Doc.posted_at <= posted_max if posted_max is not None else None,
+                     _created_clause(created_min, " 00:00:00", Doc.created.__ge__),
+                     _created_clause(created_max, " 23:59:59", Doc.created.__le__))
+    if group_id is not None:
+        where.append(Doc.id.in_([]))  # groups do not exist yet, so no doc is in one
+    geo = _geo(lat, lng, dist)
+    if geo is not None:
+        where.extend(geo[0])
+    order = _search_order(sort, geo[1] if geo else None)
+    extras = parse_extra(extra, SEARCH_EXTRAS) | {"owner"}  # the owner is in every result
+    return list_page(call, where, order, paging(page, per_page, default=20, maximum=100),
+                     extras, parse_thumbsize(thumbsize))
+
+
+def _owner_clause(user_id: str) -> Expression | None:
+    if not user_id:
+        return None
+    user = find_user(user_id)
+    if user is None:
+        raise UserNotFound(user_id)
+    return Doc.owner == user.id
+
+
+def _album_clause(call: Call, album_id: int | None) -> Expression | None:
+    if album_id is None:
+        return None
+    visible = Album.select().where(Album.id == album_id, visible_to(Album, viewer_of(call)))
+    if not visible.exists():
+        raise SearchAlbumNotFound(f"album {album_id}")
+    return Doc.id.in_(AlbumDoc.select(AlbumDoc.doc).where(AlbumDoc.album == album_id))
+
+
+def _license_clause(license: str) -> Expression | None:
+    if not license:
+        return None
+    return Doc.license.in_(parse_choices(license, LICENSES, int, SearchInvalidArgument))
+
+
+def _text_clause(text: str) -> Expression | None:
+    """Every word must be in the title, the description or a keyword tag (case-insensitive)."""
+    clause = None
+    for word in text.split()[:MAX_TAGS]:
+        tagged = Tag.select(Tag.doc).where(Tag.norm == word.lower(), Tag.type == "keyword")
+        match = Doc.title.contains(word) | Doc.description.contains(word) | Doc.id.in_(tagged)
+        clause = match if clause is None else clause & match
+    return clause
+
+
+def _tags_clause(tags: str) -> Expression | None:
+    """Docs carrying every keyword of the list (indexed on the normalised tag)."""
+    keywords = [keyword.lower() for keyword in parse_keywords(tags)]
+    if not keywords:
+        return None
+    if len(keywords) > MAX_TAGS:
+        raise SearchInvalidArgument(f"{len(keywords)} tags")
+    carrying = (Tag.select(Tag.doc)
+                .where(Tag.type == "keyword", Tag.norm.in_(keywords))
+                .group_by(Tag.doc)
+                .having(fn.COUNT(fn.DISTINCT(Tag.norm)) == len(keywords)))
+    return Doc.id.in_(carrying)
+
+
+def _created_clause(value: str, pad: str, compare: Any) -> Expression | None:
+    """``created_min``/``created_max``: a date alone covers the whole day; a document whose date
+    is unknown (``NO_DATE``, which sorts before every real date) matches neither bound."""
+    if not value:
+        return None
+    value = value.strip()
+    if not CREATED.match(value):
+        raise SearchInvalidArgument(f"created={value}")
+    return compare(value if len(value) > 10 else value + pad) & (Doc.created != NO_DATE)
+
+
+def _geo(lat: float | None, lng: float | None,
+         dist: int | None) -> tuple[list[Expression], Expression] | None:
+    """A radius search: a bounding box the (lat, lng) index serves, then the exact circle.
+
+    Within 30 km an equirectangular distance is exact to well under a metre, and it needs only
+    arithmetic, which SQLite and PostgreSQL both have.
+    """
+    if lat is None and lng is None:
+        if dist is not None:
+            raise SearchInvalidArgument("dist without lat/lng")
+        return None
+    if lat is None or lng is None or not (-90 <= lat <= 90 and -180 <= lng <= 180):
+        raise SearchInvalidArgument(f"lat={lat} lng={lng}")
+    dist = DEFAULT_DIST if dist is None else dist
+    if not 0 < dist <= MAX_DIST:
+        raise SearchInvalidArgument(f"dist={dist}")
+    dlat = dist / METRES_PER_DEGREE
+    scale = max(math.cos(math.radians(lat)), 1e-6)
+    dlng = dlat / scale
+    dy, dx = Doc.lat - lat, (Doc.lng - lng) * scale
+    squared = dy * dy + dx * dx
+    return ([Doc.lat.between(lat - dlat, lat + dlat), Doc.lng.between(lng - dlng, lng + dlng),
+             squared <= dlat * dlat], squared)
+
+
+SORTS: dict[str, tuple[Any, ...]] = {
+    "popular": (Doc.faves.desc(), Doc.visits.desc(), Doc.id.desc()),
+    "posted-desc": NEWEST_FIRST,
+    "posted-asc": (Doc.posted_at.asc(), Doc.id.asc()),
+    "created-desc": (Doc.created.desc(), Doc.id.desc()),
+    "created-asc": (Doc.created.asc(), Doc.id.asc()),
+}
+
+
+def _search_order(sort: str, distance: Expression | None) -> Sequence[Any]:
+    """Sort orders of §10.4; relevance is nearest first for a place search, else newest first."""
+    sort = (sort or "relevance").strip().lower()
+    if sort == "relevance":
+        return (distance.asc(), Doc.id.desc()) if distance is not None else NEWEST_FIRST
+    if sort not in SORTS:
+        raise SearchInvalidArgument(f"sort={sort}")
+    return SORTS[sort]
+
+
+@group.method("doc.getContext", title="Get the document context in docstream", perms=READ,
+              missing=DocNotFound, invalid=InvalidArgument, errors=(DocNotFound, InvalidArgument),
+              params={"doc_id": "The document ID.",
+                      "media": "Only docs of this media type (a comma list is accepted).",
+                      "safesurf": SAFESURF_HELP,
+                      "prev": f"How many earlier docs (default 1, max {MAX_CONTEXT}).",
+                      "next": f"How many later docs (default 1, max {MAX_CONTEXT}).",
+                      "thumbsize": THUMBSIZE_HELP},
+              response='<prev count><doc index="-1" …/></prev><doc index="0" …/>'
+                       '<next count><doc index="1" …/></next>')
+def get_context(call: Call, doc_id: int, media: str = "", safesurf: int | None = None,
+                prev: int = 1, next: int = 1, thumbsize: str = "") -> dict:
+    """Return the docs posted just before and after a doc in its owner's stream."""
+    doc = visible_doc(call, doc_id, DocNotFound)
+    if not (0 <= prev <= MAX_CONTEXT and 0 <= next <= MAX_CONTEXT):
+        raise InvalidArgument(f"prev={prev} next={next}")
+    viewer = viewer_of(call)
+    stream = _present(Doc.owner == doc.owner_id, visible_to(Doc, viewer),
+                      safesurf_clause(viewer, safesurf, InvalidArgument),
+                      media_clause(media, InvalidArgument))
+    earlier = (Doc.posted_at < doc.posted_at) | ((Doc.posted_at == doc.posted_at)
+                                                 & (Doc.id < doc.id))
+    later = (Doc.posted_at > doc.posted_at) | ((Doc.posted_at == doc.posted_at)
+                                               & (Doc.id > doc.id))
+    before = list(Doc.select().where(*stream, earlier).order_by(*NEWEST_FIRST).limit(prev))
+    after = list(Doc.select().where(*stream, later)
+                 .order_by(Doc.posted_at.asc(), Doc.id.asc()).limit(next))
+    label = parse_thumbsize(thumbsize)
+    thumbs = thumbs_by_doc([doc, *before, *after])
+
+    def item(row: Doc, index: int) -> dict[str, Any]:
+        return context_item(call, row, thumbs.get(row.id, []), label, index,
+                            f"{call.base_url}/doc/{doc.owner.username}/{row.id}")
+
+    return {"prev": {"count": len(before), "doc": [item(d, -i) for i, d in enumerate(before, 1)]},
+            "doc": item(doc, 0),
+            "next": {"count": len(after), "doc": [item(d, i) for i, d in enumerate(after, 1)]}}
+
+
+@group.method("doc.checkMD5", title="Check if a doc exists in your stream using MD5.",
+              token=True, sign=True, perms=READ, missing=MD5Invalid, errors=(MD5Invalid,),
+              params={"md5": "An md5 or a comma-separated list of up to 20."},
+              response='<docs count="5" found="2"><doc md5 doc_id found="1"/></docs>')
+def check_md5(call: Call, md5: str) -> dict:
+    """Tell which of the given file MD5s are already in the caller's stream (upload de-dup).
+
+    Only found docs are listed (the method's note: an md5 not found gives no entry), so a client
+    can call doc.get on every ``doc_id``; ``count`` is still how many md5s were checked.
+    """
+    sums = list(dict.fromkeys(s.strip().lower() for s in md5.split(",") if s.strip()))
+    if not sums or len(sums) > MAX_MD5:
+        raise MD5Invalid(f"{len(sums)} md5")
+    found: dict[str, int] = {}
+    for row in (Doc.select(Doc.id, Doc.md5)
+                .where(Doc.owner == call.user.id, Doc.md5.in_(sums))
+                .order_by(Doc.id)):
+        found.setdefault(row.md5, row.id)
+    items = [{"md5": s, "doc_id": found[s], "found": True} for s in sums if s in found]
+    return {"docs": {"count": len(sums), "found": len(found), "doc": items}}
