@@ -1,11 +1,11 @@
 """MethodSpec, MethodGroup and Registry: the name → handler table that dispatch and reflection read.
 
-Each family module (``api/methods/doc.py`` …) owns a ``MethodGroup`` and decorates its handlers with
-``@group.method("doc.tags.add", ...)``. The decorator records a ``MethodSpec`` (the spec's
+Each family module (``api/methods/doc/tags.py`` …) owns a ``MethodGroup`` and decorates its handlers
+with ``@group.method("doc.tags.add", ...)``. The decorator records a ``MethodSpec`` (the spec's
 ``authentication`` flags, permissions, service, title, parameter help, errors) and returns the
 handler unchanged. ``Registry`` joins the groups; a name registered twice fails at import (same
-group) or when
-the registry is built (two groups). Parameters are bound against the handler's signature.
+group) or when the registry is built (two groups). Parameters are bound against the handler's
+signature.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 A format has a ``content_type``, ``render(tree)`` for success and ``render_error(code, message)``
 for the error envelope. JSONP is json with a callback wrapper (``Jsonp``), chosen per request.
+
+May import ``api.config`` and ``keys``; nothing above.
 """
 
 from __future__ import annotations

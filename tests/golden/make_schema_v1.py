@@ -19,8 +19,6 @@ from pathlib import Path
 os.environ.setdefault("API_PASSWORD_PROFILE", "CHEAPEST")
 
 from api.grants import issue_token  # noqa: E402  (after the environment is set)
-from api.schema import create_schema  # noqa: E402
-
 from api.models.accounts import LoginFailure, Session  # noqa: E402
 from api.models.docs import (  # noqa: E402
     Album,
@@ -36,6 +34,7 @@ from api.models.docs import (  # noqa: E402
     UploadTicket,
 )
 from api.models.grants import Frob  # noqa: E402
+from api.schema import create_schema  # noqa: E402
 from keys import store  # noqa: E402
 from keys.db import db, open_database  # noqa: E402
 from keys.models import UsageCounter  # noqa: E402
