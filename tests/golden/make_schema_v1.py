@@ -8,6 +8,9 @@ It must run against that code, not the current one: check out the last commit be
     API_PASSWORD_PROFILE=CHEAPEST PYTHONPATH=/tmp/v1 .venv/bin/python \
         tests/golden/make_schema_v1.py tests/golden/schema-v1.sqlite3
     git worktree remove /tmp/v1
+
+``--postgresql schema-v1.postgresql.sql`` writes instead the DDL that code ran on PostgreSQL (no
+server needed: the statements are recorded, not executed); test_schema_history.py replays it.
 """
 
 from __future__ import annotations
@@ -104,7 +107,37 @@ def fill() -> None:
     gone_user.delete_instance(recursive=True)
 
 
+def postgresql_ddl() -> str:
+    """The statements version 1's ``create_schema`` ran on a fresh PostgreSQL database."""
+    from peewee import PostgresqlDatabase
+
+    from api.schema import ALL_MODELS
+
+    class Recorder(PostgresqlDatabase):
+        def __init__(self) -> None:
+            super().__init__("v1")
+            self.statements: list[str] = []
+
+        def execute_sql(self, sql, params=None, *args, **kwargs):
+            assert not params, (sql, params)  # DDL only: nothing to bind
+            self.statements.append(sql)
+            return self  # stands in for a cursor: nothing is read back with safe=False
+
+        def fetchone(self):
+            return None
+
+    recorder = Recorder()
+    db.initialize(recorder)
+    recorder.create_tables(ALL_MODELS, safe=False)
+    head = ("-- The tables version 1 (before numbered migrations) created on PostgreSQL, recorded\n"
+            "-- by tests/golden/make_schema_v1.py --postgresql against that code; one per line.\n")
+    return head + "".join(f"{sql};\n" for sql in recorder.statements)
+
+
 def main(path: str) -> int:
+    if path == "--postgresql":
+        Path(sys.argv[2]).write_text(postgresql_ddl())
+        return 0
     out = Path(path)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{out}{suffix}").unlink(missing_ok=True)
