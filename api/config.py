@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from keys.db import default_database_url
-
-
-class Secret(str):
-    """A string that never shows its value in a repr, a log line or an f-string debug."""
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    def reveal(self) -> str:
-        """The real value, for the few places that need it."""
-        return str.__str__(self)
+from keys.secret import Secret
 
 
 @dataclass(frozen=True)
@@ -84,12 +75,12 @@ class Settings:
         return default_database_url(self.data_dir, self.database_url)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from API_* environment variables, then apply non-None overrides."""
-        environ = os.environ if environ is None else environ
+        env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
-            raw = environ.get("API_" + f.name.upper())
+            raw = env.get("API_" + f.name.upper())
             if raw is not None:
                 values[f.name] = _convert(f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -17,12 +17,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m keys", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(*names: str, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(names[0], help=help)
+    def command(*names: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(names[0], help=help_text)
         p.add_argument("--db", help="database URL (default: the server's)")
         return p
 
-    user = command("user", help="manage users")
+    user = command("user", help_text="manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True)
     add = user_sub.add_parser("add", help="create a user")
     add.add_argument("username")
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         status.add_argument("username")
         status.add_argument("--db", help="database URL (default: the server's)")
 
-    create = command("create", help="issue a key; prints api_key and secret as JSON")
+    create = command("create", help_text="issue a key; prints api_key and secret as JSON")
     create.add_argument("--owner", required=True)
     create.add_argument("--name", required=True)
     create.add_argument("--description", default="")
@@ -45,13 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--callback", default="")
     create.add_argument("--always-signed", action="store_true")
 
-    listing = command("list", help="list keys as JSON lines")
+    listing = command("list", help_text="list keys as JSON lines")
     listing.add_argument("--owner")
     for name, help_text in (("disable", "disable a key"), ("enable", "enable a key")):
-        command(name, help=help_text).add_argument("key")
+        command(name, help_text=help_text).add_argument("key")
 
-    allow = command("allow", help="the addresses a key may be used from (others get code 111); "
-                                  "without CIDR prints the list")
+    allow = command("allow", help_text="the addresses a key may be used from (others get code "
+                                       "111); without CIDR prints the list")
     allow.add_argument("key")
     allow.add_argument("cidr", nargs="*", help="IPv4/IPv6 addresses or CIDR ranges; "
                                                 "replaces the list")
@@ -70,19 +70,19 @@ def run(args: argparse.Namespace) -> object:
         return {"user_id": user.id, "username": user.username}
     if args.command == "allow":
         if args.clear and args.cidr:
-            raise store.KeyError_("give CIDR ranges or --clear, not both")
+            raise store.KeyStoreError("give CIDR ranges or --clear, not both")
         if args.clear or args.cidr:
             allowed = store.set_allowed_networks(args.key, args.cidr)
         else:
             allowed = store.allowed_networks(args.key)
         return {"api_key": args.key.strip().lower(), "allowed": allowed}
     if args.command == "create":
-        key = store.create_key(store.find_user(args.owner), args.name,
+        key = store.create_key(store.get_user_by_username(args.owner), args.name,
                                description=args.description, auth_type=args.auth,
                                callback_url=args.callback, always_signed=args.always_signed)
         return {"api_key": key.key, "secret": key.secret}
     if args.command == "list":
-        owner = store.find_user(args.owner) if args.owner else None
+        owner = store.get_user_by_username(args.owner) if args.owner else None
         return [{"api_key": k.key, "owner": k.owner.username, "name": k.name,
                  "auth": k.auth_type, "enabled": k.enabled, "always_signed": k.always_signed,
                  "allowed": list(store.split_networks(k.allowed_ips)),
@@ -102,9 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with db.connection_context():
             db.create_tables(MODELS, safe=True)
-            with db.atomic():  # one transaction (BEGIN IMMEDIATE on SQLite) per command
-                result = run(args)
-    except store.KeyError_ as error:
+            # No transaction around the whole command: each write is one statement or its own
+            # short transaction, so no lock is held while a password is hashed or a list read.
+            result = run(args)
+    except store.KeyStoreError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except Exception as error:  # a database we cannot reach, say: one line, no traceback

@@ -5,8 +5,8 @@ from __future__ import annotations
 import secrets
 
 from keys.db import db
-from keys.models import ApiKey, User
-from keys.store import add_user, create_key
+from keys.models import ApiKey
+from keys.store import add_user, create_key, find_user_by_username
 
 DEMO_USER = "demo"
 DEMO_KEY_NAME = "Demo key"
@@ -15,7 +15,7 @@ DEMO_KEY_NAME = "Demo key"
 def ensure_demo() -> tuple[ApiKey, str | None]:
     """The demo key, created on first use; the password is returned only when just created."""
     with db.atomic():
-        user = User.get_or_none(User.username == DEMO_USER)
+        user = find_user_by_username(DEMO_USER)
         password = None
         if user is None:
             password = secrets.token_urlsafe(12)

@@ -15,20 +15,14 @@ from peewee import IntegrityError
 from keys.db import db
 from keys.models import ApiKey, User
 from keys.passwords import hash_password
+from keys.secret import Secret
 
 AUTH_TYPES = ("desktop", "web")
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-class KeyError_(Exception):
+class KeyStoreError(Exception):
     """A management request that cannot be done (unknown owner, bad URL, duplicate user …)."""
-
-
-class RedactedStr(str):
-    """A secret string whose repr never shows it (keys/ may not import api.config.Secret)."""
-
-    def __repr__(self) -> str:
-        return "'***'"
 
 
 @dataclass(frozen=True)
@@ -36,7 +30,7 @@ class KeyRecord:
     """What the API needs about a key on every call; immutable so it can be cached and shared."""
 
     key: str
-    secret: RedactedStr
+    secret: Secret
     owner_id: int
     name: str
     description: str
@@ -51,7 +45,7 @@ class KeyRecord:
     def of(cls, row: ApiKey) -> KeyRecord:
         """The record for a database row."""
         ips = split_networks(row.allowed_ips)
-        return cls(key=row.key, secret=RedactedStr(row.secret), owner_id=row.owner_id,
+        return cls(key=row.key, secret=Secret(row.secret), owner_id=row.owner_id,
                    name=row.name, description=row.description, auth_type=row.auth_type,
                    callback_url=row.callback_url, enabled=row.enabled,
                    always_signed=row.always_signed, allowed_ips=ips,
@@ -111,10 +105,18 @@ def split_networks(stored: str) -> tuple[str, ...]:
 
 
 def _network_or_none(text: str) -> IpNetwork | None:
+    """A range, with an IPv4-mapped IPv6 range (``::ffff:10.0.0.0/104``) written as the IPv4 range
+    it means; a zone id (``fe80::1%eth0``) names an interface, not an address, and is refused."""
+    if "%" in text:
+        return None
     try:
-        return ipaddress.ip_network(text, strict=False)
+        network = ipaddress.ip_network(text, strict=False)
     except ValueError:
         return None
+    mapped = getattr(network.network_address, "ipv4_mapped", None)
+    if mapped is not None and network.prefixlen >= 96:
+        return ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}", strict=False)
+    return network
 
 
 def _looks_like_key(key: str) -> bool:
@@ -126,22 +128,30 @@ def add_user(username: str, password: str, *, realname: str = "", email: str = "
     """Create a member account; the password is stored only as an argon2 hash."""
     username = username.strip()
     if not username or len(username) > 64:
-        raise KeyError_("username must be 1 to 64 characters")
+        raise KeyStoreError("username must be 1 to 64 characters")
     if not password:
-        raise KeyError_("password must not be empty")
+        raise KeyStoreError("password must not be empty")
+    # Hashed before any transaction: argon2 takes a fifth of a second, and on SQLite a transaction
+    # holds the one write lock from its BEGIN (IMMEDIATE), which every other writer would wait on.
+    password_hash = hash_password(password)
     try:
         with db.atomic():
             return User.create(username=username, realname=realname or username, email=email,
-                               password_hash=hash_password(password), is_pro=is_pro)
+                               password_hash=password_hash, is_pro=is_pro)
     except IntegrityError:
-        raise KeyError_(f"user {username!r} already exists") from None
+        raise KeyStoreError(f"user {username!r} already exists") from None
 
 
-def find_user(username: str) -> User:
-    """The user called ``username``, or a KeyError_."""
-    user = User.get_or_none(User.username == username)
+def find_user_by_username(username: str) -> User | None:
+    """The member called exactly ``username``, whatever the account's status, or None."""
+    return User.get_or_none(User.username == username)
+
+
+def get_user_by_username(username: str) -> User:
+    """``find_user_by_username``, or a KeyStoreError when nobody is called so."""
+    user = find_user_by_username(username)
     if user is None:
-        raise KeyError_(f"no user {username!r}")
+        raise KeyStoreError(f"no user {username!r}")
     return user
 
 
@@ -149,7 +159,7 @@ def check_callback(url: str) -> str:
     """A web key's callback must be an absolute http(s) URL without a fragment."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
-        raise KeyError_(f"callback must be an absolute http(s) URL: {url!r}")
+        raise KeyStoreError(f"callback must be an absolute http(s) URL: {url!r}")
     return url
 
 
@@ -157,15 +167,15 @@ def create_key(owner: User, name: str, *, description: str = "", auth_type: str 
                callback_url: str = "", always_signed: bool = False) -> ApiKey:
     """Issue a new key (32 lowercase hex) and secret (32 hex) for ``owner``."""
     if auth_type not in AUTH_TYPES:
-        raise KeyError_(f"auth must be one of {', '.join(AUTH_TYPES)}")
+        raise KeyStoreError(f"auth must be one of {', '.join(AUTH_TYPES)}")
     if not name.strip():
-        raise KeyError_("name must not be empty")
+        raise KeyStoreError("name must not be empty")
     if auth_type == "web":
         if not callback_url:
-            raise KeyError_("a web key needs --callback URL")
+            raise KeyStoreError("a web key needs --callback URL")
         check_callback(callback_url)
     elif callback_url:
-        raise KeyError_("only web keys have a callback URL")
+        raise KeyStoreError("only web keys have a callback URL")
     with db.atomic():
         return ApiKey.create(key=secrets.token_hex(16), secret=secrets.token_hex(16), owner=owner,
                              name=name.strip(), description=description, auth_type=auth_type,
@@ -176,9 +186,9 @@ def set_enabled(key: str, enabled: bool) -> ApiKey:
     """Enable or disable a key (disabled keys get 101)."""
     row = ApiKey.get_or_none(ApiKey.key == key)
     if row is None:
-        raise KeyError_(f"no key {key!r}")
+        raise KeyStoreError(f"no key {key!r}")
     row.enabled = enabled
-    row.save()
+    row.save(only=[ApiKey.enabled])  # one column: a concurrent last_used_at stamp survives
     return row
 
 
@@ -195,20 +205,20 @@ def list_keys(owner: User | None = None) -> list[ApiKey]:
 
 def set_user_open(username: str, is_open: bool) -> User:
     """Open or close a member account; a closed account's tokens get 108 on every call."""
-    user = find_user(username)
+    user = get_user_by_username(username)
     user.status = "open" if is_open else "closed"
-    user.save()
+    user.save(only=[User.status])
     return user
 
 
 def parse_networks(values: Iterable[str]) -> list[str]:
     """Addresses or CIDR ranges (IPv4 or IPv6) in canonical form (``10.1.2.3/8`` becomes
-    ``10.0.0.0/8``, a lone address ``/32`` or ``/128``); a KeyError_ names the first bad one."""
+    ``10.0.0.0/8``, a lone address ``/32`` or ``/128``); a KeyStoreError names the first bad one."""
     out: list[str] = []
     for value in values:
         network = _network_or_none(value.strip()) if value.strip() else None
         if network is None:
-            raise KeyError_(f"not an IP address or CIDR range: {value!r}")
+            raise KeyStoreError(f"not an IP address or CIDR range: {value!r}")
         if str(network) not in out:
             out.append(str(network))
     return out
@@ -217,7 +227,7 @@ def parse_networks(values: Iterable[str]) -> list[str]:
 def _key_row(key: str) -> ApiKey:
     row = ApiKey.get_or_none(ApiKey.key == key.strip().lower())
     if row is None:
-        raise KeyError_(f"no key {key!r}")
+        raise KeyStoreError(f"no key {key!r}")
     return row
 
 
@@ -232,5 +242,5 @@ def set_allowed_networks(key: str, networks: Iterable[str]) -> list[str]:
     row = _key_row(key)
     parsed = parse_networks(networks)
     row.allowed_ips = ",".join(parsed)
-    row.save()
+    row.save(only=[ApiKey.allowed_ips])
     return parsed

@@ -13,14 +13,12 @@ from dataclasses import dataclass, replace
 from peewee import JOIN
 
 from api.auth.tokens import issue_token, token_hash
-from api.core.permissions import PERMISSION_AREAS, PERMISSION_LEVELS
+from api.core.permissions import NO_LEVEL, PERMISSION_AREAS, levels_for
 from api.models.grants import Frob, Token, levels_of
 from keys.db import db
 from keys.models import ApiKey, User
 
 PERM_PREFIX = "perm_"
-# Spec §5.2: the profile can be read or written, never deleted.
-MAX_LEVEL = {"profile": "write"}
 
 
 class FlowError(Exception):
@@ -51,14 +49,14 @@ class AuthorizedApp:
 
 def requested_permissions(params: Mapping[str, str]) -> dict[str, str]:
     """The levels asked for by ``perm_*`` link parameters; areas left out are ``none``."""
-    levels = dict.fromkeys(PERMISSION_AREAS, "none")
+    levels = dict.fromkeys(PERMISSION_AREAS, NO_LEVEL)
     for name, value in params.items():
         if not name.startswith(PERM_PREFIX):
             continue
         area = name[len(PERM_PREFIX):]
         if area not in levels:
             raise FlowError(f"The link asks for an unknown permission area ({area[:20]!r}).")
-        allowed = PERMISSION_LEVELS[:PERMISSION_LEVELS.index(MAX_LEVEL.get(area, "delete")) + 1]
+        allowed = levels_for(area)
         if value not in allowed:
             raise FlowError(f"The link asks for an invalid level on {area}: "
                             f"use one of {', '.join(allowed)}.")
@@ -138,7 +136,7 @@ def authorized_apps(user: User) -> list[AuthorizedApp]:
     for row in rows:
         counts[row.api_key] = counts.get(row.api_key, 0) + 1
         if row.api_key not in apps:
-            key = row.app
+            key = row.app  # type: ignore[attr-defined]  # the joined ApiKey (attr="app")
             apps[row.api_key] = AuthorizedApp(
                 api_key=row.api_key, name=key.name, owner=key.owner.username,
                 permissions=levels_of(row), authorized_at=row.created_at, tokens=0)

@@ -8,7 +8,8 @@ caller is an anonymous visitor.
 A doc the caller may not see answers the same error as a missing one, so ids leak nothing
 (spec §3.2:
 "The document ID is invalid or insufficient permissions to view this doc.").
-The list filters every doc list shares (media, safesurf …) sit here too.
+The list filters every doc list shares (media, share, safesurf …) sit here too, and the member
+look-ups by id or username: ``find_open_member`` (open accounts only) and ``find_member`` (any).
 """
 
 from __future__ import annotations
@@ -20,8 +21,17 @@ from peewee import Expression
 from api.core.context import Call
 from api.core.errors import ApiError
 from api.core.ids import as_id
-from api.models.docs import MEDIA_TYPES, Doc, Relation
+from api.models.docs import (
+    MEDIA_TYPES,
+    SAFETY_LEVELS,
+    SHARE_LEVELS,
+    Doc,
+    Relation,
+    share_where,
+)
+from keys.db import db
 from keys.models import User
+from keys.store import find_user_by_username
 
 
 def viewer_of(call: Call) -> User | None:
@@ -73,31 +83,59 @@ ANONYMOUS_SAFESURF_CAP = 2  # "adults only" (3) needs an authenticated viewer
 DEFAULT_SAFESURF = 1  # all audiences, unless the caller asks for more (docs/documents.md)
 
 
+def locked(query: Any, model: Any) -> Any:
+    """``query`` locking the ``model`` rows it reads until the transaction ends (PostgreSQL).
+
+    Writers to one doc or album then go one after another: two ``album.docs.setList`` or a
+    comment beside a ``doc.delete`` cannot interleave into a unique or foreign-key violation.
+    SQLite needs nothing: its transactions begin IMMEDIATE, one writer at a time.
+    """
+    if db.for_update and db.in_transaction():
+        return query.for_update(of=model)
+    return query
+
+
 def visible_doc(call: Call, doc_id: int, not_found: type[ApiError]) -> Doc:
-    """The doc with its owner joined, if the caller may see it; else ``not_found``."""
-    doc = (Doc.select(Doc, User)
-           .join(User, on=(Doc.owner == User.id))
-           .where(Doc.id == doc_id)
-           .first())
+    """The doc with its owner joined, if the caller may see it; else ``not_found``. Inside a
+    write (a transaction) the doc's row stays locked until the write ends."""
+    doc = locked(Doc.select(Doc, User)
+                 .join(User, on=(Doc.owner == User.id))
+                 .where(Doc.id == doc_id), Doc).first()
     if doc is None or not can_view(doc, viewer_of(call)):
         raise not_found(f"doc {doc_id}")
     return doc
 
 
 def owned_doc(call: Call, doc_id: int, not_found: type[ApiError]) -> Doc:
-    """The caller's own doc; someone else's answers like a missing one."""
-    doc = Doc.get_or_none(Doc.id == doc_id)
+    """The caller's own doc (its row locked inside a write); someone else's answers like a
+    missing one."""
+    doc = locked(Doc.select().where(Doc.id == doc_id), Doc).first()
     if doc is None or call.user is None or doc.owner_id != call.user.id:
         raise not_found(f"doc {doc_id}")
     return doc
 
 
-def find_user(user_id: str) -> User | None:
-    """A member by numeric id or by username (web alias, spec §10.4), open accounts only."""
-    value = user_id.strip()
+def find_open_member(ref: str) -> User | None:
+    """An open account named by ``ref``: a numeric id, else a username (web alias, spec §10.4).
+    A closed account is not found (doc and album lists, tags, notes)."""
+    value = ref.strip()
     row_id = as_id(value)
     match = User.id == row_id if row_id is not None else User.username == value
     return User.select().where(match, User.status == "open").first()
+
+
+def find_member(ref: str) -> User | None:
+    """Any account, open or closed, named by ``ref``: the numeric id, else the username (user.get
+    shows closed accounts, flagged ``is_closed``)."""
+    value = ref.strip()
+    row_id = as_id(value)
+    user = User.get_or_none(User.id == row_id) if row_id is not None else None
+    return user or find_user_by_username(value)
+
+
+# perm_comment, perm_tag, perm_tagme (§10.4): 0 only you, 1 family, 2 friends, 3 friends & family,
+# 4 contacts, 5 everybody; ``perm_allows`` says what each lets a viewer do.
+PERM_LEVELS = (0, 1, 2, 3, 4, 5)
 
 
 def perm_allows(level: int, viewer: User | None, owner_id: int, relation: Relation | None) -> bool:
@@ -135,19 +173,15 @@ def share_clause(share: int | None, invalid: type[ApiError]) -> Expression | Non
     """Docs at one share level: 0 private, 1 family, 2 friends, 3 both, 4 public (§10.4)."""
     if share is None:
         return None
-    if share == 4:
-        return Doc.is_public == True  # noqa: E712 (peewee expression)
-    if share not in (0, 1, 2, 3):
+    if share not in SHARE_LEVELS:
         raise invalid(f"share={share}")
-    return ((Doc.is_public == False)  # noqa: E712
-            & (Doc.is_family == bool(share & 1))
-            & (Doc.is_friend == bool(share & 2)))
+    return share_where(Doc, share)
 
 
 def safesurf_clause(viewer: User | None, safesurf: int | None,
                     invalid: type[ApiError]) -> Expression:
     """Docs up to the safety level asked for; the viewer's own docs are never hidden from them."""
-    if safesurf is not None and safesurf not in (1, 2, 3):
+    if safesurf is not None and safesurf not in SAFETY_LEVELS:
         raise invalid(f"safesurf={safesurf}")
     limit = DEFAULT_SAFESURF if safesurf is None else safesurf
     if viewer is None:

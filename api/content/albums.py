@@ -17,8 +17,12 @@ from api.content.trees import pick_thumb, thumbs_by_doc
 from api.core.context import Call
 from api.core.errors import ApiError
 from api.media.names import thumb_url
-from api.models.docs import Album, AlbumDoc, Doc
+from api.models.docs import Album, AlbumDoc, Doc, share_where
+from keys.db import as_tuples
 from keys.models import User
+
+# The share levels an album's ``count`` splits its visible docs by, and their names there.
+_COUNTED_SHARES = {1: "family", 2: "friend", 3: "ff", 4: "public"}
 
 
 def _count_if(condition: Any) -> Any:
@@ -29,20 +33,17 @@ def doc_counts(album_ids: Sequence[int], viewer: User | None) -> dict[int, dict[
     """Visible docs per album, also split by share level (family, friend, ff, public): one query."""
     if not album_ids:
         return {}
-    shared = (Doc.is_public == False)  # noqa: E712 (peewee expression)
     rows = (AlbumDoc
             .select(AlbumDoc.album,
                     fn.COUNT(Doc.id),
-                    _count_if(shared & (Doc.is_family == True) & (Doc.is_friend == False)),  # noqa: E712
-                    _count_if(shared & (Doc.is_family == False) & (Doc.is_friend == True)),  # noqa: E712
-                    _count_if(shared & (Doc.is_family == True) & (Doc.is_friend == True)),  # noqa: E712
-                    _count_if(Doc.is_public == True))  # noqa: E712
+                    *(_count_if(share_where(Doc, share)) for share in _COUNTED_SHARES))
             .join(Doc)
             .where(AlbumDoc.album.in_(list(album_ids)), visible_to(Doc, viewer))
             .group_by(AlbumDoc.album)
             .tuples())
-    names = ("docs", "family", "friend", "ff", "public")
-    return {row[0]: dict(zip(names, (int(v or 0) for v in row[1:]), strict=True)) for row in rows}
+    names = ("docs", *_COUNTED_SHARES.values())
+    return {row[0]: dict(zip(names, (int(v or 0) for v in row[1:]), strict=True))
+            for row in as_tuples(rows)}
 
 
 def _first_docs(album_ids: Sequence[int]) -> dict[int, int]:
@@ -55,7 +56,7 @@ def _first_docs(album_ids: Sequence[int]) -> dict[int, int]:
             .select(AlbumDoc.album, AlbumDoc.doc)
             .where(AlbumDoc.album.in_(list(album_ids)), AlbumDoc.position == first)
             .tuples())
-    return {album_id: doc_id for album_id, doc_id in rows}
+    return {album_id: doc_id for album_id, doc_id in as_tuples(rows)}
 
 
 def covers(call: Call, albums: Sequence[Album], thumbsize: str, *,
@@ -78,8 +79,10 @@ def covers(call: Call, albums: Sequence[Album], thumbsize: str, *,
     thumbs = thumbs_by_doc(list(docs.values()))
     out: dict[int, dict[str, Any]] = {}
     for album_id, doc_id in wanted.items():
-        doc = docs.get(doc_id)
-        thumb = pick_thumb(thumbs.get(doc_id, []), thumbsize) if doc else None
+        doc = docs.get(doc_id) if doc_id is not None else None
+        if doc is None:
+            continue
+        thumb = pick_thumb(thumbs.get(doc.id, []), thumbsize)
         if thumb is not None:
             out[album_id] = {"doc_id": doc.id, "w": thumb.w, "h": thumb.h,
                              "url": thumb_url(call.base_url, doc, thumb.label, thumb.ext)}
@@ -91,7 +94,7 @@ def reset_cover(album: Album) -> None:
     if album.cover_id is not None and AlbumDoc.get_or_none(AlbumDoc.album == album,
                                                            AlbumDoc.doc == album.cover_id):
         return
-    album.cover = _first_docs([album.id]).get(album.id)
+    album.cover_id = _first_docs([album.id]).get(album.id)
     Album.update(cover=album.cover_id).where(Album.id == album.id).execute()
 
 

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from api.content.licenses import COPYRIGHT
 from api.core.context import Call
 from api.media.names import icon_url, original_url, thumb_url
 from api.models.docs import Doc, Note, Tag, Thumb
@@ -127,7 +128,7 @@ def geo_tree(doc: Doc) -> dict[str, Any] | None:
 
 def may_download(call: Call, doc: Doc) -> bool:
     """The original is offered to its owner, and to others only under a free licence (not 0)."""
-    return doc.license != 0 or (call.user is not None and call.user.id == doc.owner_id)
+    return doc.license != COPYRIGHT or (call.user is not None and call.user.id == doc.owner_id)
 
 
 def original_tree(call: Call, doc: Doc) -> dict[str, Any] | None:

@@ -6,10 +6,11 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from api.config import Settings
-from api.core.permissions import level_rank
+from api.core.errors import ApiKeyMissing, TokenMissing
+from api.core.permissions import NO_LEVEL, level_rank
 from api.core.registry import Registry
 from keys.models import User
 from keys.store import KeyCache, KeyRecord
@@ -25,7 +26,7 @@ class Grant:
 
     def level(self, area: str) -> str:
         """The granted level for ``area`` (``none`` when not granted)."""
-        return self.permissions.get(area, "none")
+        return self.permissions.get(area, NO_LEVEL)
 
 
 class GrantStore(Protocol):
@@ -33,6 +34,83 @@ class GrantStore(Protocol):
 
     def resolve(self, token: str, key: KeyRecord) -> Grant:
         """The grant, or raise TokenInvalid (107) / AccountClosed (108)."""
+        ...
+
+
+# What the context holds from the layers above core, as the callers use it: each a Protocol here,
+# so core names no module above it (tests/core/test_layers.py); the real classes match them.
+
+
+class UsageSink(Protocol):
+    """Counts calls (api.runtime.usage.UsageRecorder: in memory, flushed in batches)."""
+
+    def record(self, api_key: str, method: str, code: int, duration_ms: float) -> None:
+        """Count one call."""
+        ...
+
+
+class AccessSink(Protocol):
+    """One line per call (api.runtime.access_log.AccessLog)."""
+
+    def write(self, client: str, key: str, method: str, fmt: str, code: int, ms: float) -> None:
+        """Log one call."""
+        ...
+
+
+class MediaFiles(Protocol):
+    """Stored media files by storage name (api.media.storage.Storage), as the media route and
+    doc.delete use them."""
+
+    def open(self, name: str) -> BinaryIO:
+        """A binary stream of the file; FileNotFoundError when there is none."""
+        ...
+
+    def size(self, name: str) -> int:
+        """The file's length in bytes; FileNotFoundError when there is none."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """Remove the file; a missing file is not an error."""
+        ...
+
+
+class Ticket(Protocol):
+    """An upload ticket row (api.models.docs.UploadTicket), as its label needs it."""
+
+    @property
+    def id(self) -> int:
+        """The ticket's number."""
+        ...
+
+    @property
+    def replace_doc_id(self) -> int | None:
+        """The doc an upload.replace ticket replaces (None for upload.file)."""
+        ...
+
+
+class Uploads(Protocol):
+    """The upload queue (api.media.worker.UploadQueue), as upload.file and upload.replace use it."""
+
+    def enqueue(self, *, user: User, api_key: str, upload: UploadedFile, options: dict[str, Any],
+                replace_doc: Any = None,  # a Doc row (api.models sits above core)
+                admit: Callable[[], None] = ...) -> Ticket:
+        """Queue the spooled file; the ticket is committed when this returns."""
+        ...
+
+    def wait(self, ticket_id: int, timeout: float) -> None:
+        """Finish the ticket now, or wait (bounded) for whoever claimed it."""
+        ...
+
+
+class Worker(Protocol):
+    """A background worker the server starts and stops (the flushers, the upload queue)."""
+
+    def start(self) -> None:
+        """Start its thread."""
+        ...
+
+    def stop(self) -> None:
+        """Stop its thread and write what is left."""
         ...
 
 
@@ -44,12 +122,13 @@ class AppContext:
     registry: Registry
     keys: KeyCache
     grants: GrantStore
-    usage: Any  # api.runtime.usage.UsageRecorder
-    access_log: Any = None  # api.runtime.access_log.AccessLog, None when switched off
+    usage: UsageSink
+    storage: MediaFiles  # media files (api.media.storage)
+    uploads: Uploads  # the upload queue (api.media.worker)
+    access_log: AccessSink | None = None  # None when switched off
     clock: Callable[[], float] = time.time
     new_secret: Callable[[int], str] = secrets.token_hex
-    services: dict[str, Any] = field(default_factory=dict)  # family-owned helpers (storage …)
-    background: list[Any] = field(default_factory=list)  # workers with start()/stop(), run by serve
+    background: list[Worker] = field(default_factory=list)  # started and stopped by the server
 
 
 @dataclass(frozen=True)
@@ -81,9 +160,25 @@ class Call:
         """The authenticated user, if a token was sent."""
         return self.grant.user if self.grant else None
 
+    def require_grant(self) -> Grant:
+        """The token's grant; a token method always has one (dispatch answers 106 without)."""
+        if self.grant is None:
+            raise TokenMissing()
+        return self.grant
+
+    def require_user(self) -> User:
+        """The authenticated user, for token methods (106 without a token, as dispatch)."""
+        return self.require_grant().user
+
+    def require_key(self) -> KeyRecord:
+        """The caller's key; only keyless methods lack one (dispatch answers 100 without)."""
+        if self.key is None:
+            raise ApiKeyMissing()
+        return self.key
+
     def level(self, area: str) -> str:
         """The caller's level on ``area``: ``none`` without a token."""
-        return self.grant.level(area) if self.grant else "none"
+        return self.grant.level(area) if self.grant else NO_LEVEL
 
     def allows(self, area: str, level: str) -> bool:
         """Whether the caller's grant reaches ``level`` on ``area``."""

@@ -168,7 +168,7 @@ class Dispatcher:
             return
         signed = request.params if not request.unsigned else [
             pair for pair in request.params.items() if pair[0] not in request.unsigned]
-        if not md5.verify(signed, spec.name, key.secret, sent):
+        if not md5.verify(signed, spec.name, key.secret.reveal(), sent):
             raise errors.SignatureInvalid()
 
     def _grant(self, request: ApiRequest, spec: MethodSpec, key: KeyRecord | None) -> Grant | None:

@@ -2,19 +2,22 @@
 
 Each family module (``api/methods/doc/tags.py`` …) owns a ``MethodGroup`` and decorates its handlers
 with ``@group.method("doc.tags.add", ...)``. The decorator records a ``MethodSpec`` (the spec's
-``authentication`` flags, permissions, service, title, parameter help, errors) and returns the
-handler unchanged. ``Registry`` joins the groups; a name registered twice fails at import (same
-group) or when the registry is built (two groups). Parameters are bound against the handler's
-signature.
+``authentication`` flags, permissions, service, title, errors) and returns the handler unchanged.
+``Registry`` joins the groups; a name registered twice fails at import (same group) or when the
+registry is built (two groups). Parameters are bound against the handler's signature: the type
+hint says how a value converts (``int``, ``float``, ``bool``, ``str``, each optionally ``| None``)
+and ``Annotated[int, "The document ID."]`` carries the help text api.methods.get shows.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+import types
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from api.core.errors import ApiError, InvalidPaging
 from api.core.ids import INT_RANGE
@@ -87,17 +90,17 @@ class MethodSpec:
         return kwargs
 
 
-def _converter(annotation: Any) -> Callable[[str], Any]:
-    """The str → value function for a parameter annotation (annotations are strings here)."""
-    kind = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "str")
-    kind = kind.replace(" | None", "")
-    if kind == "int":
-        return _int
-    if kind == "float":
-        return _float
-    if kind == "bool":
-        return _flag
-    return str
+def _converter(hint: Any) -> Callable[[str], Any]:
+    """The str → value function for a parameter's type hint (evaluated, ``Annotated`` removed):
+    ``int``, ``float``, ``bool`` or ``str``, alone or with ``None`` (``int | None``,
+    ``Optional[int]``). Any other type fails at import rather than arrive as a string."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        kinds = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        hint = _unannotated(kinds[0])[0] if len(kinds) == 1 else hint
+    converter = _CONVERTERS.get(hint)
+    if converter is None:
+        raise TypeError(f"unsupported API parameter type {hint!r}")
+    return converter
 
 
 def _int(raw: str) -> int:
@@ -124,6 +127,9 @@ def _flag(raw: str) -> bool:
     return value in ("1", "true")
 
 
+_CONVERTERS: dict[Any, Callable[[str], Any]] = {int: _int, float: _float, bool: _flag, str: str}
+
+
 class MethodGroup:
     """The methods of one family module; its ``method`` decorator fills it at import time."""
 
@@ -133,7 +139,6 @@ class MethodGroup:
     def method(self, name: str, *, title: str, service: str | None = None,
                token: bool = False, sign: bool = False, post: bool = False,
                safety: bool = False, perms: Mapping[str, str] | None = NO_PERMISSIONS,
-               params: Mapping[str, str] | None = None,
                errors: Iterable[type[ApiError]] = (),
                missing: type[ApiError] | None = None, invalid: type[ApiError] | None = None,
                response: str = "", keyless: bool = False, atomic: bool | None = None,
@@ -148,8 +153,9 @@ class MethodGroup:
         def register(handler: Callable[..., Any]) -> Callable[..., Any]:
             if name in self.specs:
                 raise ValueError(f"API method {name} registered twice")
-            bound = _signature_params(handler, params or {})
-            errs = tuple(errors) + tuple(e for e in (missing, invalid) if e and e not in errors)
+            bound = _signature_params(handler)
+            # By code; at one code in the order given (errors, then missing, then invalid).
+            errs = dict.fromkeys([*errors, *(e for e in (missing, invalid) if e)])
             if any(p.required for p in bound) and missing is None:
                 raise ValueError(f"{name}: required parameters need a `missing` error")
             doc = inspect.getdoc(handler) or ""
@@ -158,7 +164,7 @@ class MethodGroup:
                 service=service or name.rsplit(".", 1)[0].split(".")[0],
                 token=token, sign=sign, post=post, safety=safety,
                 perms=dict(perms) if perms is not None else None, params=bound,
-                errors=tuple(sorted(set(errs), key=lambda e: e.code)), missing_error=missing,
+                errors=tuple(sorted(errs, key=lambda e: e.code)), missing_error=missing,
                 invalid_error=invalid, notes=doc, response=response, keyless=keyless,
                 atomic=post if atomic is None else atomic, modified_at=modified_at)
             return handler
@@ -166,21 +172,42 @@ class MethodGroup:
         return register
 
 
-def _signature_params(handler: Callable[..., Any], helps: Mapping[str, str]) -> tuple[Param, ...]:
-    """The API parameters a handler takes: every argument after ``call``."""
-    signature = inspect.signature(handler)
+def _signature_params(handler: Callable[..., Any]) -> tuple[Param, ...]:
+    """The API parameters a handler takes: every argument after ``call``, converted as its type
+    hint says, with the help text its ``Annotated`` hint carries."""
+    arguments = list(inspect.signature(handler).parameters.values())[1:]
+    hints = _parameter_hints(handler, [param.name for param in arguments])
     out = []
-    for param in list(signature.parameters.values())[1:]:
+    for param in arguments:
         required = param.default is inspect.Parameter.empty
         # A trailing underscore lets a parameter named after a Python keyword exist (``async_``).
         name = param.name.removesuffix("_")
-        out.append(Param(name=name, convert=_converter(param.annotation), required=required,
+        hint, help_text = _unannotated(hints[param.name])
+        out.append(Param(name=name, convert=_converter(hint), required=required,
                          default=None if required else param.default,
-                         help=helps.get(name, ""), arg=param.name))
-    unknown = set(helps) - {p.name for p in out}
-    if unknown:
-        raise ValueError(f"{handler.__qualname__}: help for unknown parameters {sorted(unknown)}")
+                         help=help_text, arg=param.name))
     return tuple(out)
+
+
+def _parameter_hints(handler: Callable[..., Any], names: list[str]) -> dict[str, Any]:
+    """The evaluated type hints of ``names`` (``typing.get_type_hints`` with the extras kept).
+
+    Only the API parameters are evaluated, not ``call`` or the return type, so a module may
+    import those names for type checkers alone. A parameter without a hint is a ``str``.
+    """
+    annotations = getattr(handler, "__annotations__", {})
+    wanted = types.SimpleNamespace(
+        __annotations__={name: annotations.get(name, str) for name in names},
+        __globals__=getattr(inspect.unwrap(handler), "__globals__", {}))
+    return typing.get_type_hints(wanted, include_extras=True)
+
+
+def _unannotated(hint: Any) -> tuple[Any, str]:
+    """``Annotated[T, "help"]`` → (T, "help"); any other hint → (hint, "")."""
+    if typing.get_origin(hint) is Annotated:
+        base, *extras = typing.get_args(hint)
+        return base, next((extra for extra in extras if isinstance(extra, str)), "")
+    return hint, ""
 
 
 @dataclass

@@ -8,6 +8,7 @@ URL never reveals the original's.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from api.models.docs import Doc, Thumb
@@ -45,7 +46,9 @@ def storage_name(doc_id: int, secret: str, label: str, ext: str) -> str:
     return media_path(doc_id, secret, label, ext).removeprefix("/media/")
 
 
-def doc_file_names(doc: Doc, thumbs: list[Thumb]) -> list[str]:
-    """Every stored file of ``doc``: the original and its thumbnails (doc.delete removes these)."""
-    names = [storage_name(doc.id, doc.original_secret, ORIGINAL, doc.original_ext)]
+def doc_file_names(doc: Doc, thumbs: Sequence[Thumb]) -> list[str]:
+    """Every stored file of ``doc``: the original (when it has one) and its thumbnails; doc.delete
+    and upload.replace remove these."""
+    names = ([storage_name(doc.id, doc.original_secret, ORIGINAL, doc.original_ext)]
+             if doc.original_ext else [])
     return names + [storage_name(doc.id, doc.secret, t.label, t.ext) for t in thumbs]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from api.core.context import Call
 from api.core.errors import GLOBAL_ERRORS, method_error
@@ -46,9 +46,9 @@ def get_list(call: Call) -> dict:
 
 
 @group.method("api.methods.get", title="Return information about an API method.",
-              service="api.method", errors=(UnknownMethod,),
-              params={"method": "The name of the method to return information for."})
-def get(call: Call, method: str = "") -> dict:
+              service="api.method", errors=(UnknownMethod,))
+def get(call: Call,
+        method: Annotated[str, "The name of the method to return information for."] = "") -> dict:
     """Returns the parameters, response example and error codes of one method."""
     spec = call.ctx.registry.get(method)
     if spec is None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from api.auth import frobs
 from api.core.context import Call
 from api.core.errors import TokenMissing, method_error
 from api.core.registry import MethodGroup
 from api.formats.tree import Text
-from api.models.docs import Doc
+from api.models.docs import Doc, share_level
 from keys.models import User
 
 group = MethodGroup()
@@ -16,7 +18,7 @@ FrobMissing = method_error(1, "The frob is missing", "The frob is missing")
 FrobInvalid = method_error(2, "The passed frob is either invalid or already used",
                            "The passed frob is either invalid or already used")
 
-_EXTRA_HELP = "Comma-separated extras; pref adds the user's preferences."
+Extra = Annotated[str, "Comma-separated extras; pref adds the user's preferences."]
 _AUTH_RESPONSE = ('<auth><token>12345-a0b1c2d3e4f5</token><permissions doc="write" blog="none" '
                   'post="none" network="read" profile="read"/><user user_id="1234" '
                   'username="Superman" realname="Kal-El" lg="en" is_pro="0"/></auth>')
@@ -30,7 +32,8 @@ def user_summary(user: User) -> dict:
 
 def preferences(user: User) -> dict:
     """``extra=pref``: the user's language and the settings a new upload gets by default."""
-    return {"lg": user.lg, "share": 4, "safety": Doc.safety.default,
+    share = share_level(Doc.is_public.default, Doc.is_family.default, Doc.is_friend.default)
+    return {"lg": user.lg, "share": share, "safety": Doc.safety.default,
             "license": Doc.license.default, "perm_comment": Doc.perm_comment.default,
             "perm_tag": Doc.perm_tag.default, "perm_tagme": Doc.perm_tagme.default}
 
@@ -47,18 +50,18 @@ def auth_answer(token: str, permissions: dict[str, str], user: User, extra: str)
               response="<auth><frob>12345-a0b1c2d3e4f5</frob></auth>")
 def get_frob(call: Call) -> dict:
     """Returns a single-use frob for the authorization link; it expires after a few minutes."""
-    frob = frobs.new_frob(call.key.key, now=call.now(), ttl=call.ctx.settings.frob_ttl,
+    frob = frobs.new_frob(call.require_key().key, now=call.now(), ttl=call.ctx.settings.frob_ttl,
                               new_secret=call.ctx.new_secret)
     return {"auth": {"frob": Text(frob)}}
 
 
 @group.method("auth.getToken", title="Returns the auth token for the given frob", sign=True,
-              missing=FrobMissing, errors=(FrobInvalid,), response=_AUTH_RESPONSE,
-              params={"frob": "The frob the user approved.", "extra": _EXTRA_HELP})
-def get_token(call: Call, frob: str, extra: str = "") -> dict:
+              missing=FrobMissing, errors=(FrobInvalid,), response=_AUTH_RESPONSE)
+def get_token(call: Call, frob: Annotated[str, "The frob the user approved."],
+              extra: Extra = "") -> dict:
     """Exchanges an approved frob (once) for a token that lasts until the user revokes it."""
     try:
-        done = frobs.exchange(frob, call.key.key, now=call.now(),
+        done = frobs.exchange(frob, call.require_key().key, now=call.now(),
                                   new_secret=call.ctx.new_secret)
     except frobs.FlowError:
         raise FrobInvalid() from None
@@ -66,8 +69,9 @@ def get_token(call: Call, frob: str, extra: str = "") -> dict:
 
 
 @group.method("auth.checkToken", title="Check a token validity.", token=True, sign=True,
-              missing=TokenMissing, response=_AUTH_RESPONSE,
-              params={"auth_token": "The token to check.", "extra": _EXTRA_HELP})
-def check_token(call: Call, auth_token: str, extra: str = "") -> dict:
+              missing=TokenMissing, response=_AUTH_RESPONSE)
+def check_token(call: Call, auth_token: Annotated[str, "The token to check."],
+                extra: Extra = "") -> dict:
     """Returns the permissions and the user of the token sent."""
-    return auth_answer(auth_token, dict(call.grant.permissions), call.grant.user, extra)
+    grant = call.require_grant()
+    return auth_answer(auth_token, dict(grant.permissions), grant.user, extra)

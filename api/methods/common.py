@@ -1,8 +1,11 @@
 """What several method families share: permission requirements, the method-specific errors whose
-code and wording are the same wherever they appear (spec §3.2), the id lists album.* and
-doc.albums.* read, and the per-media file size limit of upload.* and account.getQuota."""
+code and wording are the same wherever they appear (spec §3.2), the parameters doc.* and upload.*
+both take (with their help), the id lists album.* and doc.albums.* read, and the per-media file
+size limit of upload.* and account.getQuota."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 from api.core.context import Call
 from api.core.errors import method_error
@@ -17,6 +20,13 @@ UserNotFound = method_error(1, "User not found", "The user ID is either invalid 
                                                  "closed/suspended.")
 InvalidArgument = method_error(2, "Invalid argument", "One or many required arguments were not "
                                                       "sent or have an invalid value.")
+
+# The sharing parameters doc.setPerms and upload.file take, with their help.
+IsPublic = Annotated[bool | None, "1 public, 0 not."]
+IsFamily = Annotated[bool | None, "1 visible to family."]
+IsFriend = Annotated[bool | None, "1 visible to friends."]
+SAFETY_HELP = "1 all audiences, 2 not for all audiences, 3 adults only."
+Safety = Annotated[int | None, SAFETY_HELP]
 
 
 def parse_ids(raw: str) -> list[int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from api.core.context import Call
 from api.core.errors import method_error
 from api.core.registry import MethodGroup
@@ -21,8 +23,7 @@ def hello(call: Call) -> dict:
 
 
 @group.method("test.echo", title="A simple echo test.", perms=None, missing=NothingSent,
-              params={"echo": "Some text we will echo back to you."},
               response="<echo>yes, it worked</echo>")
-def echo(call: Call, echo: str) -> dict:
+def echo(call: Call, echo: Annotated[str, "Some text we will echo back to you."]) -> dict:
     """This method echoes to you any given parameter."""
     return {"echo": Text(echo)}

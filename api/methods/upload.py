@@ -8,10 +8,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+from api.content.access import PERM_LEVELS, owned_doc
+from api.content.licenses import LICENSE_CODES, codes_in_words
 from api.content.tags import find_members, parse_keywords
-from api.core.context import Call, UploadedFile
+from api.core.context import Call, Ticket, UploadedFile
 from api.core.errors import ApiError, method_error
 from api.core.ids import as_id
 from api.core.registry import MethodGroup
@@ -26,17 +28,13 @@ from api.media.queue import (
     month_usage,
     ticket_label,
 )
-from api.media.worker import UploadQueue
-from api.methods.common import WRITE, _max_file_bytes
-from api.models.docs import Album, Doc, UploadTicket
+from api.methods.common import WRITE, IsFamily, IsFriend, IsPublic, Safety, _max_file_bytes
+from api.models.docs import SAFETY_LEVELS, Album, UploadTicket
 
 group = MethodGroup()
 
 MAX_TICKETS = 50  # spec §6.3
 PENDING_ETA = 1  # seconds; PyIpernity sleeps int(eta) between polls, so keep it small but not 0
-LICENSES = (0, 1, 3, 5, 7, 9, 11, 255)  # spec §10.4
-SAFETY_LEVELS = (1, 2, 3)
-PERM_LEVELS = range(6)
 DIRECTIONS = (1, 3, 6, 8)  # spec §6.1 dir
 NO_POSITION = -999.0  # lat/lng -999 forces "no geolocation" (spec §6.1)
 _TICKET = re.compile(r"(\d{1,18})(?:-(\d{1,18}))?")
@@ -67,7 +65,8 @@ MediaDiffers = method_error(5, "File media type differs from the existing file",
 
 TicketsNotFound = method_error(1, "Tickets not found",
                                "Some or all the tickets sent were not found.")
-TooManyTickets = method_error(2, "Too many tickets", "At most 50 tickets may be checked at once.")
+TooManyTickets = method_error(2, "Too many tickets",
+                              f"At most {MAX_TICKETS} tickets may be checked at once.")
 
 
 @dataclass(frozen=True)
@@ -81,10 +80,6 @@ class _Codes:
 
 _FILE_CODES = _Codes(FileMissing, FileTooBig, QuotaExceeded)
 _REPLACE_CODES = _Codes(ReplaceFileMissing, ReplaceFileTooBig, ReplaceQuotaExceeded)
-
-
-def _queue(call: Call) -> UploadQueue:
-    return call.ctx.services["uploads"]
 
 
 def _checked_file(call: Call, codes: _Codes, media_hint: str | None = None
@@ -110,8 +105,7 @@ def _checked_file(call: Call, codes: _Codes, media_hint: str | None = None
 
 def _quota_check(call: Call, upload: UploadedFile, codes: _Codes) -> Callable[[], None]:
     """The monthly quota check, run by the queue under its lock just before the ticket exists."""
-    user = call.user
-    assert user is not None  # token=1 methods always have one
+    user = call.require_user()
 
     def admit() -> None:
         used, _seconds = month_usage(user, call.now())
@@ -121,10 +115,10 @@ def _quota_check(call: Call, upload: UploadedFile, codes: _Codes) -> Callable[[]
     return admit
 
 
-def _finish(call: Call, ticket: UploadTicket, wait: bool) -> dict[str, Any]:
+def _finish(call: Call, ticket: Ticket, wait: bool) -> dict[str, Any]:
     """The ticket answer; with async=0 only once the ticket is done (or the bounded wait ends)."""
     if wait:
-        _queue(call).wait(ticket.id, call.ctx.settings.upload_wait_seconds)
+        call.ctx.uploads.wait(ticket.id, call.ctx.settings.upload_wait_seconds)
     return {"ticket": Text(ticket_label(ticket))}
 
 
@@ -132,35 +126,36 @@ def _finish(call: Call, ticket: UploadTicket, wait: bool) -> dict[str, Any]:
     "upload.file", title="Upload a new file.", token=True, sign=True, post=True, safety=True,
     perms=WRITE, invalid=InvalidParameter, atomic=False,  # the queue writes in its own transactions
     errors=(FileMissing, FileTooBig, FileRefused, QuotaExceeded),
-    params={
-        "file": "The file, as a multipart/form-data part named file with a filename (not "
-                "signed). Required. A text field named file (a local path) is signed and ignored.",
-        "title": "The document title.",
-        "description": "The document description.",
-        "created_at": "When the document was created, YYYY-MM-DD HH:MM:SS (overrides EXIF).",
-        "license": "License code: 0, 1, 3, 5, 7, 9, 11 or 255.",
-        "is_public": "1 public, 0 not.", "is_family": "1 visible to family.",
-        "is_friend": "1 visible to friends.",
-        "safety": "1 all audiences, 2 not for all audiences, 3 adults only.",
-        "keywords": 'Comma-separated keywords; quote multi-word ones: "blue sky",sunset.',
-        "album_id": "Add the document to this album of yours.",
-        "member_ids": "Comma-separated user ids (or usernames) to tag as members.",
-        "perm_comment": "Who may comment: 0 only you … 5 everybody.",
-        "perm_tag": "Who may add tags: 0 only you … 5 everybody.",
-        "perm_tagme": "Who may tag people: 0 only you … 5 everybody.",
-        "lng": "Longitude (overrides EXIF); -999 with lat=-999 means no geolocation.",
-        "lat": "Latitude (overrides EXIF); -999 with lng=-999 means no geolocation.",
-        "dir": "Orientation: 1 up, 3 180°, 6 and 8 a quarter turn (overrides EXIF).",
-        "async": "1 (default) answer at once; 0 wait until the document is made.",
-    },
     response="<ticket>12345445</ticket>")
-def upload_file(call: Call, file: str = "", title: str = "", description: str = "",
-         created_at: str = "", license: int | None = None, is_public: bool | None = None,
-         is_family: bool | None = None, is_friend: bool | None = None,
-         safety: int | None = None, keywords: str = "", album_id: int | None = None,
-         member_ids: str = "", perm_comment: int | None = None, perm_tag: int | None = None,
-         perm_tagme: int | None = None, lng: float | None = None, lat: float | None = None,
-         dir: int | None = None, async_: bool = True) -> dict[str, Any]:
+def upload_file(
+        call: Call,
+        file: Annotated[str, "The file, as a multipart/form-data part named file with a "
+                             "filename (not signed). Required. A text field named file (a "
+                             "local path) is signed and ignored."] = "",
+        title: Annotated[str, "The document title."] = "",
+        description: Annotated[str, "The document description."] = "",
+        created_at: Annotated[str, "When the document was created, YYYY-MM-DD HH:MM:SS "
+                                   "(overrides EXIF)."] = "",
+        license: Annotated[int | None, f"License code: {codes_in_words()}."] = None,
+        is_public: IsPublic = None, is_family: IsFamily = None, is_friend: IsFriend = None,
+        safety: Safety = None,
+        keywords: Annotated[str, 'Comma-separated keywords; quote multi-word ones: '
+                                 '"blue sky",sunset.'] = "",
+        album_id: Annotated[int | None, "Add the document to this album of yours."] = None,
+        member_ids: Annotated[str, "Comma-separated user ids (or usernames) to tag as "
+                                   "members."] = "",
+        perm_comment: Annotated[int | None, "Who may comment: 0 only you … 5 everybody."] = None,
+        perm_tag: Annotated[int | None, "Who may add tags: 0 only you … 5 everybody."] = None,
+        perm_tagme: Annotated[int | None, "Who may tag people: 0 only you … 5 "
+                                          "everybody."] = None,
+        lng: Annotated[float | None, "Longitude (overrides EXIF); -999 with lat=-999 means no "
+                                     "geolocation."] = None,
+        lat: Annotated[float | None, "Latitude (overrides EXIF); -999 with lng=-999 means no "
+                                     "geolocation."] = None,
+        dir: Annotated[int | None, "Orientation: 1 up, 3 180°, 6 and 8 a quarter turn "
+                                   "(overrides EXIF)."] = None,
+        async_: Annotated[bool, "1 (default) answer at once; 0 wait until the document is "
+                                "made."] = True) -> dict[str, Any]:
     """Upload a new file; it is processed in the background and the answer is a ticket to poll
     with upload.checkTickets."""
     upload, sniffed = _checked_file(call, _FILE_CODES)
@@ -171,7 +166,7 @@ def upload_file(call: Call, file: str = "", title: str = "", description: str = 
     options: dict[str, Any] = {"title": title[:255], "description": description}
     options |= {name: value for name, value in (
         ("is_public", is_public), ("is_family", is_family), ("is_friend", is_friend),
-        ("license", _one_of(license, LICENSES)), ("safety", _one_of(safety, SAFETY_LEVELS)),
+        ("license", _one_of(license, LICENSE_CODES)), ("safety", _one_of(safety, SAFETY_LEVELS)),
         ("perm_comment", _one_of(perm_comment, PERM_LEVELS)),
         ("perm_tag", _one_of(perm_tag, PERM_LEVELS)),
         ("perm_tagme", _one_of(perm_tagme, PERM_LEVELS)), ("dir", _one_of(dir, DIRECTIONS)),
@@ -183,8 +178,8 @@ def upload_file(call: Call, file: str = "", title: str = "", description: str = 
     if unknown:
         raise InvalidParameter("unknown member")
     options["member_ids"] = [user.id for user in members]
-    ticket = _queue(call).enqueue(user=call.user, api_key=call.key.key if call.key else "",
-                                  upload=upload, options=options, admit=admit)
+    ticket = call.ctx.uploads.enqueue(user=call.require_user(), api_key=call.require_key().key,
+                                      upload=upload, options=options, admit=admit)
     return _finish(call, ticket, wait=not async_)
 
 
@@ -220,7 +215,7 @@ def _geo(lat: float | None, lng: float | None) -> list[float] | str | None:
 def _own_album(call: Call, album_id: int | None) -> int | None:
     if album_id is None:
         return None
-    if not Album.select().where(Album.id == album_id, Album.owner == call.user).exists():
+    if not Album.select().where(Album.id == album_id, Album.owner == call.require_user()).exists():
         raise InvalidParameter("album_id")
     return album_id
 
@@ -229,38 +224,38 @@ def _own_album(call: Call, album_id: int | None) -> int | None:
     "upload.replace", title="Replace a file.", token=True, sign=True, post=True, perms=WRITE,
     invalid=ReplaceDocNotFound, atomic=False,
     errors=(ReplaceFileMissing, ReplaceFileTooBig, ReplaceQuotaExceeded, MediaDiffers),
-    params={
-        "file": "The new file, as a multipart/form-data part named file with a filename (not "
-                "signed). Required. A text field named file (a local path) is signed and ignored.",
-        "doc_id": "The document whose file is replaced.",
-        "async": "1 (default) answer at once; 0 wait until the file is replaced.",
-    },
     response="<ticket>12345445-98829</ticket>")
-def upload_replace(call: Call, file: str = "", doc_id: int | None = None,
-            async_: bool = True) -> dict[str, Any]:
+def upload_replace(
+        call: Call,
+        file: Annotated[str, "The new file, as a multipart/form-data part named file with a "
+                             "filename (not signed). Required. A text field named file (a "
+                             "local path) is signed and ignored."] = "",
+        doc_id: Annotated[int | None, "The document whose file is replaced."] = None,
+        async_: Annotated[bool, "1 (default) answer at once; 0 wait until the file is "
+                                "replaced."] = True) -> dict[str, Any]:
     """Replace a document's file with one of the same media type; the title, tags and other
     metadata stay, the media URLs change."""
-    doc = Doc.get_or_none(Doc.id == doc_id, Doc.owner == call.user) if doc_id else None
-    if doc is None:
+    if not doc_id:
         raise ReplaceDocNotFound()
+    doc = owned_doc(call, doc_id, ReplaceDocNotFound)
     upload, sniffed = _checked_file(call, _REPLACE_CODES, media_hint=doc.media)
     admit = _quota_check(call, upload, _REPLACE_CODES)
     admit()  # as upload.file: early for a clear answer, again under the queue's lock
     if sniffed is not None and sniffed.media != doc.media:
         raise MediaDiffers()
-    ticket = _queue(call).enqueue(user=call.user, api_key=call.key.key if call.key else "",
-                                  upload=upload, options={}, replace_doc=doc, admit=admit)
+    ticket = call.ctx.uploads.enqueue(user=call.require_user(), api_key=call.require_key().key,
+                                      upload=upload, options={}, replace_doc=doc, admit=admit)
     return _finish(call, ticket, wait=not async_)
 
 
 @group.method(
     "upload.checkTickets", title="Check the status of one or more upload tickets.", token=True,
     sign=True, perms=WRITE, missing=TicketsNotFound, errors=(TooManyTickets,),
-    params={"tickets": "Comma-separated tickets, at most 50."},
     response='<tickets count="2" done="1" invalid="0" left="1" eta="1">\n'
              '  <ticket id="712218" done="1" invalid="0" doc_id="5412" eta="0"/>\n'
              '  <ticket id="712311" done="0" invalid="0" eta="1"/>\n</tickets>')
-def check_tickets(call: Call, tickets: str) -> dict[str, Any]:
+def check_tickets(call: Call, tickets: Annotated[str, "Comma-separated tickets, at most "
+                                                      f"{MAX_TICKETS}."]) -> dict[str, Any]:
     """The state of your upload tickets: done (with the doc_id), invalid (processing failed) or
     still waiting (eta in seconds)."""
     labels = list(dict.fromkeys(t.strip() for t in tickets.split(",") if t.strip()))
@@ -272,12 +267,12 @@ def check_tickets(call: Call, tickets: str) -> dict[str, Any]:
     for label in labels:
         match = _TICKET.fullmatch(label)
         ticket_id = as_id(match[1]) if match else None
-        if ticket_id is None:
+        if match is None or ticket_id is None:
             raise TicketsNotFound()
         wanted[label] = (ticket_id, as_id(match[2]) if match[2] else None)
     rows = {row.id: row for row in UploadTicket.select().where(
         UploadTicket.id.in_([ticket_id for ticket_id, _ in wanted.values()]),
-        UploadTicket.user == call.user)}
+        UploadTicket.user == call.require_user())}
     items = []
     for label, (ticket_id, replaced) in wanted.items():
         row = rows.get(ticket_id)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from api.content.access import viewer_of, visible_to
+from typing import Annotated
+
+from api.content.access import find_member, viewer_of, visible_to
 from api.core.context import Call
 from api.core.errors import method_error
-from api.core.ids import as_id
 from api.core.registry import MethodGroup
 from api.media.names import icon_url
 from api.models.docs import Doc, Relation
@@ -13,17 +14,9 @@ from keys.models import User
 
 group = MethodGroup()
 
-UserNotFound = method_error(1, "User not found", "The user ID or web alias is invalid.")
-
-
-def find_user(user_id: str) -> User | None:
-    """The user named by an id or, as the original accepted too, a username (spec §10.4)."""
-    row_id = as_id(user_id)
-    if row_id is not None:
-        user = User.get_or_none(User.id == row_id)
-        if user is not None:
-            return user
-    return User.get_or_none(User.username == user_id)
+# Not methods.common.UserNotFound: user.get finds closed accounts too (``find_member``), so its
+# "User not found" never means a closed one.
+NoSuchMember = method_error(1, "User not found", "The user ID or web alias is invalid.")
 
 
 def relation(viewer: User | None, user: User) -> dict | None:
@@ -41,9 +34,7 @@ def relation(viewer: User | None, user: User) -> dict | None:
             "revfriend": bool(theirs and theirs.is_friend), "revcontact": theirs is not None}
 
 
-@group.method("user.get", title="Get information about a user", sign=True, missing=UserNotFound,
-              params={"user_id": "The user's id or username; defaults to the authenticated "
-                                 "user (the token's)."},
+@group.method("user.get", title="Get information about a user", sign=True, missing=NoSuchMember,
               response='<user user_id="12345" is_pro="0" is_online="0" is_closed="0" tmo="0" '
                        'username="Superman" realname="Kal-El" alias="superman" '
                        'icon="http://example.org/media/icons/default.png" '
@@ -51,14 +42,15 @@ def relation(viewer: User | None, user: User) -> dict | None:
                        'isfriend="1" iscontact="1" revfamily="0" revfriend="0" revcontact="0"/>'
                        '<location country="" town=""/><count docs="12" posts="0" network="3"/>'
                        '<dates member_since="1218038768"/></user>')
-def get(call: Call, user_id: str = "") -> dict:
+def get(call: Call, user_id: Annotated[str, "The user's id or username; defaults to the "
+                                            "authenticated user (the token's)."] = "") -> dict:
     """Returns a member's names, icon, flags, relation to the caller, counts and dates.
 
     Members have no place of their own yet: ``location`` is there (live clients read it) but empty.
     """
-    user = find_user(user_id.strip()) if user_id.strip() else call.user
+    user = find_member(user_id) if user_id.strip() else call.user
     if user is None:
-        raise UserNotFound(user_id or "missing parameter user_id")
+        raise NoSuchMember(user_id or "missing parameter user_id")
     docs = (Doc
             .select()
             .where(Doc.owner == user, visible_to(Doc, viewer_of(call)))

@@ -3,12 +3,16 @@ and the upload-ticket queue (spec §6, §9, §10)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from peewee import (
     BooleanField,
     CharField,
+    Expression,
     FloatField,
     ForeignKeyField,
     IntegerField,
+    ModelSelect,
     TextField,
 )
 
@@ -18,13 +22,51 @@ from keys.models import User, now
 MEDIA_TYPES = ("photo", "video", "audio", "other")
 NO_DATE = "0000-00-00 00:00:00"
 
+SAFETY_LEVELS = (1, 2, 3)  # 1 all audiences, 2 not for all audiences, 3 adults only (§10.4)
+
+# The share level (spec §10.4) of a doc or album, from its three flags; the one place that says
+# how level and flags map. A public row is 4 whatever its family/friend flags say.
+SHARE_LEVELS = (0, 1, 2, 3, 4)  # 0 private, 1 family, 2 friends, 3 friends & family, 4 public
+PUBLIC_SHARE = 4
+_FAMILY_BIT, _FRIEND_BIT = 1, 2
+
+
+def share_level(is_public: bool, is_family: bool, is_friend: bool) -> int:
+    """The share level of a doc's or album's flags."""
+    if is_public:
+        return PUBLIC_SHARE
+    return (_FAMILY_BIT if is_family else 0) + (_FRIEND_BIT if is_friend else 0)
+
+
+def share_flags(share: int) -> dict[str, bool]:
+    """The ``is_public``/``is_family``/``is_friend`` flags that give a share level."""
+    public = share == PUBLIC_SHARE
+    return {"is_public": public, "is_family": not public and bool(share & _FAMILY_BIT),
+            "is_friend": not public and bool(share & _FRIEND_BIT)}
+
+
+def share_where(model: Any, share: int) -> Expression:
+    """A WHERE clause for the ``model`` (Doc or Album) rows at one share level."""
+    if share == PUBLIC_SHARE:
+        return model.is_public == True  # noqa: E712 (peewee expression)
+    flags = share_flags(share)
+    return ((model.is_public == False)  # noqa: E712
+            & (model.is_family == flags["is_family"])
+            & (model.is_friend == flags["is_friend"]))
+
+
+# Beside each foreign key ``x`` peewee adds ``x_id``, the raw column value; the bare annotations
+# (``owner_id: int``) only declare its type for the checker and create nothing.
+
 
 class Relation(BaseModel):
     """``user`` counts ``contact`` as family and/or friend (filled by the network methods later)."""
 
     id = IdField()
     user = ForeignKeyField(User, backref="+", on_delete="CASCADE")
+    user_id: int
     contact = ForeignKeyField(User, backref="+", on_delete="CASCADE")
+    contact_id: int
     is_family = BooleanField(default=False)
     is_friend = BooleanField(default=False)
 
@@ -38,6 +80,7 @@ class Doc(BaseModel):
 
     id = IdField()
     owner = ForeignKeyField(User, backref="docs", on_delete="CASCADE")
+    owner_id: int
     media = CharField(max_length=8, default="photo")
     title = CharField(max_length=255, default="")
     description = TextField(default="")
@@ -58,6 +101,7 @@ class Doc(BaseModel):
     secret = CharField(max_length=16)  # unguessable part of every thumbnail file name (§10.2)
     original_secret = CharField(max_length=16)  # a separate one guards the original file
     original_ext = CharField(max_length=8, default="")
+    thumbs: ModelSelect[Thumb]  # the backref of Thumb.doc (declared for the checker, as above)
     original_mime = CharField(max_length=64, default="")
     original_size = IntegerField(default=0)  # bytes
     width = IntegerField(default=0)
@@ -83,9 +127,7 @@ class Doc(BaseModel):
     @property
     def share(self) -> int:
         """0 private, 1 family, 2 friends, 3 friends & family, 4 public (spec §10.4)."""
-        if self.is_public:
-            return 4
-        return (1 if self.is_family else 0) + (2 if self.is_friend else 0)
+        return share_level(self.is_public, self.is_family, self.is_friend)
 
 
 class Thumb(BaseModel):
@@ -93,6 +135,7 @@ class Thumb(BaseModel):
 
     id = IdField()
     doc = ForeignKeyField(Doc, backref="thumbs", on_delete="CASCADE")
+    doc_id: int
     label = CharField(max_length=8)
     w = IntegerField()
     h = IntegerField()
@@ -108,11 +151,14 @@ class Tag(BaseModel):
 
     id = IdField()
     doc = ForeignKeyField(Doc, backref="tags", on_delete="CASCADE")
+    doc_id: int
     type = CharField(max_length=8, default="keyword")  # keyword | member
     tag = CharField(max_length=255, default="")  # keyword text as given
     norm = CharField(max_length=255, default="", index=True)  # lower-cased, for search
     member = ForeignKeyField(User, null=True, backref="+", on_delete="CASCADE")
+    member_id: int | None
     added_by = ForeignKeyField(User, null=True, backref="+", on_delete="SET NULL")
+    added_by_id: int | None
     created_at = IntegerField(default=now)
 
     class Meta:
@@ -125,8 +171,11 @@ class Note(BaseModel):
 
     id = IdField()
     doc = ForeignKeyField(Doc, backref="notes", on_delete="CASCADE")
+    doc_id: int
     author = ForeignKeyField(User, backref="+", on_delete="CASCADE")
+    author_id: int
     member = ForeignKeyField(User, null=True, backref="+", on_delete="SET NULL")
+    member_id: int | None
     x = IntegerField()
     y = IntegerField()
     w = IntegerField()
@@ -143,8 +192,11 @@ class Comment(BaseModel):
 
     id = IdField()
     doc = ForeignKeyField(Doc, backref="comment_rows", on_delete="CASCADE")
+    doc_id: int
     author = ForeignKeyField(User, backref="+", on_delete="CASCADE")
+    author_id: int
     parent = ForeignKeyField("self", null=True, backref="replies", on_delete="CASCADE")
+    parent_id: int | None
     content = TextField(default="")
     posted_at = IntegerField(default=now)
     modified_at = IntegerField(default=0)
@@ -159,7 +211,9 @@ class DocVisit(BaseModel):
 
     id = IdField()
     doc = ForeignKeyField(Doc, on_delete="CASCADE")
+    doc_id: int
     visitor = ForeignKeyField(User, backref="+", on_delete="CASCADE")
+    visitor_id: int
     visited_at = IntegerField(default=now)
     first_visit_at = IntegerField(default=now)  # doc.getVisitors
     visits = IntegerField(default=1)  # counted views (docs/documents.md: what a visit is)
@@ -174,9 +228,11 @@ class Album(BaseModel):
 
     id = IdField()
     owner = ForeignKeyField(User, backref="albums", on_delete="CASCADE")
+    owner_id: int
     title = CharField(max_length=255)
     description = TextField(default="")
     cover = ForeignKeyField(Doc, null=True, on_delete="SET NULL")
+    cover_id: int | None
     perm_comment = IntegerField(default=5)
     is_public = BooleanField(default=True)
     is_family = BooleanField(default=False)
@@ -193,13 +249,20 @@ class Album(BaseModel):
         table_name = "albums"
         indexes = ((("owner", "position"), False),)
 
+    @property
+    def share(self) -> int:
+        """The album's own share level, as a doc's (``Doc.share``)."""
+        return share_level(self.is_public, self.is_family, self.is_friend)
+
 
 class AlbumDoc(BaseModel):
     """Membership of a doc in an album, with its place in the album's order."""
 
     id = IdField()
     album = ForeignKeyField(Album, backref="entries", on_delete="CASCADE")
+    album_id: int
     doc = ForeignKeyField(Doc, backref="album_entries", on_delete="CASCADE")
+    doc_id: int
     position = IntegerField(default=0)
     added_at = IntegerField(default=now)
 
@@ -213,7 +276,9 @@ class AlbumVisit(BaseModel):
 
     id = IdField()
     album = ForeignKeyField(Album, on_delete="CASCADE")
+    album_id: int
     visitor = ForeignKeyField(User, backref="+", on_delete="CASCADE")
+    visitor_id: int
     visited_at = IntegerField(default=now)
     first_visit_at = IntegerField(default=now)  # album.getVisitors
     visits = IntegerField(default=1)
@@ -228,10 +293,13 @@ class UploadTicket(BaseModel):
 
     id = IdField()
     user = ForeignKeyField(User, backref="+", on_delete="CASCADE")
+    user_id: int
     api_key = CharField(max_length=32)
     replace_doc = ForeignKeyField(Doc, null=True, backref="+", on_delete="CASCADE")
+    replace_doc_id: int | None
     state = CharField(max_length=8, default="queued")  # queued | working | done | failed
     doc = ForeignKeyField(Doc, null=True, backref="+", on_delete="SET NULL")
+    doc_id: int | None
     params = TextField(default="{}")  # JSON of the upload parameters
     file_path = CharField(max_length=1024, default="")  # the spooled upload awaiting processing
     file_size = IntegerField(default=0)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from peewee import CharField, ForeignKeyField, IntegerField
 
-from api.core.permissions import PERMISSION_AREAS
+from api.core.permissions import NO_LEVEL, PERMISSION_AREAS
 from keys.db import BaseModel, IdField
 from keys.models import User, now
+
+# Beside each foreign key ``x`` peewee adds ``x_id``, the raw column value; the bare annotations
+# (``owner_id: int``) only declare its type for the checker and create nothing.
 
 
 class Frob(BaseModel):
@@ -19,11 +22,12 @@ class Frob(BaseModel):
     expires_at = IntegerField()
     state = CharField(max_length=10, default="new")  # new | approved | denied | used
     user = ForeignKeyField(User, null=True, on_delete="CASCADE")
-    perm_doc = CharField(max_length=8, default="none")
-    perm_blog = CharField(max_length=8, default="none")
-    perm_post = CharField(max_length=8, default="none")
-    perm_network = CharField(max_length=8, default="none")
-    perm_profile = CharField(max_length=8, default="none")
+    user_id: int | None
+    perm_doc = CharField(max_length=8, default=NO_LEVEL)
+    perm_blog = CharField(max_length=8, default=NO_LEVEL)
+    perm_post = CharField(max_length=8, default=NO_LEVEL)
+    perm_network = CharField(max_length=8, default=NO_LEVEL)
+    perm_profile = CharField(max_length=8, default=NO_LEVEL)
 
     class Meta:
         table_name = "frobs"
@@ -36,11 +40,12 @@ class Token(BaseModel):
     token_hash = CharField(max_length=64, unique=True)
     api_key = CharField(max_length=32)
     user = ForeignKeyField(User, backref="tokens", on_delete="CASCADE")
-    perm_doc = CharField(max_length=8, default="none")
-    perm_blog = CharField(max_length=8, default="none")
-    perm_post = CharField(max_length=8, default="none")
-    perm_network = CharField(max_length=8, default="none")
-    perm_profile = CharField(max_length=8, default="none")
+    user_id: int
+    perm_doc = CharField(max_length=8, default=NO_LEVEL)
+    perm_blog = CharField(max_length=8, default=NO_LEVEL)
+    perm_post = CharField(max_length=8, default=NO_LEVEL)
+    perm_network = CharField(max_length=8, default=NO_LEVEL)
+    perm_profile = CharField(max_length=8, default=NO_LEVEL)
     created_at = IntegerField(default=now)
     revoked_at = IntegerField(default=0)
 

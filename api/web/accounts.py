@@ -21,7 +21,7 @@ from peewee import fn
 from api.config import Settings
 from api.models.accounts import LoginFailure, Session
 from keys import store
-from keys.db import db
+from keys.db import as_tuples, db
 from keys.models import User
 from keys.passwords import check_password, hash_password
 
@@ -125,7 +125,7 @@ class Accounts:
             raise Refused(f"Choose a password of at least {MIN_PASSWORD} characters.")
         try:
             return store.add_user(username, password, realname=realname.strip()[:128])
-        except store.KeyError_:
+        except store.KeyStoreError:
             raise Refused("This user name is taken.") from None
 
     def login(self, username: str, password: str, address: str) -> User:
@@ -139,7 +139,7 @@ class Accounts:
     def _login(self, username: str, password: str, scopes: tuple[str, str]) -> User:
         if self._throttled(*scopes):
             raise Refused("Too many failed logins. Wait 15 minutes and try again.")
-        user = User.get_or_none(User.username == username)
+        user = store.find_user_by_username(username)
         # An unknown name costs the same hashing time as a known one: no user enumeration.
         stored = user.password_hash if user is not None else self._dummy()
         if not check_password(stored, password) or user is None:
@@ -154,12 +154,12 @@ class Accounts:
 
     def _throttled(self, account_scope: str, address_scope: str) -> bool:
         since = self.now() - FAILURE_WINDOW
-        counts = dict(LoginFailure
-                      .select(LoginFailure.scope, fn.COUNT(LoginFailure.id))
-                      .where(LoginFailure.scope.in_((account_scope, address_scope)),
-                             LoginFailure.at > since)
-                      .group_by(LoginFailure.scope)
-                      .tuples())
+        counts: dict[str, int] = dict(as_tuples(
+            LoginFailure
+            .select(LoginFailure.scope, fn.COUNT(LoginFailure.id))
+            .where(LoginFailure.scope.in_((account_scope, address_scope)), LoginFailure.at > since)
+            .group_by(LoginFailure.scope)
+            .tuples()))
         return (counts.get(account_scope, 0) >= MAX_FAILURES_PER_ACCOUNT
                 or counts.get(address_scope, 0) >= MAX_FAILURES_PER_ADDRESS)
 

@@ -14,19 +14,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from api.auth import frobs
 from api.auth.frobs import FlowError
-from api.core.permissions import PERMISSION_AREAS
+from api.core.permissions import described
 from api.models.grants import Frob
 from api.signing import md5
 from keys.models import User
 from keys.store import KeyCache, KeyRecord
 
 DENIED_ERROR = "access_denied"  # the ``error`` parameter a web callback gets on Deny
-
-AREA_WORDS = {"doc": "your photos, videos and documents", "blog": "your blog",
-              "post": "your articles", "network": "your contacts (network)",
-              "profile": "your profile"}
-LEVEL_WORDS = {"read": "See", "write": "See, add and change",
-               "delete": "See, add, change and delete"}
 
 
 @dataclass(frozen=True)
@@ -45,9 +39,7 @@ class AuthorizeLink:
 
     def described(self) -> list[str]:
         """The requested permissions in plain words, one line per area asked for."""
-        return [f"{LEVEL_WORDS[level]} {AREA_WORDS[area]}"
-                for area in PERMISSION_AREAS
-                for level in [self.permissions[area]] if level != "none"]
+        return described(self.permissions)
 
 
 @dataclass(frozen=True)
@@ -70,7 +62,7 @@ def check_link(params: Mapping[str, str], keys: KeyCache, *, now: int) -> Author
     sent = params.get(md5.SIGNATURE_PARAM, "")
     if not sent:
         raise FlowError("The link is not signed (api_sig is missing).")
-    if not md5.verify(params, None, key.secret, sent):
+    if not md5.verify(params, None, key.secret.reveal(), sent):
         raise FlowError("The link's signature is invalid: it was changed or signed wrongly.")
     permissions = frobs.requested_permissions(params)
     frob = None
@@ -96,6 +88,8 @@ def decide(link: AuthorizeLink, user: User, *, allow: bool, now: int, ttl: int,
                                   state="approved", user=user, permissions=link.permissions)
         return Outcome(with_query(link.key.callback_url, frob=frob),
                        "Access allowed", f"You allowed {name}.")
+    if link.frob is None:  # check_link gives every desktop link its frob
+        raise FlowError("The link has no frob: the application must ask for one first.")
     if not frobs.decide(link.frob, allow=allow, user=user, permissions=link.permissions):
         raise FlowError("This authorization link has already been used.")
     if allow:

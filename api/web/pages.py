@@ -20,7 +20,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from api.auth import frobs
 from api.auth.frobs import FlowError
 from api.core.context import AppContext
-from api.core.errors import ApiError
+from api.core.errors import RETRY_AFTER_SECONDS, ApiError
+from api.core.permissions import described
 from api.core.transport import decode_urlencoded
 from api.web import authorize
 from api.web.accounts import Accounts, Refused, session_secret
@@ -180,7 +181,9 @@ class Page:
                        falcon.HTTP_500)
 
     def error(self, resp: falcon.Response, message: str, status: str) -> None:
-        """The error page."""
+        """The error page (a 503 says when to come back)."""
+        if status == falcon.HTTP_503:
+            resp.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
         self.pages.render(resp, "message.html", status=status, title="Sorry",
                           message=message, user=None)
 
@@ -307,8 +310,7 @@ class Authorized(Page):
         if user is None:
             return self.pages.login_redirect(req, resp)
         self.pages.render(resp, "authorized.html", user=user,
-                          apps=frobs.authorized_apps(user), words=authorize.LEVEL_WORDS,
-                          areas=authorize.AREA_WORDS,
+                          apps=frobs.authorized_apps(user), described=described,
                           csrf_token=self.pages.accounts.csrf_token(req.cookies[SESSION_COOKIE]))
 
 

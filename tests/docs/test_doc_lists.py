@@ -199,3 +199,14 @@ def test_per_page_over_the_maximum_is_lowered(call, owner, make_doc):
     for bad in ("abc", "1.5", "-2", "0"):
         assert call("doc.getList", user_id=owner.id, per_page=bad)["api"]["code"] == "143"
         assert call("doc.search", page=bad)["api"]["code"] == "143"
+
+
+def test_lists_find_open_members_only_and_user_get_finds_any(call, owner):
+    """find_open_member (doc.getList, album.getList …) and find_member (user.get), by id or
+    username: a closed account is 1 for the lists, and still shown (is_closed) by user.get."""
+    store.set_user_open("owner", False)
+    for ref in (owner.id, "owner"):
+        assert call("doc.getList", user_id=ref)["api"]["code"] == "1"
+        assert call("album.getList", user_id=ref)["api"]["code"] == "1"
+        assert call("user.get", user_id=ref)["user"]["is_closed"] == "1"
+    assert call("user.get", user_id="nobody")["api"]["code"] == "1"

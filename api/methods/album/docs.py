@@ -5,7 +5,7 @@ them in album order with their context (spec §9, shapes).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from peewee import Expression
 
@@ -22,9 +22,16 @@ from api.content.trees import (
 from api.content.visits import record_visit
 from api.core.context import Call
 from api.core.errors import method_error
-from api.core.paging import paging
+from api.core.paging import Paging
 from api.core.registry import MethodGroup
-from api.methods.album.shared import AlbumNotFound, own_album, own_doc_ids, visible_album
+from api.methods.album.shared import (
+    AlbumId,
+    AlbumNotFound,
+    OwnAlbumId,
+    own_album,
+    own_doc_ids,
+    visible_album,
+)
 from api.methods.common import WRITE, InvalidArgument, parse_ids
 from api.models.docs import Album, AlbumDoc, AlbumVisit, Doc
 from keys.db import db
@@ -36,6 +43,12 @@ DocNotInAlbum = method_error(2, "Document not found", "The document is not in th
 
 DOCS_EXTRAS = ("dates", "geo", "medias", "original", "link")
 CONTEXT_DEFAULT, CONTEXT_MAX = 1, 50  # album.docs.getContext prev/next (not published; ours)
+DOCS_PAGE = Paging("Docs", default=20, maximum=100)
+
+# Parameters both album.docs lists take, with their help.
+Media = Annotated[str, "photo, video, audio or other (a comma list works too)."]
+Safesurf = Annotated[int | None, "Highest safety level to show: 1, 2 or 3."]
+Thumbsize = Annotated[str, "Thumbnail size (75x by default)."]
 
 
 def album_total(album: Album) -> int:
@@ -51,14 +64,14 @@ def added_rows(doc_ids: Sequence[int], own: set[int], new: set[int]) -> list[dic
 
 @group.method("album.docs.add", title="Add one or many docs to an album", token=True, sign=True,
               post=True, perms=WRITE, missing=AlbumNotFound, invalid=InvalidArgument,
-              params={"album_id": "One of your albums.",
-                      "doc_id": "A doc id, or a comma list of them; only your own docs are added."},
               response='<album album_id total added skipped><doc doc_id added error/></album>')
-def docs_add(call: Call, album_id: int, doc_id: str) -> dict:
+def docs_add(call: Call, album_id: OwnAlbumId,
+             doc_id: Annotated[str, "A doc id, or a comma list of them; only your own docs are "
+                                    "added."]) -> dict:
     """Append the caller's docs to one of their albums; others' docs are flagged error=1."""
     album = own_album(call, album_id)
     doc_ids = parse_ids(doc_id)
-    own = own_doc_ids(call.user, doc_ids)
+    own = own_doc_ids(call.require_user(), doc_ids)
     with db.atomic():
         new = append_docs(album, [d for d in doc_ids if d in own], call.now())
         touch(album, call.now())
@@ -68,10 +81,9 @@ def docs_add(call: Call, album_id: int, doc_id: str) -> dict:
 
 @group.method("album.docs.remove", title="Remove one or many docs from an album", token=True,
               sign=True, post=True, perms=WRITE, missing=AlbumNotFound, invalid=InvalidArgument,
-              params={"album_id": "One of your albums.",
-                      "doc_id": "A doc id, or a comma list of them."},
               response='<album album_id total removed skipped><doc doc_id removed/></album>')
-def docs_remove(call: Call, album_id: int, doc_id: str) -> dict:
+def docs_remove(call: Call, album_id: OwnAlbumId,
+                doc_id: Annotated[str, "A doc id, or a comma list of them."]) -> dict:
     """Take docs out of one of the caller's albums; the docs themselves stay."""
     album = own_album(call, album_id)
     doc_ids = parse_ids(doc_id)
@@ -88,16 +100,15 @@ def docs_remove(call: Call, album_id: int, doc_id: str) -> dict:
 @group.method("album.docs.setList", title="Replace all the documents and the cover of an album",
               token=True, sign=True, post=True, perms=WRITE, missing=InvalidArgument,
               invalid=InvalidArgument, errors=(AlbumNotFound,),
-              params={"album_id": "One of your albums.",
-                      "doc_ids": "Comma list of your doc ids, in album order.",
-                      "cover_id": "The cover: one of doc_ids."},
               response='<album album_id cover_id total added skipped>'
                        '<doc doc_id added error/><docs doc_id added error/></album>')
-def docs_set_list(call: Call, album_id: int, doc_ids: str, cover_id: int) -> dict:
+def docs_set_list(call: Call, album_id: OwnAlbumId,
+                  doc_ids: Annotated[str, "Comma list of your doc ids, in album order."],
+                  cover_id: Annotated[int, "The cover: one of doc_ids."]) -> dict:
     """Make the album hold exactly these docs in this order (others' docs are skipped)."""
     album = own_album(call, album_id)
     wanted = parse_ids(doc_ids)
-    own = own_doc_ids(call.user, wanted)
+    own = own_doc_ids(call.require_user(), wanted)
     kept = [d for d in wanted if d in own]
     if cover_id not in kept:
         raise InvalidArgument(f"cover {cover_id} is not among your docs in doc_ids")
@@ -136,23 +147,19 @@ def in_album_link(call: Call, doc: Doc, album: Album) -> str:
 
 @group.method("album.docs.getList", title="Return the list of documents in an album",
               safety=True, missing=AlbumNotFound, invalid=InvalidArgument,
-              params={"album_id": "The album.",
-                      "media": "photo, video, audio or other (a comma list works too).",
-                      "share": "Only docs at this share level: 0 private … 4 public.",
-                      "safesurf": "Highest safety level to show: 1, 2 or 3.",
-                      "extra": "Comma list of: dates, geo, medias, original, link.",
-                      "thumbsize": "Thumbnail size (75x by default).",
-                      "per_page": "Docs per page: 20 by default, at most 100.",
-                      "page": "The page, from 1."},
               response='<album album_id><docs total page pages per_page count><doc …><thumb/>'
                        '</doc></docs><cover/></album>')
-def docs_get_list(call: Call, album_id: int, media: str = "", share: int | None = None,
-                  safesurf: int | None = None, extra: str = "",
-                  thumbsize: str = DEFAULT_THUMBSIZE, per_page: int | None = None,
-                  page: int | None = None) -> dict:
+def docs_get_list(call: Call, album_id: AlbumId, media: Media = "",
+                  share: Annotated[int | None, "Only docs at this share level: 0 private … 4 "
+                                               "public."] = None,
+                  safesurf: Safesurf = None,
+                  extra: Annotated[str, f"Comma list of: {', '.join(DOCS_EXTRAS)}."] = "",
+                  thumbsize: Thumbsize = DEFAULT_THUMBSIZE,
+                  per_page: Annotated[int | None, DOCS_PAGE.per_page_help] = None,
+                  page: Annotated[int | None, DOCS_PAGE.page_help] = None) -> dict:
     """The album's docs the caller may see, in album order; a fixed number of queries."""
     album = visible_album(call, album_id)
-    slice_ = paging(page, per_page, default=20, maximum=100)
+    slice_ = DOCS_PAGE.page(page, per_page)
     viewer = viewer_of(call)
     safe = safesurf_clause(viewer, safesurf, InvalidArgument)
     query = album_docs_query(call, album, safe, media=media, share=share)
@@ -173,20 +180,16 @@ def docs_get_list(call: Call, album_id: int, media: str = "", share: int | None 
 @group.method("album.docs.getContext", title="Get the document context in an album",
               safety=True, missing=AlbumNotFound, invalid=InvalidArgument,
               errors=(DocNotInAlbum,),
-              params={"album_id": "The album.", "doc_id": "A doc of the album.",
-                      "media": "photo, video, audio or other (a comma list works too).",
-                      "safesurf": "Highest safety level to show: 1, 2 or 3.",
-                      "prev": f"Docs before it: {CONTEXT_DEFAULT} by default, at most "
-                              f"{CONTEXT_MAX}.",
-                      "next": f"Docs after it: {CONTEXT_DEFAULT} by default, at most "
-                              f"{CONTEXT_MAX}.",
-                      "thumbsize": "Thumbnail size (75x by default)."},
               response='<album album_id total thumbsize/><prev count><doc index="-1" …/></prev>'
                        '<doc index="0" …/><next count><doc index="1" …/></next>')
-def docs_get_context(call: Call, album_id: int, doc_id: int, media: str = "",
-                     safesurf: int | None = None, prev: int = CONTEXT_DEFAULT,
-                     next: int = CONTEXT_DEFAULT,
-                     thumbsize: str = DEFAULT_THUMBSIZE) -> dict:
+def docs_get_context(call: Call, album_id: AlbumId,
+                     doc_id: Annotated[int, "A doc of the album."], media: Media = "",
+                     safesurf: Safesurf = None,
+                     prev: Annotated[int, f"Docs before it: {CONTEXT_DEFAULT} by default, at "
+                                          f"most {CONTEXT_MAX}."] = CONTEXT_DEFAULT,
+                     next: Annotated[int, f"Docs after it: {CONTEXT_DEFAULT} by default, at "
+                                          f"most {CONTEXT_MAX}."] = CONTEXT_DEFAULT,
+                     thumbsize: Thumbsize = DEFAULT_THUMBSIZE) -> dict:
     """A doc with its neighbours in album order, among the docs the caller may see."""
     album = visible_album(call, album_id)
     if not (0 <= prev <= CONTEXT_MAX and 0 <= next <= CONTEXT_MAX):

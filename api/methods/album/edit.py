@@ -4,8 +4,11 @@ only the owner changes an album (spec §9, shapes).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from peewee import Case
 
+from api.content.access import PERM_LEVELS
 from api.content.albums import album_head, append_docs
 from api.content.trees import DEFAULT_THUMBSIZE
 from api.core.context import Call
@@ -13,6 +16,7 @@ from api.core.registry import MethodGroup
 from api.formats.tree import Text
 from api.methods.album.shared import (
     AlbumNotFound,
+    OwnAlbumId,
     album_dates,
     album_numbers,
     can_tree,
@@ -27,13 +31,13 @@ from keys.db import db
 
 group = MethodGroup()
 
-_PERM_HELP = "Who may comment: 0 only you, 1 family, 2 friends, 3 friends & family, 4 contacts, " \
-             "5 everybody."
+PermComment = Annotated[int, "Who may comment: 0 only you, 1 family, 2 friends, 3 friends & "
+                             "family, 4 contacts, 5 everybody."]
 
 
 def check_perm(value: int) -> None:
     """A perm_comment level must be 0 … 5 (spec §10.4), else 2."""
-    if not 0 <= value <= 5:
+    if value not in PERM_LEVELS:
         raise InvalidArgument(f"perm_comment={value}")
 
 
@@ -42,19 +46,20 @@ _SINGLE_SHAPE = "<album album_id link title><description/><visibility/><dates/><
 
 @group.method("album.create", title="Create a new album", token=True, sign=True, post=True,
               perms=WRITE, missing=InvalidArgument, invalid=InvalidArgument,
-              params={"title": "The album title.", "description": "The album description.",
-                      "cover_id": "One of your docs: added to the album and shown as its cover.",
-                      "perm_comment": _PERM_HELP},
               response=_SINGLE_SHAPE + "<can/><permissions/></album>")
-def create(call: Call, title: str, description: str = "", cover_id: int | None = None,
-           perm_comment: int = 5) -> dict:
+def create(call: Call, title: Annotated[str, "The album title."],
+           description: Annotated[str, "The album description."] = "",
+           cover_id: Annotated[int | None, "One of your docs: added to the album and shown as "
+                                           "its cover."] = None,
+           perm_comment: PermComment = 5) -> dict:
     """Create an album owned by the caller, first in their order."""
     check_perm(perm_comment)
-    if cover_id is not None and not own_doc_ids(call.user, [cover_id]):
+    owner = call.require_user()
+    if cover_id is not None and not own_doc_ids(owner, [cover_id]):
         raise InvalidArgument(f"cover_id {cover_id} is not one of your docs")
     now = call.now()
     with db.atomic():
-        album = Album.create(owner=call.user, title=title.strip(), description=description,
+        album = Album.create(owner=owner, title=title.strip(), description=description,
                              perm_comment=perm_comment, cover=cover_id, created_at=now,
                              modified_at=now)
         if cover_id is not None:
@@ -71,20 +76,19 @@ def create(call: Call, title: str, description: str = "", cover_id: int | None =
 
 
 @group.method("album.edit", title="Edit an album", token=True, sign=True, post=True, perms=WRITE,
-              missing=AlbumNotFound, invalid=InvalidArgument, errors=(InvalidArgument,),
-              params={"album_id": "One of your albums.", "title": "A new title.",
-                      "description": "A new description.",
-                      "cover_id": "A doc of the album to show as its cover."},
+              missing=AlbumNotFound, invalid=InvalidArgument,
               response=_SINGLE_SHAPE.replace("<cover/>", "<cover cover_id doc_id/>")
               + "<permissions/></album>")
-def edit(call: Call, album_id: int, title: str | None = None, description: str | None = None,
-         cover_id: int | None = None) -> dict:
+def edit(call: Call, album_id: OwnAlbumId, title: Annotated[str | None, "A new title."] = None,
+         description: Annotated[str | None, "A new description."] = None,
+         cover_id: Annotated[int | None, "A doc of the album to show as its cover."] = None
+         ) -> dict:
     """Change an album's title, description or cover (a doc already in the album)."""
     album = own_album(call, album_id)
     if cover_id is not None:
         if not AlbumDoc.get_or_none(AlbumDoc.album == album, AlbumDoc.doc == cover_id):
             raise InvalidArgument(f"doc {cover_id} is not in album {album_id}")
-        album.cover = cover_id
+        album.cover_id = cover_id
     if title is not None:
         if not title.strip():
             raise InvalidArgument("an album needs a title")
@@ -99,24 +103,17 @@ def edit(call: Call, album_id: int, title: str | None = None, description: str |
     return {"album": {**album_head(call, album),
                       "description": Text(album.description),
                       "visibility": {"ispublic": album.is_public, "isfamily": album.is_family,
-                                     "isfriends": album.is_friend, "share": album_share(album)},
+                                     "isfriends": album.is_friend, "share": album.share},
                       "dates": album_dates(album),
                       "count": count_tree(album, counts, by_share=False),
                       "cover": cover,
                       "permissions": {"comment": album.perm_comment}}}
 
 
-def album_share(album: Album) -> int:
-    """0 private, 1 family, 2 friends, 3 friends & family, 4 public (spec §10.4)."""
-    if album.is_public:
-        return 4
-    return (1 if album.is_family else 0) + (2 if album.is_friend else 0)
-
-
 @group.method("album.delete", title="Delete an album", token=True, sign=True, post=True,
-              perms={"doc": "delete"}, missing=AlbumNotFound, invalid=AlbumNotFound,
-              params={"album_id": "One of your albums; its docs are kept."})
-def delete(call: Call, album_id: int) -> dict:
+              perms={"doc": "delete"}, missing=AlbumNotFound, invalid=AlbumNotFound)
+def delete(call: Call,
+           album_id: Annotated[int, "One of your albums; its docs are kept."]) -> dict:
     """Delete one of the caller's albums; the docs in it stay."""
     own_album(call, album_id).delete_instance()
     return {}
@@ -124,9 +121,8 @@ def delete(call: Call, album_id: int) -> dict:
 
 @group.method("album.setPerms", title="Set permissions for an album", token=True, sign=True,
               post=True, perms=WRITE, missing=InvalidArgument, invalid=InvalidArgument,
-              errors=(AlbumNotFound,),
-              params={"album_id": "One of your albums.", "perm_comment": _PERM_HELP})
-def set_perms(call: Call, album_id: int, perm_comment: int) -> dict:
+              errors=(AlbumNotFound,))
+def set_perms(call: Call, album_id: OwnAlbumId, perm_comment: PermComment) -> dict:
     """Set who may comment on an album."""
     check_perm(perm_comment)
     album = own_album(call, album_id)
@@ -139,14 +135,15 @@ def set_perms(call: Call, album_id: int, perm_comment: int) -> dict:
 
 @group.method("album.orderList", title="Change the order of your albums", token=True, sign=True,
               post=True, perms=WRITE, missing=InvalidArgument, invalid=InvalidArgument,
-              errors=(AlbumNotFound,),
-              params={"album_ids": "Comma list of your album ids, first shown first; albums "
-                                   "left out follow in their current order."})
-def order_list(call: Call, album_ids: str) -> dict:
+              errors=(AlbumNotFound,))
+def order_list(call: Call,
+               album_ids: Annotated[str, "Comma list of your album ids, first shown first; "
+                                         "albums left out follow in their current order."]
+               ) -> dict:
     """Reorder the caller's albums in one update."""
     wanted = parse_ids(album_ids)
     current = [a.id for a in Album.select(Album.id)
-               .where(Album.owner == call.user)
+               .where(Album.owner == call.require_user())
                .order_by(Album.position, Album.id.desc())]
     unknown = set(wanted) - set(current)
     if unknown:
@@ -155,6 +152,6 @@ def order_list(call: Call, album_ids: str) -> dict:
     if order:
         (Album
          .update(position=Case(Album.id, [(album_id, i) for i, album_id in enumerate(order, 1)]))
-         .where(Album.owner == call.user)
+         .where(Album.owner == call.require_user())
          .execute())
     return {}

@@ -4,18 +4,22 @@ and sees only the docs they may see in it (spec §9, shapes).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from peewee import fn
 
-from api.content.access import find_user, relation_to, safesurf_clause, viewer_of, visible_to
+from api.content.access import find_open_member, relation_to, safesurf_clause, viewer_of, visible_to
 from api.content.albums import album_head, covers, doc_counts
-from api.content.trees import DEFAULT_THUMBSIZE, owner_tree, parse_thumbsize
+from api.content.trees import DEFAULT_THUMBSIZE, THUMB_LABELS, owner_tree, parse_thumbsize
 from api.content.visits import record_visit
 from api.core.context import Call
-from api.core.paging import paging
+from api.core.paging import Paging
 from api.core.registry import MethodGroup
 from api.formats.tree import Text
 from api.methods.album.shared import (
+    AlbumId,
     AlbumNotFound,
+    OwnAlbumId,
     album_dates,
     album_numbers,
     can_tree,
@@ -30,15 +34,16 @@ from api.models.docs import Album, AlbumDoc, AlbumVisit
 from keys.models import User
 
 group = MethodGroup()
-_THUMB_HELP = "Cover size: 75x, 100, 240, 250x, 500, 560, 640, 800, 1024, 1600, 2048 (75x)."
+CoverSize = Annotated[str, f"Cover size: {', '.join(THUMB_LABELS)} ({DEFAULT_THUMBSIZE})."]
+ALBUMS_PAGE = Paging("Albums", default=100, maximum=100)
+VISITORS_PAGE = Paging("Visitors", default=10, maximum=100)
 
 
 @group.method("album.get", title="Get information about an album.", perms=READ,
               missing=AlbumNotFound, invalid=AlbumNotFound,
-              params={"album_id": "The album.", "thumbsize": _THUMB_HELP},
               response="<album album_id link title thumbsize><description/><dates/><count/>"
                        "<cover/><can/><permissions/><you/></album>")
-def get(call: Call, album_id: int, thumbsize: str = DEFAULT_THUMBSIZE) -> dict:
+def get(call: Call, album_id: AlbumId, thumbsize: CoverSize = DEFAULT_THUMBSIZE) -> dict:
     """An album's details; an authenticated view by another member counts as a visit."""
     album = visible_album(call, album_id)
     visit = record_visit(call, album, AlbumVisit, "album")
@@ -61,24 +66,24 @@ def get(call: Call, album_id: int, thumbsize: str = DEFAULT_THUMBSIZE) -> dict:
 
 
 @group.method("album.getList", title="Return the albums list for a given user", safety=True,
-              missing=UserNotFound, invalid=InvalidArgument, errors=(InvalidArgument,),
-              params={"user_id": "The member (id or username); defaults to the authenticated "
-                                 "user (the token's).",
-                      "safesurf": "Highest safety level of the covers shown: 1, 2 or 3.",
-                      "empty": "1 (default) lists empty albums too, 0 leaves them out.",
-                      "thumbsize": _THUMB_HELP,
-                      "per_page": "Albums per page: 100 by default, at most 100.",
-                      "page": "The page, from 1."},
+              missing=UserNotFound, invalid=InvalidArgument,
               response="<albums total page pages per_page count thumbsize><can create/>"
                        "<album …><owner user_id username realname/>…</album></albums>")
-def get_list(call: Call, user_id: str | None = None, safesurf: int | None = None,
-             empty: bool = True, thumbsize: str = DEFAULT_THUMBSIZE,
-             per_page: int | None = None, page: int | None = None) -> dict:
+def get_list(call: Call,
+             user_id: Annotated[str | None, "The member (id or username); defaults to the "
+                                           "authenticated user (the token's)."] = None,
+             safesurf: Annotated[int | None, "Highest safety level of the covers shown: 1, 2 "
+                                             "or 3."] = None,
+             empty: Annotated[bool, "1 (default) lists empty albums too, 0 leaves them "
+                                    "out."] = True,
+             thumbsize: CoverSize = DEFAULT_THUMBSIZE,
+             per_page: Annotated[int | None, ALBUMS_PAGE.per_page_help] = None,
+             page: Annotated[int | None, ALBUMS_PAGE.page_help] = None) -> dict:
     """A member's albums the caller may see, in the owner's order; a fixed number of queries."""
-    user = find_user(user_id) if user_id else call.user
+    user = find_open_member(user_id) if user_id else call.user
     if user is None:
         raise UserNotFound(f"user {user_id!r}")
-    slice_ = paging(page, per_page, default=100, maximum=100)
+    slice_ = ALBUMS_PAGE.page(page, per_page)
     viewer = viewer_of(call)
     safe = safesurf_clause(viewer, safesurf, InvalidArgument)
     query = Album.select().where(Album.owner == user, visible_to(Album, viewer))
@@ -107,17 +112,14 @@ def get_list(call: Call, user_id: str | None = None, safesurf: int | None = None
 
 @group.method("album.getVisitors", title="Return the album latest visitors.", service="doc",
               token=True, sign=True, perms=READ, missing=AlbumNotFound, invalid=InvalidArgument,
-              errors=(InvalidArgument,),
-              params={"album_id": "One of your albums.",
-                      "per_page": "Visitors per page: 10 by default, at most 100.",
-                      "page": "The page, from 1."},
               response="<visits total page pages per_page count><visit user_id username "
                        "visited_at first_visit_at visits/></visits>")
-def get_visitors(call: Call, album_id: int, per_page: int | None = None,
-                 page: int | None = None) -> dict:
+def get_visitors(call: Call, album_id: OwnAlbumId,
+                 per_page: Annotated[int | None, VISITORS_PAGE.per_page_help] = None,
+                 page: Annotated[int | None, VISITORS_PAGE.page_help] = None) -> dict:
     """Who viewed one of the caller's albums, latest first (owner only)."""
     album = own_album(call, album_id)
-    slice_ = paging(page, per_page, default=10, maximum=100)
+    slice_ = VISITORS_PAGE.page(page, per_page)
     query = (AlbumVisit
              .select(AlbumVisit, User)
              .join(User)

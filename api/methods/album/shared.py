@@ -5,9 +5,9 @@ trees of a single album's answers.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any
 
-from api.content.access import can_view, perm_allows, viewer_of
+from api.content.access import can_view, locked, perm_allows, viewer_of
 from api.content.albums import covers, doc_counts
 from api.core.context import Call
 from api.core.errors import method_error
@@ -16,6 +16,10 @@ from keys.models import User
 
 AlbumNotFound = method_error(1, "Album not found", "The album ID is invalid or insufficient "
                                                    "permissions to view this album.")
+
+# The album parameters several methods take, with their help.
+AlbumId = Annotated[int, "The album."]
+OwnAlbumId = Annotated[int, "One of your albums."]
 
 
 def visible_album(call: Call, album_id: int) -> Album:
@@ -27,8 +31,9 @@ def visible_album(call: Call, album_id: int) -> Album:
 
 
 def own_album(call: Call, album_id: int) -> Album:
-    """The caller's own album, else 1: only the owner changes an album."""
-    album = Album.get_or_none(Album.id == album_id)
+    """The caller's own album (its row locked inside a write), else 1: only the owner changes an
+    album."""
+    album = locked(Album.select().where(Album.id == album_id), Album).first()
     if album is None or not is_owner(call, album):
         raise AlbumNotFound(f"album {album_id}")
     return album

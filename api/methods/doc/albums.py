@@ -4,12 +4,15 @@ of ``album.docs.*``).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from api.content.access import owned_doc, viewer_of, visible_doc, visible_to
 from api.content.albums import album_head, append_docs, covers, doc_counts, touch
 from api.content.trees import DEFAULT_THUMBSIZE
 from api.core.context import Call
 from api.core.registry import MethodGroup
 from api.methods.common import READ, WRITE, DocNotFound, InvalidArgument, parse_ids
+from api.methods.doc.shared import OwnDocId, TheDoc
 from api.models.docs import Album, AlbumDoc
 from keys.db import db
 
@@ -18,26 +21,25 @@ group = MethodGroup()
 
 @group.method("doc.albums.add", title="Add doc in one or many albums", service="doc", token=True,
               sign=True, post=True, perms=WRITE, missing=DocNotFound, invalid=InvalidArgument,
-              errors=(InvalidArgument,),
-              params={"doc_id": "One of your docs.",
-                      "album_id": "An album id, or a comma list of them; only your albums."},
               response='<doc doc_id total added skipped><album album_id added error/></doc>')
-def doc_albums_add(call: Call, doc_id: int, album_id: str | None = None) -> dict:
+def doc_albums_add(call: Call, doc_id: OwnDocId,
+                   album_id: Annotated[str | None, "An album id, or a comma list of them; only "
+                                                   "your albums."] = None) -> dict:
     """Put one of the caller's docs into some of their albums (the mirror of album.docs.add)."""
     doc = owned_doc(call, doc_id, DocNotFound)
     if not album_id:
         raise InvalidArgument("album_id is missing")
     album_ids = parse_ids(album_id)
     albums = {a.id: a for a in Album.select().where(Album.id.in_(album_ids),
-                                                    Album.owner == call.user)}
+                                                    Album.owner == call.require_user())}
     rows = []
     with db.atomic():
         for wanted in album_ids:
             album = albums.get(wanted)
-            added = bool(album and append_docs(album, [doc.id], call.now()))
+            was_added = bool(album and append_docs(album, [doc.id], call.now()))
             if album is not None:
                 touch(album, call.now())
-            rows.append({"album_id": wanted, "added": added, "error": album is None})
+            rows.append({"album_id": wanted, "added": was_added, "error": album is None})
     added = sum(row["added"] for row in rows)
     total = AlbumDoc.select().where(AlbumDoc.doc == doc).count()
     return {"doc": {"doc_id": doc.id, "total": total, "added": added,
@@ -46,10 +48,9 @@ def doc_albums_add(call: Call, doc_id: int, album_id: str | None = None) -> dict
 
 @group.method("doc.getContainers", title="Return all albums and groups the document belongs to.",
               service="doc", perms=READ, missing=DocNotFound, invalid=DocNotFound,
-              params={"doc_id": "The doc."},
               response='<albums total><album album_id title docs cover link/></albums>'
                        '<groups total added pending invited/>')
-def get_containers(call: Call, doc_id: int) -> dict:
+def get_containers(call: Call, doc_id: TheDoc) -> dict:
     """The albums (that the caller may see) holding a doc; groups come with the group family."""
     doc = visible_doc(call, doc_id, DocNotFound)
     albums = list(Album

@@ -4,7 +4,7 @@ author, deleted by the author or the doc's owner.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from peewee import fn
 
@@ -12,11 +12,11 @@ from api.content.access import visible_doc
 from api.content.trees import owner_tree, parse_extra
 from api.core.context import Call
 from api.core.errors import method_error
-from api.core.paging import paging
+from api.core.paging import Paging
 from api.core.registry import MethodGroup
 from api.formats.tree import Text
 from api.methods.common import READ, WRITE, DocNotFound, InvalidArgument
-from api.methods.doc.shared import PREVIEW_HELP, NotAllowed, may, require
+from api.methods.doc.shared import NotAllowed, Preview, TheDoc, may, require
 from api.models.docs import Comment, Doc
 from keys.db import db
 from keys.models import User
@@ -74,7 +74,7 @@ def post_comment(call: Call, doc: Doc, content: str, parent: Comment | None,
     require(may(call, doc, doc.perm_comment), "perm_comment")
     if not content.strip():
         raise InvalidArgument("empty content")
-    comment = Comment(doc=doc, author=call.user, parent=parent, content=content,
+    comment = Comment(doc=doc, author=call.require_user(), parent=parent, content=content,
                       posted_at=call.now())
     if not preview:
         with db.atomic():
@@ -84,25 +84,25 @@ def post_comment(call: Call, doc: Doc, content: str, parent: Comment | None,
 
 
 _WRITTEN_SHAPE = '<comment comment_id user_id posted_at link><content/></comment>'
+COMMENTS_PAGE = Paging("Comments", default=100, maximum=100)
 
 
 @group.method("doc.comments.add", title="Comment on a document.", service="doc", token=True,
               sign=True, post=True, perms=WRITE, missing=InvalidArgument, invalid=DocNotFound,
-              errors=(DocNotFound, NotAllowed),
-              params={"doc_id": "The doc.", "content": "The comment.",
-                      "preview": PREVIEW_HELP},
+              errors=(NotAllowed,),
               response=_WRITTEN_SHAPE)
-def comments_add(call: Call, doc_id: int, content: str, preview: bool = False) -> dict:
+def comments_add(call: Call, doc_id: TheDoc, content: Annotated[str, "The comment."],
+                 preview: Preview = False) -> dict:
     """Comment on a doc the caller may see."""
     return post_comment(call, visible_doc(call, doc_id, DocNotFound), content, None, preview)
 
 
 @group.method("doc.comments.reply", title="Reply to a comment on a document.", service="doc",
               token=True, sign=True, post=True, perms=WRITE, missing=InvalidArgument,
-              invalid=CommentNotFound, errors=(CommentNotFound, NotAllowed),
-              params={"comment_id": "The comment to answer.", "content": "The reply."},
+              invalid=CommentNotFound, errors=(NotAllowed,),
               response=_WRITTEN_SHAPE.replace("<comment ", "<comment parent_id "))
-def comments_reply(call: Call, comment_id: int, content: str) -> dict:
+def comments_reply(call: Call, comment_id: Annotated[int, "The comment to answer."],
+                   content: Annotated[str, "The reply."]) -> dict:
     """Answer a comment; the reply points at it with parent_id."""
     parent, doc = comment_with_doc(call, comment_id)
     return post_comment(call, doc, content, parent, False)
@@ -110,14 +110,13 @@ def comments_reply(call: Call, comment_id: int, content: str) -> dict:
 
 @group.method("doc.comments.edit", title="Edit a comment on a document.", service="doc",
               token=True, sign=True, post=True, perms=WRITE, missing=InvalidArgument,
-              invalid=CommentNotFound, errors=(CommentNotFound, NotAllowed),
-              params={"comment_id": "One of your comments.", "content": "The new text.",
-                      "preview": PREVIEW_HELP},
+              invalid=CommentNotFound, errors=(NotAllowed,),
               response=_WRITTEN_SHAPE.replace("posted_at", "posted_at modified_at"))
-def comments_edit(call: Call, comment_id: int, content: str, preview: bool = False) -> dict:
+def comments_edit(call: Call, comment_id: Annotated[int, "One of your comments."],
+                  content: Annotated[str, "The new text."], preview: Preview = False) -> dict:
     """Change the text of one of the caller's comments."""
     comment, doc = comment_with_doc(call, comment_id)
-    require(comment.author_id == call.user.id, "only the author edits a comment")
+    require(comment.author_id == call.require_user().id, "only the author edits a comment")
     if not content.strip():
         raise InvalidArgument("empty content")
     comment.content, comment.modified_at = content, call.now()
@@ -128,12 +127,12 @@ def comments_edit(call: Call, comment_id: int, content: str, preview: bool = Fal
 
 @group.method("doc.comments.delete", title="Delete a comment on a document.", service="doc",
               token=True, sign=True, post=True, perms=WRITE, missing=CommentNotFound,
-              invalid=CommentNotFound, errors=(NotAllowed,),
-              params={"comment_id": "The comment; its replies go with it."})
-def comments_delete(call: Call, comment_id: int) -> dict:
+              invalid=CommentNotFound, errors=(NotAllowed,))
+def comments_delete(call: Call,
+                    comment_id: Annotated[int, "The comment; its replies go with it."]) -> dict:
     """Delete a comment and its replies (its author or the doc's owner)."""
     comment, doc = comment_with_doc(call, comment_id)
-    require(call.user.id in (comment.author_id, doc.owner_id), "not your comment")
+    require(call.require_user().id in (comment.author_id, doc.owner_id), "not your comment")
     with db.atomic():
         comment.delete_instance()  # replies go by ON DELETE CASCADE
         recount(doc)
@@ -142,11 +141,11 @@ def comments_delete(call: Call, comment_id: int) -> dict:
 
 @group.method("doc.comments.get", title="Return a comment on a document.", service="doc",
               perms=READ, missing=CommentNotFound, invalid=CommentNotFound,
-              params={"comment_id": "The comment.", "extra": "owner: add the author's details."},
               response='<comment comment_id user_id username posted_at canreply canedit '
                        'candelete parent_id><content/><parent comment_id user_id username>'
                        '<content/></parent></comment>')
-def comments_get(call: Call, comment_id: int, extra: str = "") -> dict:
+def comments_get(call: Call, comment_id: Annotated[int, "The comment."],
+                 extra: Annotated[str, "owner: add the author's details."] = "") -> dict:
     """One comment, what the caller may do with it, and the comment it answers."""
     comment, doc = comment_with_doc(call, comment_id)
     tree = read_tree(comment, parse_extra(extra, ("owner",)))
@@ -163,18 +162,16 @@ def comments_get(call: Call, comment_id: int, extra: str = "") -> dict:
 
 @group.method("doc.comments.getList", title="Return the comments on a document.", service="doc",
               perms=READ, missing=DocNotFound, invalid=InvalidArgument,
-              errors=(InvalidArgument,),
-              params={"doc_id": "The doc.", "extra": "owner: add each author's details.",
-                      "per_page": "Comments per page: 100 by default, at most 100.",
-                      "page": "The page, from 1."},
               response='<comments doc_id total page pages per_page count>'
                        '<comment comment_id parent_id user_id username posted_at modified_at>'
                        '<content/></comment></comments>')
-def comments_get_list(call: Call, doc_id: int, extra: str = "", per_page: int | None = None,
-                      page: int | None = None) -> dict:
+def comments_get_list(call: Call, doc_id: TheDoc,
+                      extra: Annotated[str, "owner: add each author's details."] = "",
+                      per_page: Annotated[int | None, COMMENTS_PAGE.per_page_help] = None,
+                      page: Annotated[int | None, COMMENTS_PAGE.page_help] = None) -> dict:
     """A doc's comments and replies, oldest first, authors joined: two queries a page."""
     doc = visible_doc(call, doc_id, DocNotFound)
-    slice_ = paging(page, per_page, default=100, maximum=100)
+    slice_ = COMMENTS_PAGE.page(page, per_page)
     query = Comment.select().where(Comment.doc == doc)
     total = query.count()
     rows = slice_.apply(Comment

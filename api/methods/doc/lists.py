@@ -8,12 +8,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from peewee import Expression, fn
 
 from api.content.access import (
-    find_user,
+    find_open_member,
     media_clause,
     parse_choices,
     safesurf_clause,
@@ -22,14 +22,15 @@ from api.content.access import (
     visible_doc,
     visible_to,
 )
+from api.content.licenses import LICENSE_CODES, codes_listed
 from api.content.tags import parse_keywords
 from api.content.trees import context_item, doc_trees, parse_extra, parse_thumbsize, thumbs_by_doc
 from api.core.context import Call
 from api.core.errors import method_error
-from api.core.paging import Page, paging
+from api.core.paging import NUMBER_OF, Page, Paging
 from api.core.registry import MethodGroup
 from api.methods.common import READ, DocNotFound, InvalidArgument, UserNotFound
-from api.methods.doc.shared import EXTRA_HELP, LICENSES
+from api.methods.doc.shared import DocId, extra_help
 from api.models.docs import NO_DATE, Album, AlbumDoc, Doc, Tag
 from keys.models import User
 
@@ -41,22 +42,28 @@ SearchAlbumNotFound = method_error(2, "Album not found", "The album ID is invali
 SearchInvalidArgument = method_error(3, "Invalid argument", "An argument has an invalid value "
                                                             "(enumeration, date, tags, dist).")
 
-MD5Invalid = method_error(1, "Invalid md5 list", "md5 is missing, or holds more than 20 values.")
 MAX_TAGS = 20
 MAX_MD5 = 20
-MAX_CONTEXT = 50
+CONTEXT_DEFAULT, MAX_CONTEXT = 1, 50  # doc.getContext prev/next
 DEFAULT_DIST, MAX_DIST = 5000, 30000  # metres (§10.4)
+MD5Invalid = method_error(1, "Invalid md5 list",
+                          f"md5 is missing, or holds more than {MAX_MD5} values.")
 METRES_PER_DEGREE = 111_195.0  # mean Earth radius × π/180
 CREATED = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2})?$")
 NEWEST_FIRST = (Doc.posted_at.desc(), Doc.id.desc())
 LIST_EXTRAS = ("dates", "count", "geo", "medias", "original", "md5")
 SEARCH_EXTRAS = ("owner", "dates", "count", "license", "medias", "geo", "original")
 
-PAGING_HELP = {"per_page": "Number of documents per page (default 20, max 100).",
-               "page": "The page of results to return (default 1)."}
+DOCS_PAGE = Paging("documents", default=20, maximum=100, wording=NUMBER_OF)
 
-THUMBSIZE_HELP = "Thumbnail size: 75x (default), 100, 240, 250x, 500, 560, 640, 800, 1024 …"
-SAFESURF_HELP = "Maximum safety level: 1 (default), 2, 3 (3 needs an authenticated caller)."
+# Parameters several of these methods take, with their help.
+Share = Annotated[int | None, "Only docs at this share level: 0 private … 4 public."]
+Safesurf = Annotated[int | None, "Maximum safety level: 1 (default), 2, 3 (3 needs an "
+                                 "authenticated caller)."]
+Thumbsize = Annotated[str, "Thumbnail size: 75x (default), 100, 240, 250x, 500, 560, 640, 800, "
+                           "1024 …"]
+PerPage = Annotated[int | None, DOCS_PAGE.per_page_help]
+PageNumber = Annotated[int | None, DOCS_PAGE.page_help]
 
 
 def list_page(call: Call, where: Sequence[Expression], order: Sequence[Any], page: Page,
@@ -77,63 +84,56 @@ def _present(*clauses: Expression | None) -> list[Expression]:
 
 @group.method("doc.getList", title="Return the member's list of documents", safety=True,
               missing=UserNotFound, invalid=InvalidArgument,
-              errors=(UserNotFound, InvalidArgument),
-              params={"user_id": "The member's ID or web alias; defaults to the authenticated "
-                                 "user (the token's).",
-                      "media": "photo, video, audio or other (a comma list is accepted).",
-                      "share": "Only docs at this share level: 0 private … 4 public.",
-                      "safesurf": SAFESURF_HELP,
-                      "extra": EXTRA_HELP + ", ".join(LIST_EXTRAS),
-                      "thumbsize": THUMBSIZE_HELP, **PAGING_HELP},
               response='<docs total="12" per_page="20" page="1" pages="1"><doc …/></docs>')
-def get_list(call: Call, user_id: str = "", media: str = "", share: int | None = None,
-             safesurf: int | None = None, extra: str = "", thumbsize: str = "",
-             per_page: int | None = None, page: int | None = None) -> dict:
+def get_list(call: Call,
+             user_id: Annotated[str, "The member's ID or web alias; defaults to the "
+                                     "authenticated user (the token's)."] = "",
+             media: Annotated[str, "photo, video, audio or other (a comma list is "
+                                   "accepted)."] = "",
+             share: Share = None, safesurf: Safesurf = None,
+             extra: Annotated[str, extra_help(LIST_EXTRAS)] = "", thumbsize: Thumbsize = "",
+             per_page: PerPage = None, page: PageNumber = None) -> dict:
     """Return a member's documents the caller may see, newest first."""
-    user = find_user(user_id) if user_id else call.user
+    user = find_open_member(user_id) if user_id else call.user
     if user is None:
         raise UserNotFound(user_id or "missing parameter user_id")
     viewer = viewer_of(call)
     where = _present(Doc.owner == user.id, visible_to(Doc, viewer),
                      safesurf_clause(viewer, safesurf, InvalidArgument),
                      media_clause(media, InvalidArgument), share_clause(share, InvalidArgument))
-    return list_page(call, where, NEWEST_FIRST, paging(page, per_page, default=20, maximum=100),
+    return list_page(call, where, NEWEST_FIRST, DOCS_PAGE.page(page, per_page),
                      parse_extra(extra, LIST_EXTRAS), parse_thumbsize(thumbsize))
 
 
 @group.method("doc.search", title="Search for documents.", safety=True, perms=READ,
-              invalid=SearchInvalidArgument,
-              errors=(UserNotFound, SearchAlbumNotFound, SearchInvalidArgument),
-              params={"user_id": "Only this member's docs (ID or web alias).",
-                      "media": "photo, video, audio, other, or a comma list of them.",
-                      "share": "Only docs at this share level: 0 private … 4 public.",
-                      "safesurf": SAFESURF_HELP,
-                      "text": "Words that must all appear in the title, description or tags.",
-                      "tags": "Up to 20 comma-separated keywords; a doc must carry all of them.",
-                      "album_id": "Only docs in this album.",
-                      "group_id": "Only docs in this group (no groups exist yet: no results).",
-                      "license": "A licence code or a comma list of them (0,1,3,5,7,9,11,255).",
-                      "posted_min": "Posted at or after (UNIX time).",
-                      "posted_max": "Posted at or before (UNIX time).",
-                      "created_min": "Created at or after (YYYY-MM-DD HH:MM:SS).",
-                      "created_max": "Created at or before (YYYY-MM-DD HH:MM:SS).",
-                      "lat": "Latitude of the centre of a radius search.",
-                      "lng": "Longitude of the centre of a radius search.",
-                      "dist": "Radius in metres (default 5000, max 30000).",
-                      "sort": "relevance (default), popular, posted-desc, posted-asc, "
-                              "created-desc or created-asc.",
-                      "extra": EXTRA_HELP + ", ".join(SEARCH_EXTRAS),
-                      "thumbsize": THUMBSIZE_HELP, **PAGING_HELP},
+              invalid=SearchInvalidArgument, errors=(UserNotFound, SearchAlbumNotFound),
               response='<docs page="1" total="51258" pages="2563" per_page="20">'
                        '<doc doc_id title license><owner user_id/><thumb/></doc></docs>')
-def search(call: Call, user_id: str = "", media: str = "", share: int | None = None,
-           safesurf: int | None = None, text: str = "", tags: str = "",
-           album_id: int | None = None, group_id: int | None = None, license: str = "",
-           posted_min: int | None = None, posted_max: int | None = None,
-           created_min: str = "", created_max: str = "", lat: float | None = None,
-           lng: float | None = None, dist: int | None = None, sort: str = "relevance",
-           extra: str = "", thumbsize: str = "", per_page: int | None = None,
-           page: int | None = None) -> dict:
+def search(call: Call,
+           user_id: Annotated[str, "Only this member's docs (ID or web alias)."] = "",
+           media: Annotated[str, "photo, video, audio, other, or a comma list of them."] = "",
+           share: Share = None, safesurf: Safesurf = None,
+           text: Annotated[str, "Words that must all appear in the title, description or "
+                                "tags."] = "",
+           tags: Annotated[str, f"Up to {MAX_TAGS} comma-separated keywords; a doc must carry "
+                                "all of them."] = "",
+           album_id: Annotated[int | None, "Only docs in this album."] = None,
+           group_id: Annotated[int | None, "Only docs in this group (no groups exist yet: no "
+                                           "results)."] = None,
+           license: Annotated[str, "A licence code or a comma list of them "
+                                   f"({codes_listed()})."] = "",
+           posted_min: Annotated[int | None, "Posted at or after (UNIX time)."] = None,
+           posted_max: Annotated[int | None, "Posted at or before (UNIX time)."] = None,
+           created_min: Annotated[str, "Created at or after (YYYY-MM-DD HH:MM:SS)."] = "",
+           created_max: Annotated[str, "Created at or before (YYYY-MM-DD HH:MM:SS)."] = "",
+           lat: Annotated[float | None, "Latitude of the centre of a radius search."] = None,
+           lng: Annotated[float | None, "Longitude of the centre of a radius search."] = None,
+           dist: Annotated[int | None, f"Radius in metres (default {DEFAULT_DIST}, max "
+                                       f"{MAX_DIST})."] = None,
+           sort: Annotated[str, "relevance (default), popular, posted-desc, posted-asc, "
+                                "created-desc or created-asc."] = "relevance",
+           extra: Annotated[str, extra_help(SEARCH_EXTRAS)] = "", thumbsize: Thumbsize = "",
+           per_page: PerPage = None, page: PageNumber = None) -> dict:
     """Search the docs the caller may see; every criterion given must hold (docs/documents.md)."""
     viewer = viewer_of(call)
     bad = SearchInvalidArgument
@@ -152,14 +152,14 @@ def search(call: Call, user_id: str = "", media: str = "", share: int | None = N
         where.extend(geo[0])
     order = _search_order(sort, geo[1] if geo else None)
     extras = parse_extra(extra, SEARCH_EXTRAS) | {"owner"}  # the owner is in every result
-    return list_page(call, where, order, paging(page, per_page, default=20, maximum=100),
-                     extras, parse_thumbsize(thumbsize))
+    return list_page(call, where, order, DOCS_PAGE.page(page, per_page), extras,
+                     parse_thumbsize(thumbsize))
 
 
 def _owner_clause(user_id: str) -> Expression | None:
     if not user_id:
         return None
-    user = find_user(user_id)
+    user = find_open_member(user_id)
     if user is None:
         raise UserNotFound(user_id)
     return Doc.owner == user.id
@@ -177,7 +177,7 @@ def _album_clause(call: Call, album_id: int | None) -> Expression | None:
 def _license_clause(license: str) -> Expression | None:
     if not license:
         return None
-    return Doc.license.in_(parse_choices(license, LICENSES, int, SearchInvalidArgument))
+    return Doc.license.in_(parse_choices(license, LICENSE_CODES, int, SearchInvalidArgument))
 
 
 def _text_clause(text: str) -> Expression | None:
@@ -260,17 +260,18 @@ def _search_order(sort: str, distance: Expression | None) -> Sequence[Any]:
 
 
 @group.method("doc.getContext", title="Get the document context in docstream", perms=READ,
-              missing=DocNotFound, invalid=InvalidArgument, errors=(DocNotFound, InvalidArgument),
-              params={"doc_id": "The document ID.",
-                      "media": "Only docs of this media type (a comma list is accepted).",
-                      "safesurf": SAFESURF_HELP,
-                      "prev": f"How many earlier docs (default 1, max {MAX_CONTEXT}).",
-                      "next": f"How many later docs (default 1, max {MAX_CONTEXT}).",
-                      "thumbsize": THUMBSIZE_HELP},
+              missing=DocNotFound, invalid=InvalidArgument,
               response='<prev count><doc index="-1" …/></prev><doc index="0" …/>'
                        '<next count><doc index="1" …/></next>')
-def get_context(call: Call, doc_id: int, media: str = "", safesurf: int | None = None,
-                prev: int = 1, next: int = 1, thumbsize: str = "") -> dict:
+def get_context(call: Call, doc_id: DocId,
+                media: Annotated[str, "Only docs of this media type (a comma list is "
+                                      "accepted)."] = "",
+                safesurf: Safesurf = None,
+                prev: Annotated[int, f"How many earlier docs (default {CONTEXT_DEFAULT}, max "
+                                     f"{MAX_CONTEXT})."] = CONTEXT_DEFAULT,
+                next: Annotated[int, f"How many later docs (default {CONTEXT_DEFAULT}, max "
+                                     f"{MAX_CONTEXT})."] = CONTEXT_DEFAULT,
+                thumbsize: Thumbsize = "") -> dict:
     """Return the docs posted just before and after a doc in its owner's stream."""
     doc = visible_doc(call, doc_id, DocNotFound)
     if not (0 <= prev <= MAX_CONTEXT and 0 <= next <= MAX_CONTEXT):
@@ -299,10 +300,11 @@ def get_context(call: Call, doc_id: int, media: str = "", safesurf: int | None =
 
 
 @group.method("doc.checkMD5", title="Check if a doc exists in your stream using MD5.",
-              token=True, sign=True, perms=READ, missing=MD5Invalid, errors=(MD5Invalid,),
-              params={"md5": "An md5 or a comma-separated list of up to 20."},
+              token=True, sign=True, perms=READ, missing=MD5Invalid,
               response='<docs count="5" found="2"><doc md5 doc_id found="1"/></docs>')
-def check_md5(call: Call, md5: str) -> dict:
+def check_md5(call: Call,
+              md5: Annotated[str, f"An md5 or a comma-separated list of up to {MAX_MD5}."]
+              ) -> dict:
     """Tell which of the given file MD5s are already in the caller's stream (upload de-dup).
 
     Only found docs are listed (the method's note: an md5 not found gives no entry), so a client
@@ -313,7 +315,7 @@ def check_md5(call: Call, md5: str) -> dict:
         raise MD5Invalid(f"{len(sums)} md5")
     found: dict[str, int] = {}
     for row in (Doc.select(Doc.id, Doc.md5)
-                .where(Doc.owner == call.user.id, Doc.md5.in_(sums))
+                .where(Doc.owner == call.require_user().id, Doc.md5.in_(sums))
                 .order_by(Doc.id)):
         found.setdefault(row.md5, row.id)
     items = [{"md5": s, "doc_id": found[s], "found": True} for s in sums if s in found]

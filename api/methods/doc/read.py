@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from peewee import JOIN, fn
 
@@ -26,24 +26,30 @@ from api.content.trees import (
 )
 from api.content.visits import record_visit
 from api.core.context import Call
-from api.core.paging import paging
+from api.core.paging import NUMBER_OF, Paging
 from api.core.registry import MethodGroup
 from api.formats.tree import Text
 from api.methods.common import READ, DocNotFound
-from api.methods.doc.shared import EXTRA_HELP, can_tree, permissions_tree
+from api.methods.doc.shared import (
+    CallersDocId,
+    DocId,
+    can_tree,
+    extra_help,
+    permissions_tree,
+)
 from api.models.docs import AlbumDoc, Comment, Doc, DocVisit, Note, Tag
 from keys.models import User
 
 group = MethodGroup()
 ROTATION = {1: 0, 3: 180, 6: 90, 8: 270}  # EXIF orientation → degrees clockwise
 GET_EXTRAS = ("tags", "notes", "geo", "md5")
+VISITORS_PAGE = Paging("visitors", default=10, maximum=100, wording=NUMBER_OF)
 
 
 @group.method("doc.get", title="Get details about document.", perms=READ, missing=DocNotFound,
-              invalid=DocNotFound, errors=(DocNotFound,),
-              params={"doc_id": "The document ID.", "extra": EXTRA_HELP + ", ".join(GET_EXTRAS)},
+              invalid=DocNotFound,
               response="<doc doc_id media license title …><owner/><thumbs>…</thumbs></doc>")
-def get(call: Call, doc_id: int, extra: str = "") -> dict:
+def get(call: Call, doc_id: DocId, extra: Annotated[str, extra_help(GET_EXTRAS)] = "") -> dict:
     """Return a document's details; an authenticated view by another member counts as a visit."""
     doc = visible_doc(call, doc_id, DocNotFound)
     extras = parse_extra(extra, GET_EXTRAS)
@@ -130,8 +136,9 @@ def tags_tree(doc: Doc) -> dict[str, Any]:
 
 def _tag_item(doc: Doc, tag: Tag) -> dict[str, Any]:
     item: dict[str, Any] = {"tag_id": tag.id, **tag_tree(tag, doc)}
-    if tag.type == "member" and tag.member_id:
-        item.update(member_id=tag.member_id, title=display_name(tag.member))
+    member = tag.member if tag.type == "member" and tag.member_id else None
+    if member is not None:
+        item.update(member_id=tag.member_id, title=display_name(member))
     else:
         item.update(keyword=tag.norm, title=tag.tag)
     return item
@@ -151,19 +158,17 @@ def notes_tree(doc: Doc) -> dict[str, Any]:
 
 
 @group.method("doc.getMedias", title="Get document media urls (thumbs, medias, original,...).",
-              perms=READ, missing=DocNotFound, invalid=DocNotFound, errors=(DocNotFound,),
-              params={"doc_id": "The document ID."},
+              perms=READ, missing=DocNotFound, invalid=DocNotFound,
               response="<thumbs><thumb label w h url/>…</thumbs><medias/><original/>")
-def get_medias(call: Call, doc_id: int) -> dict:
+def get_medias(call: Call, doc_id: DocId) -> dict:
     """Return the URLs of a document's thumbnails, media renditions and original."""
     return medias_trees(call, visible_doc(call, doc_id, DocNotFound))
 
 
 @group.method("doc.getExif", title="Return the meta information for a document (EXIF/ID3/...).",
-              perms=READ, missing=DocNotFound, invalid=DocNotFound, errors=(DocNotFound,),
-              params={"doc_id": "The document ID."},
+              perms=READ, missing=DocNotFound, invalid=DocNotFound,
               response='<exif doc_id="12345" total="2"><tag name="Make" value="Canon"/>…</exif>')
-def get_exif(call: Call, doc_id: int) -> dict:
+def get_exif(call: Call, doc_id: DocId) -> dict:
     """Return the metadata read from a document's file, one ``tag`` per field."""
     doc = visible_doc(call, doc_id, DocNotFound)
     try:
@@ -177,17 +182,14 @@ def get_exif(call: Call, doc_id: int) -> dict:
 
 @group.method("doc.getVisitors", title="Return the document latest visitors.", token=True,
               sign=True, perms=READ, missing=DocNotFound, invalid=DocNotFound,
-              errors=(DocNotFound,),
-              params={"doc_id": "The document ID (one of the caller's own).",
-                      "per_page": "Number of visitors per page (default 10, max 100).",
-                      "page": "The page of results to return (default 1)."},
               response='<visits count per_page pages page total>'
                        '<visit user_id username visited_at first_visit_at visits/></visits>')
-def get_visitors(call: Call, doc_id: int, per_page: int | None = None,
-                 page: int | None = None) -> dict:
+def get_visitors(call: Call, doc_id: CallersDocId,
+                 per_page: Annotated[int | None, VISITORS_PAGE.per_page_help] = None,
+                 page: Annotated[int | None, VISITORS_PAGE.page_help] = None) -> dict:
     """Return the members who viewed one of the caller's documents, latest first."""
     doc = owned_doc(call, doc_id, DocNotFound)
-    slice_ = paging(page, per_page, default=10, maximum=100)
+    slice_ = VISITORS_PAGE.page(page, per_page)
     total = DocVisit.select().where(DocVisit.doc == doc.id).count()
     rows = list(slice_.apply(DocVisit.select(DocVisit, User)
                              .join(User, on=(DocVisit.visitor == User.id))

@@ -1,10 +1,11 @@
-"""What the ``doc.*`` modules share: parameter help, the licence codes, the permission trees of
-doc.get and doc.getPerms, and the perm checks (code 3) of tags, notes and comments.
+"""What the ``doc.*`` modules share: parameters with their help, the permission trees of doc.get
+and doc.getPerms, and the perm checks (code 3) of tags, notes and comments.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Annotated, Any
 
 from api.content.access import perm_allows, relation_to
 from api.content.trees import may_download
@@ -13,8 +14,17 @@ from api.core.errors import method_error
 from api.models.docs import Doc, Relation
 from keys.models import User
 
-LICENSES = (0, 1, 3, 5, 7, 9, 11, 255)  # spec §10.4
-EXTRA_HELP = "A comma-separated list of extra information to fetch: "
+# The parameters several doc.* methods take, with their help.
+DocId = Annotated[int, "The document ID."]
+TheDoc = Annotated[int, "The doc."]
+OwnDocId = Annotated[int, "One of your docs."]
+CallersDocId = Annotated[int, "The document ID (one of the caller's own)."]
+Preview = Annotated[bool, "1 to see the result without saving it."]
+
+
+def extra_help(extras: Iterable[str]) -> str:
+    """The help of an ``extra`` parameter that takes these names."""
+    return "A comma-separated list of extra information to fetch: " + ", ".join(extras)
 
 
 def permissions_tree(doc: Doc) -> dict[str, Any]:
@@ -36,8 +46,6 @@ def can_tree(call: Call, doc: Doc, viewer: User | None,
 
 NotAllowed = method_error(3, "Permission denied", "The document's permissions do not let you do "
                                                   "this.")
-
-PREVIEW_HELP = "1 to see the result without saving it."
 
 
 def require(allowed: bool, what: str) -> None:

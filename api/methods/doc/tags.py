@@ -5,7 +5,9 @@ doc's owner, whoever put it there, or the tagged member.
 
 from __future__ import annotations
 
-from api.content.access import find_user, visible_doc
+from typing import Annotated
+
+from api.content.access import find_open_member, visible_doc
 from api.content.tags import add_tags, find_members, parse_keywords
 from api.content.trees import tag_tree
 from api.core.context import Call
@@ -13,7 +15,7 @@ from api.core.errors import method_error
 from api.core.ids import as_id
 from api.core.registry import MethodGroup
 from api.methods.common import READ, WRITE, DocNotFound, InvalidArgument
-from api.methods.doc.shared import NotAllowed, may, require
+from api.methods.doc.shared import NotAllowed, OwnDocId, TheDoc, may, require
 from api.models.docs import Doc, Tag
 from keys.db import db
 from keys.models import User
@@ -36,9 +38,10 @@ def tag_request(call: Call, doc: Doc, keywords: str, members: str) -> tuple[list
     refs = [ref for ref in members.split(",") if ref.strip()]
     users, _unknown = find_members(refs)
     by_tag = may(call, doc, doc.perm_tag)
-    if words or any(user.id != call.user.id for user in users):
+    caller = call.require_user()
+    if words or any(user.id != caller.id for user in users):
         require(by_tag, "perm_tag")
-    if any(user.id == call.user.id for user in users):
+    if any(user.id == caller.id for user in users):
         require(by_tag or may(call, doc, doc.perm_tagme), "perm_tagme")
     return words, users, len(words) + len(refs)
 
@@ -46,19 +49,18 @@ def tag_request(call: Call, doc: Doc, keywords: str, members: str) -> tuple[list
 def put_tags(call: Call, doc: Doc, words: list[str], users: list[User]) -> list[Tag]:
     """Add the tags a doc lacks; the Tag rows that are new."""
     before = {tag.id for tag in Tag.select(Tag.id).where(Tag.doc == doc)}
-    add_tags(doc, keywords=words, members=users, added_by=call.user, now=call.now())
+    add_tags(doc, keywords=words, members=users, added_by=call.require_user(), now=call.now())
     return [tag for tag in doc_tags(doc) if tag.id not in before]
 
 
 @group.method("doc.tags.add", title="Add a tag to a document.", service="doc", token=True,
               sign=True, post=True, perms=WRITE, missing=DocNotFound, invalid=DocNotFound,
               errors=(InvalidArgument, NotAllowed),
-              params={"doc_id": "The doc to tag.",
-                      "keywords": 'Comma list of keywords; quote multi-word ones: '
-                                  '"blue sky",sunset.',
-                      "members": "Comma list of members, by id or username."},
               response='<tags added dropped><tag type id user_id tag/></tags>')
-def tags_add(call: Call, doc_id: int, keywords: str = "", members: str = "") -> dict:
+def tags_add(call: Call, doc_id: Annotated[int, "The doc to tag."],
+             keywords: Annotated[str, 'Comma list of keywords; quote multi-word ones: '
+                                      '"blue sky",sunset.'] = "",
+             members: Annotated[str, "Comma list of members, by id or username."] = "") -> dict:
     """Tag a doc with keywords and members (perm_tag; yourself: perm_tagme); repeats are dropped."""
     doc = visible_doc(call, doc_id, DocNotFound)
     words, users, asked = tag_request(call, doc, keywords, members)
@@ -74,14 +76,15 @@ def tags_add(call: Call, doc_id: int, keywords: str = "", members: str = "") -> 
                                      "the calling user.", service="doc", token=True, sign=True,
               post=True, perms=WRITE, missing=DocNotFound, invalid=DocNotFound,
               errors=(NotAllowed,),
-              params={"doc_id": "One of your docs.",
-                      "keywords": 'The new keywords (quote multi-word ones); none removes all.',
-                      "members": "The new member tags, by id or username; none removes all."},
               response='<tags added dropped><tag type id user_id tag/></tags>')
-def tags_edit(call: Call, doc_id: int, keywords: str = "", members: str = "") -> dict:
+def tags_edit(call: Call, doc_id: OwnDocId,
+              keywords: Annotated[str, "The new keywords (quote multi-word ones); none removes "
+                                       "all."] = "",
+              members: Annotated[str, "The new member tags, by id or username; none removes "
+                                      "all."] = "") -> dict:
     """Make the owner's doc carry exactly these tags: ``added`` new ones, ``dropped`` taken off."""
     doc = visible_doc(call, doc_id, DocNotFound)
-    require(call.user.id == doc.owner_id, "only the owner edits the tag list")
+    require(call.require_user().id == doc.owner_id, "only the owner edits the tag list")
     words, users, _asked = tag_request(call, doc, keywords, members)
     keep = {("keyword", word.lower()) for word in words} | {("member", str(u.id)) for u in users}
     with db.atomic():
@@ -95,9 +98,8 @@ def tags_edit(call: Call, doc_id: int, keywords: str = "", members: str = "") ->
 
 @group.method("doc.tags.getList", title="Return the list of tags on a document.", service="doc",
               perms=READ, missing=DocNotFound, invalid=DocNotFound,
-              params={"doc_id": "The doc."},
               response='<tags total><tag type id user_id tag added_at/></tags>')
-def tags_get_list(call: Call, doc_id: int) -> dict:
+def tags_get_list(call: Call, doc_id: TheDoc) -> dict:
     """Every tag on a doc the caller may see, oldest first."""
     doc = visible_doc(call, doc_id, DocNotFound)
     tags = [tag_tree(tag, doc, dated=True) for tag in doc_tags(doc)]
@@ -106,23 +108,24 @@ def tags_get_list(call: Call, doc_id: int) -> dict:
 
 @group.method("doc.tags.remove", title="Remove a tag from a document.", service="doc", token=True,
               sign=True, post=True, perms=WRITE, missing=DocNotFound, invalid=DocNotFound,
-              errors=(TagNotFound, NotAllowed),
-              params={"doc_id": "The doc.", "type": "keyword or member.",
-                      "id": "A keyword's tag id (or its text); a member's user id or username."})
-def tags_remove(call: Call, doc_id: int, type: str, id: str) -> dict:  # noqa: A002 (API names)
+              errors=(TagNotFound, NotAllowed))
+def tags_remove(call: Call, doc_id: TheDoc, type: Annotated[str, "keyword or member."],
+                id: Annotated[str, "A keyword's tag id (or its text); a member's user id or "
+                                   "username."]) -> dict:
     """Take a tag off: the doc's owner, whoever added it, or the member it names may."""
     doc = visible_doc(call, doc_id, DocNotFound)
     if type == "keyword":
         tag_id = as_id(id)
         match = Tag.id == tag_id if tag_id is not None else Tag.norm == " ".join(id.split()).lower()
     elif type == "member":
-        member = find_user(id)
+        member = find_open_member(id)
         match = Tag.member == (member.id if member else 0)
     else:
         raise TagNotFound(f"type {type!r}")
     tag = Tag.select().where(Tag.doc == doc, Tag.type == type, match).first()
     if tag is None:
         raise TagNotFound(f"{type} {id!r}")
-    require(call.user.id in (doc.owner_id, tag.added_by_id, tag.member_id), "not your tag")
+    require(call.require_user().id in (doc.owner_id, tag.added_by_id, tag.member_id),
+            "not your tag")
     tag.delete_instance()
     return {}
