@@ -10,10 +10,11 @@ import falcon
 from api.config import Settings
 from api.core.context import AppContext
 from api.core.dispatch import Dispatcher, Reply
+from api.core.errors import RETRY_AFTER_SECONDS
 from api.core.transport import discard_files, read_request
 from api.media.names import DEFAULT_ICON_PATH
 from api.media.route import IconResource, MediaResource
-from api.media.worker import install as install_uploads
+from api.media.worker import build_uploads
 from api.methods import build_registry
 from api.runtime.access_log import AccessLog
 from api.runtime.schema import create_schema
@@ -35,13 +36,13 @@ def build_context(settings: Settings, *, clock=time.time, grants=None) -> AppCon
     create_schema()
     access_log = AccessLog(clock=clock) if settings.access_log else None
     usage = UsageRecorder(clock, settings.usage_flush_seconds)
-    ctx = AppContext(settings=settings, registry=build_registry(),
-                     keys=KeyCache(settings.key_cache_ttl),
-                     grants=grants or DatabaseGrants(clock=clock),
-                     usage=usage, access_log=access_log, clock=clock,
-                     background=[usage, *([access_log] if access_log else [])])
-    install_uploads(ctx)
-    return ctx
+    uploads = build_uploads(settings, clock=clock)
+    return AppContext(settings=settings, registry=build_registry(),
+                      keys=KeyCache(settings.key_cache_ttl),
+                      grants=grants or DatabaseGrants(clock=clock),
+                      usage=usage, storage=uploads.storage, uploads=uploads,
+                      access_log=access_log, clock=clock,
+                      background=[usage, *([access_log] if access_log else []), uploads])
 
 
 def spool_dir(settings: Settings) -> Path:
@@ -85,6 +86,8 @@ class ApiResource:
 def write_reply(resp: falcon.Response, reply: Reply) -> None:
     """Put a Reply on the wire; the only place that maps API codes to HTTP statuses."""
     resp.status = _HTTP_STATUS.get(reply.code, 200)
+    if resp.status == 503:
+        resp.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
     resp.content_type = reply.content_type
     resp.data = reply.body
     for name, value in reply.headers.items():

@@ -16,9 +16,12 @@ from waitress.server import create_server
 
 from api.app import build_context, create_app
 from api.config import Settings
+from api.core.context import AppContext
 from api.runtime.migrations import SchemaTooNew
+from keys.db import is_busy
 
 log = logging.getLogger("api.server")
+START_WAIT_SECONDS = 600  # how long a start waits while another process migrates the schema
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,16 +77,35 @@ def serve_until(server: Any, stop: threading.Event, *, grace: float = 30.0) -> N
     server.task_dispatcher.shutdown(cancel_pending=False, timeout=5)
 
 
+def start_context(settings: Settings) -> AppContext | None:
+    """The app's context once the schema is current; None (one line on stderr) when it cannot be.
+
+    A process that starts while another one migrates a large database waits on the migration's
+    lock past the busy timeout: it tries again instead of dying with a traceback.
+    """
+    deadline = time.monotonic() + START_WAIT_SECONDS
+    while True:
+        try:
+            return build_context(settings)
+        except SchemaTooNew as error:
+            print(f"error: not starting: {error}", file=sys.stderr)
+            return None
+        except Exception as error:
+            if not is_busy(error) or time.monotonic() > deadline:
+                print(f"error: not starting: {error}".splitlines()[0], file=sys.stderr)
+                return None
+            log.warning("database busy at start (another process migrating?); trying again")
+            time.sleep(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the server until SIGTERM or Ctrl-C; in-flight requests finish, counters are flushed."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings.from_env(host=args.host, port=args.port, database_url=args.database_url,
                                  data_dir=args.data_dir, threads=args.threads)
-    try:
-        ctx = build_context(settings)
-    except SchemaTooNew as error:
-        print(f"error: not starting: {error}", file=sys.stderr)
+    ctx = start_context(settings)
+    if ctx is None:
         return 2
     app = create_app(settings, ctx=ctx)
     if args.demo:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, cast
 
 from peewee import SQL, AutoField, Database, DatabaseProxy, Model, NodeList, SqliteDatabase
 from playhouse.db_url import connect
@@ -34,6 +36,12 @@ class IdField(AutoField):
         return node
 
 
+def as_tuples(query: Any) -> Iterable[tuple[Any, ...]]:
+    """``query``, a ``.tuples()`` select, as what it yields: peewee-stubs type ``.tuples()`` as the
+    model query it came from, whose rows would be model instances."""
+    return cast("Iterable[tuple[Any, ...]]", query)
+
+
 def is_busy(error: BaseException) -> bool:
     """Whether ``error`` says the database is busy (locked, deadlocked, out of pooled connections):
     worth a retry later, never a bug of the request."""
@@ -47,16 +55,17 @@ def is_busy(error: BaseException) -> bool:
         if isinstance(item, MaxConnectionsExceeded):
             return True
         if isinstance(item, sqlite3.OperationalError):
-            code = getattr(item, "sqlite_errorcode", None)
-            if code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            code = getattr(item, "sqlite_errorcode", None)  # set when sqlite3 raised it itself
+            if code is None and ("locked" in str(item) or "busy" in str(item)):
                 return True
-            if "locked" in str(item) or "busy" in str(item):
+            if code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 return True
         if getattr(item, "pgcode", None) in _PG_BUSY_CODES:
             return True
-        # peewee wraps the driver's exception: the original is its ``orig`` (and the context).
-        todo.extend([getattr(item, "orig", None), *item.args[:1], item.__cause__,
-                     item.__context__])
+        # peewee wraps the driver's exception: the original is its first argument (or ``orig``
+        # or the cause). Not the context: an unrelated error raised while handling a busy one is
+        # a bug of its own, not a reason to answer "retry later".
+        todo.extend([getattr(item, "orig", None), *item.args[:1], item.__cause__])
     return False
 
 

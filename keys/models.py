@@ -21,6 +21,10 @@ def now() -> int:
     return int(time.time())
 
 
+# Beside each foreign key ``x`` peewee adds ``x_id``, the raw column value; the bare annotations
+# (``owner_id: int``) only declare its type for the checker and create nothing.
+
+
 class User(BaseModel):
     """A member: owns keys, documents and grants (spec §5.4 user fields)."""
 
@@ -50,6 +54,7 @@ class ApiKey(BaseModel):
     key = CharField(max_length=32, unique=True)
     secret = CharField(max_length=64)
     owner = ForeignKeyField(User, backref="api_keys", on_delete="CASCADE", index=True)
+    owner_id: int
     name = CharField(max_length=128)
     description = TextField(default="")
     auth_type = CharField(max_length=8, default="desktop")  # desktop | web

@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable
 
+from peewee import fn
+
 from api.core.ids import as_id
 from api.models.docs import Doc, Tag
 from keys.models import User
@@ -32,7 +34,9 @@ def find_members(refs: Iterable[str]) -> tuple[list[User], list[str]]:
     refs = [ref.strip() for ref in refs if ref.strip()]
     ids = [row_id for row_id in map(as_id, refs) if row_id is not None]
     names = [ref.lower() for ref in refs if as_id(ref) is None]
-    found = list(User.select().where(User.id.in_(ids) | User.username.in_(names))) if refs else []
+    # Usernames match in any case ("Alice" is "alice"), as a reference is folded above.
+    found = (list(User.select().where(User.id.in_(ids) | fn.LOWER(User.username).in_(names)))
+             if refs else [])
     by_ref = {str(user.id): user for user in found}
     by_ref |= {user.username.lower(): user for user in found}
     users = list({by_ref[ref.lower()].id: by_ref[ref.lower()]

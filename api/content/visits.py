@@ -3,10 +3,13 @@ owner, counted once per visit window so repeated reads cost no database write.""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from api.core.context import Call
-from keys.db import db
+from keys.db import db, is_busy
+
+log = logging.getLogger("api.visits")
 
 VISIT_WINDOW = 1800  # repeated views by one member within 30 minutes count as one visit
 
@@ -23,13 +26,21 @@ def record_visit(call: Call, row: Any, visit_model: Any, target: str) -> Any | N
     if visit is not None and now - visit.visited_at < VISIT_WINDOW:
         return visit  # the same visit still: no write on the read path
     model = type(row)
-    with db.atomic():
-        (visit_model
-         .insert(**{target: row.id}, visitor=user.id, visited_at=now, first_visit_at=now, visits=1)
-         .on_conflict(conflict_target=[target_field, visit_model.visitor],
-                      update={visit_model.visited_at: now,
-                              visit_model.visits: visit_model.visits + 1})
-         .execute())
-        model.update(visits=model.visits + 1).where(model.id == row.id).execute()
+    try:
+        with db.atomic():
+            (visit_model
+             .insert(**{target: row.id}, visitor=user.id, visited_at=now, first_visit_at=now,
+                     visits=1)
+             .on_conflict(conflict_target=[target_field, visit_model.visitor],
+                          update={visit_model.visited_at: now,
+                                  visit_model.visits: visit_model.visits + 1})
+             .execute())
+            model.update(visits=model.visits + 1).where(model.id == row.id).execute()
+    except Exception as error:
+        if not is_busy(error):
+            raise
+        # A read must not fail because its side effect could not be counted: the visit is lost.
+        log.warning("visit to %s %s not counted, database busy", target, row.id)
+        return visit
     row.visits += 1
     return visit_model.get(this_visit)

@@ -101,6 +101,7 @@ MaintenanceMode = _global(501, "maintenance_mode", "Maintenance mode",
                           "The service is in maintenance mode. Please retry later.")
 ServiceUnavailable = _global(503, "service_unavailable", "Service unavailable",
                              "The service is temporarily unavailable. Please retry later.")
+RETRY_AFTER_SECONDS = 5  # the Retry-After of every HTTP 503: a busy database clears in seconds
 
 GLOBAL_ERRORS: tuple[type[ApiError], ...] = tuple(
     sorted((cls for cls in list(globals().values())

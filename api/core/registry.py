@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -24,6 +25,9 @@ from api.core.ids import INT_RANGE
 from api.core.permissions import NO_PERMISSIONS
 
 _SPEC_MODIFIED_AT = "1228086000"  # 2008-12-01, "Method created." on the original's pages
+_INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
+_COUNT = re.compile(r"\+?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?([0-9]{1,30}(\.[0-9]{0,30})?|\.[0-9]{1,30})([eE][+-]?[0-9]{1,3})?")
 _PAGING = ("page", "per_page")  # not a positive integer: 143 in every method (api/core/paging.py)
 
 
@@ -80,8 +84,9 @@ class MethodSpec:
                 if raw == "" and param.convert is str:
                     kwargs[param.arg or param.name] = ""  # sent empty: clears, unlike absent
                 continue
+            convert = _count if param.name in _PAGING else param.convert
             try:
-                value = param.convert(raw.strip() if param.convert is not str else raw)
+                value = convert(raw.strip() if convert is not str else raw)
             except (TypeError, ValueError):
                 error = InvalidPaging if param.name in _PAGING else (
                     self.invalid_error or self.missing_error or ApiError)
@@ -104,15 +109,29 @@ def _converter(hint: Any) -> Callable[[str], Any]:
 
 
 def _int(raw: str) -> int:
-    """A decimal integer that fits the database's INTEGER columns (api/core/ids.py says why)."""
+    """A decimal integer that fits the database's INTEGER columns (api/core/ids.py says why).
+    ASCII digits only: Python's ``int`` would also take ``١٢``, ``１２`` and ``1_2``."""
+    if not _INTEGER.fullmatch(raw):
+        raise ValueError(raw)
     value = int(raw)
     if value not in INT_RANGE:
         raise ValueError(raw)
     return value
 
 
+def _count(raw: str) -> int:
+    """``page``/``per_page``: any ASCII decimal, a huge one held at the largest INTEGER (paging
+    then lowers ``per_page`` to the method's maximum, as it does for 500)."""
+    if not _COUNT.fullmatch(raw):
+        raise ValueError(raw)
+    digits = raw.lstrip("+0") or "0"
+    return INT_RANGE.stop - 1 if len(digits) > 10 else min(int(digits), INT_RANGE.stop - 1)
+
+
 def _float(raw: str) -> float:
-    """A finite decimal number (no nan or inf)."""
+    """A finite decimal number (no nan or inf), in ASCII digits."""
+    if not _DECIMAL.fullmatch(raw):
+        raise ValueError(raw)
     value = float(raw)
     if not math.isfinite(value):
         raise ValueError(raw)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
 import falcon
@@ -151,7 +152,7 @@ def _spool(stream: object, budget: int, tmpdir: str | None) -> tuple[str, int]:
     return path, size
 
 
-def discard_files(files: dict[str, UploadedFile]) -> None:
+def discard_files(files: Mapping[str, UploadedFile]) -> None:
     """Remove the temporary files of a finished request (handlers move what they keep)."""
     for upload in files.values():
         try:

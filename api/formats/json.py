@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from api.formats.tree import to_plain
 
@@ -44,7 +45,7 @@ class Jsonp(Json):
     """JSON wrapped in a call to a checked callback; ``/**/`` defeats content-sniffing tricks."""
 
     content_type = "text/javascript; charset=utf-8"
-    headers = {"X-Content-Type-Options": "nosniff"}
+    headers: ClassVar[Mapping[str, str]] = {"X-Content-Type-Options": "nosniff"}
 
     def __init__(self, callback: str) -> None:
         self.callback = callback

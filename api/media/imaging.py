@@ -118,13 +118,23 @@ def _audio_video(head: bytes) -> tuple[str, str, str] | None:
     """(media, ext, mime) for the common video and audio containers, by magic number."""
     brand = _brand(head)
     if brand:
-        if brand in (b"M4A ", b"M4B ", b"M4P ", b"F4A "):
-            return "audio", "m4a", "audio/mp4"
-        if brand == b"qt  ":
-            return "video", "mov", "video/quicktime"
-        if brand.startswith(b"3g"):
-            return "video", "3gp", "video/3gpp"
-        return "video", "mp4", "video/mp4"
+        return _iso_media(brand)
+    return _container(head) or _stream(head)
+
+
+def _iso_media(brand: bytes) -> tuple[str, str, str]:
+    """(media, ext, mime) of an ISO base media file by its major brand."""
+    if brand in (b"M4A ", b"M4B ", b"M4P ", b"F4A "):
+        return "audio", "m4a", "audio/mp4"
+    if brand == b"qt  ":
+        return "video", "mov", "video/quicktime"
+    if brand.startswith(b"3g"):
+        return "video", "3gp", "video/3gpp"
+    return "video", "mp4", "video/mp4"
+
+
+def _container(head: bytes) -> tuple[str, str, str] | None:
+    """(media, ext, mime) of a RIFF, Matroska, Ogg or AIFF container."""
     if _riff(head, b"AVI "):
         return "video", "avi", "video/x-msvideo"
     if _riff(head, b"WAVE"):
@@ -139,6 +149,11 @@ def _audio_video(head: bytes) -> tuple[str, str, str] | None:
         return "audio", "ogg", "audio/ogg"
     if head.startswith(b"FORM") and head[8:12] in (b"AIFF", b"AIFC"):
         return "audio", "aiff", "audio/aiff"
+    return None
+
+
+def _stream(head: bytes) -> tuple[str, str, str] | None:
+    """(media, ext, mime) of a file known by a fixed magic number or an MPEG audio frame."""
     for magic, media, ext, mime in _SIMPLE_MAGIC:
         if head.startswith(magic):
             return media, ext, mime

@@ -22,10 +22,10 @@ from typing import Any
 from peewee import fn
 
 from api.config import Settings
-from api.core.context import UploadedFile
+from api.core.context import Ticket, UploadedFile
 from api.media.storage import Storage
 from api.models.docs import Doc, UploadTicket
-from keys.db import db
+from keys.db import db, is_busy
 from keys.models import User
 
 log = logging.getLogger("api.uploads")
@@ -33,9 +33,10 @@ log = logging.getLogger("api.uploads")
 QUEUED, WORKING, DONE, FAILED = "queued", "working", "done", "failed"
 NO_GEO = "none"  # options["geo"] when the caller sent lat=lng=-999
 _WAIT_STEP = 0.05
+_SETTLE_ATTEMPTS = 6  # each waits out the busy timeout first: about a minute in all
 
 
-def ticket_label(ticket: UploadTicket) -> str:
+def ticket_label(ticket: Ticket) -> str:
     """The ticket as clients see it: ``123``, or ``123-456`` for a replacement of doc 456."""
     if ticket.replace_doc_id:
         return f"{ticket.id}-{ticket.replace_doc_id}"
@@ -112,18 +113,40 @@ class TicketQueue:
         return ticket
 
     def wait(self, ticket_id: int, timeout: float) -> None:
-        """Finish ``ticket_id`` now if nobody claimed it, else wait (bounded) for whoever did."""
-        ticket = self.claim(ticket_id)
-        if ticket is not None:
-            self.process(ticket)
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            state = (UploadTicket.select(UploadTicket.state)
-                     .where(UploadTicket.id == ticket_id).scalar())
-            if state not in (QUEUED, WORKING):
+        """Finish ``ticket_id`` now if nobody claimed it, else wait (bounded) for whoever did.
+
+        The ticket is stored before this runs, so a busy database only ends the wait: the caller
+        answers with the ticket as usual and the worker finishes it later (a 503 here would make
+        a client upload the same file twice).
+        """
+        try:
+            ticket = self.claim(ticket_id)
+            if ticket is not None:
+                self.process(ticket)
                 return
-            time.sleep(_WAIT_STEP)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                state = (UploadTicket.select(UploadTicket.state)
+                         .where(UploadTicket.id == ticket_id).scalar())
+                if state not in (QUEUED, WORKING):
+                    return
+                time.sleep(_WAIT_STEP)
+        except Exception as error:
+            if not is_busy(error):
+                raise
+            log.warning("waiting for upload ticket %s ended, database busy", ticket_id)
+
+    def settle(self, ticket_id: int, **fields: Any) -> None:
+        """Write a ticket's new state, retrying while the database is busy: a ticket left
+        ``working`` would never be picked up again until a restart."""
+        for attempt in range(_SETTLE_ATTEMPTS):
+            try:
+                UploadTicket.update(**fields).where(UploadTicket.id == ticket_id).execute()
+                return
+            except Exception as error:
+                if not is_busy(error) or attempt == _SETTLE_ATTEMPTS - 1:
+                    raise
+                time.sleep(_WAIT_STEP * 2 ** attempt)
 
     # -- the queue ------------------------------------------------------------------------------
 
@@ -143,8 +166,8 @@ class TicketQueue:
                           .where(UploadTicket.state == QUEUED)
                           .order_by(UploadTicket.id)
                           .limit(10)
-                          .tuples())
-        for (ticket_id,) in candidates:
+                          .scalars())
+        for ticket_id in candidates:
             ticket = self.claim(ticket_id)
             if ticket is not None:
                 self.process(ticket)
@@ -168,8 +191,8 @@ class TicketQueue:
                     .where(UploadTicket.state == WORKING)
                     .execute())
         if self.incoming.is_dir():
-            waiting = {path for (path,) in UploadTicket.select(UploadTicket.file_path)
-                       .where(UploadTicket.state == QUEUED).tuples()}
+            waiting = set(UploadTicket.select(UploadTicket.file_path)
+                          .where(UploadTicket.state == QUEUED).scalars())
             for path in self.incoming.iterdir():
                 if str(path) not in waiting:
                     path.unlink(missing_ok=True)

@@ -21,10 +21,9 @@ from functools import cache
 import falcon
 from PIL import Image, ImageDraw
 
-from api.core.context import AppContext
+from api.core.context import AppContext, MediaFiles
 from api.media.imaging import OTHER_MIME
 from api.media.names import ORIGINAL, media_path, storage_name
-from api.media.storage import Storage
 from api.models.docs import Doc, Thumb
 
 _NAME = re.compile(r"(\d{1,18})\.([0-9a-f]{8,32})\.([0-9a-z]{1,12})\.([0-9a-z]{1,8})")
@@ -36,7 +35,7 @@ class MediaResource:
     """Serves stored media files by their public names."""
 
     def __init__(self, ctx: AppContext) -> None:
-        self.storage: Storage = ctx.services["storage"]
+        self.storage: MediaFiles = ctx.storage
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, d2: str, d1: str,
                name: str) -> None:

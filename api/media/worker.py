@@ -23,7 +23,6 @@ from PIL import Image
 
 from api.config import Settings
 from api.content.tags import add_tags
-from api.core.context import AppContext
 from api.media.imaging import PhotoInfo, Rejected, Sniffed, read_photo, render_thumbs, sniff
 from api.media.names import ORIGINAL, doc_file_names, storage_name
 from api.media.queue import DONE, FAILED, QUEUED, TicketQueue
@@ -86,19 +85,14 @@ class UploadQueue(TicketQueue):
             if is_busy(error):  # not the file's fault: queue it again for the next pass
                 log.warning("upload ticket %s requeued, database busy: %r", ticket.id, error)
                 keep_file = True
-                (UploadTicket
-                 .update(state=QUEUED, started_at=0)
-                 .where(UploadTicket.id == ticket.id)
-                 .execute())
+                self.settle(ticket.id, state=QUEUED, started_at=0)
                 return
             if isinstance(error, Rejected):
                 log.info("upload ticket %s refused: %s", ticket.id, error)
             else:
                 log.exception("upload ticket %s failed", ticket.id)
-            (UploadTicket
-             .update(state=FAILED, error=type(error).__name__, finished_at=self.now())
-             .where(UploadTicket.id == ticket.id)
-             .execute())
+            self.settle(ticket.id, state=FAILED, error=type(error).__name__,
+                        finished_at=self.now())
         finally:
             if not keep_file:
                 Path(ticket.file_path).unlink(missing_ok=True)
@@ -164,7 +158,7 @@ class UploadQueue(TicketQueue):
     @staticmethod
     def _described(options: dict[str, Any], info: PhotoInfo, now: int) -> dict[str, Any]:
         """A new doc's metadata: the caller's options first, then the EXIF, then defaults."""
-        fields = {name: options[name] for name in (
+        fields: dict[str, Any] = {name: options[name] for name in (
             "title", "description", "license", "is_public", "is_family", "is_friend", "safety",
             "perm_comment", "perm_tag", "perm_tagme") if name in options}
         fields["created"] = (options.get("created") or info.created
@@ -207,12 +201,9 @@ class UploadQueue(TicketQueue):
             Album.update(cover=doc, modified_at=now).where(Album.id == album.id).execute()
 
 
-def install(ctx: AppContext) -> UploadQueue:
-    """Give ``ctx`` its media storage and upload queue; the queue's worker runs with the server."""
-    storage = build_storage(ctx.settings)
-    queue = UploadQueue(ctx.settings, storage, clock=ctx.clock, new_secret=ctx.new_secret)
-    ctx.services["storage"] = storage
-    ctx.services["uploads"] = queue
-    ctx.background.append(queue)
-    return queue
+def build_uploads(settings: Settings, *, clock: Callable[[], float] = time.time,
+                  new_secret: Callable[[int], str] = secrets.token_hex) -> UploadQueue:
+    """The upload queue over the media storage ``settings`` names (``queue.storage``); the app
+    context holds both, and the queue's worker runs with the server."""
+    return UploadQueue(settings, build_storage(settings), clock=clock, new_secret=new_secret)
 

@@ -31,7 +31,7 @@ QUOTA_MEDIA = ("photo", "audio", "video", "other")  # the order of spec §6.5
 def get_quota(call: Call) -> dict[str, Any]:
     """Your upload allowance this month, what you used of it, the largest file per media type and
     your albums."""
-    user = call.user
+    user = call.require_user()
     settings = call.ctx.settings
     used, seconds = month_usage(user, call.now())
     limit = settings.monthly_upload_bytes

@@ -7,6 +7,9 @@ from peewee import CharField, ForeignKeyField, IntegerField
 from keys.db import BaseModel, IdField
 from keys.models import User
 
+# Beside each foreign key ``x`` peewee adds ``x_id``, the raw column value; the bare annotations
+# (``owner_id: int``) only declare its type for the checker and create nothing.
+
 
 class Session(BaseModel):
     """A logged-in browser; the cookie holds the id, the table only its SHA-256."""
@@ -14,6 +17,7 @@ class Session(BaseModel):
     id = IdField()
     id_hash = CharField(max_length=64, unique=True)
     user = ForeignKeyField(User, backref="+", on_delete="CASCADE")
+    user_id: int
     created_at = IntegerField()
     expires_at = IntegerField()
 

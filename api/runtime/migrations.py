@@ -91,7 +91,7 @@ LATEST = len(STEPS) + 1
 
 # -- the runner ---------------------------------------------------------------------------------
 
-def migrate(models: Sequence[type]) -> int:
+def migrate(models: Sequence[type[BaseModel]]) -> int:
     """Bring the open database to ``LATEST`` (``models`` make a fresh one); the version reached."""
     database = db.obj
     version = _version(database)

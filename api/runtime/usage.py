@@ -51,7 +51,7 @@ class UsageRecorder(PeriodicFlush):
             return 0
         rows = [{"api_key": k, "method": m, "hour": h, "code": c, "calls": int(n), "total_ms": ms}
                 for (k, m, h, c), (n, ms) in counts.items()]
-        used_keys = sorted({row["api_key"] for row in rows if row["api_key"]})
+        used_keys = sorted({api_key for (api_key, _m, _h, _c) in counts if api_key})
         try:
             with db.connection_context(), db.atomic():
                 for start in range(0, len(rows), 200):

@@ -107,7 +107,7 @@ class WireClient:
         assert reply.status_code == 200, f"HTTP {reply.status_code} for {answer}"
         if self.fmt == "json" and (list(answer.rsp)[-1:] != ["api"]
                                    or (answer.ok and len(answer.rsp) > 1
-                                       and list(answer.rsp)[0] == "api")):
+                                       and next(iter(answer.rsp)) == "api")):
             self.api_not_last.add(method)
         return answer
 
@@ -153,7 +153,7 @@ class Steps:
     def __call__(self, name: str, *, fatal: bool = False) -> Iterator[None]:
         try:
             yield
-        except Exception as exc:  # noqa: BLE001 (every failure of a step is reported)
+        except Exception as exc:  # every failure of a step is reported
             last = f"\n      last answer: {self.client.last}" if self.client.last else ""
             detail = exc.args[0] if type(exc) is KeyError and exc.args else exc
             self.failures.append(f"[{name}] {type(exc).__name__}: {detail}{last}")

@@ -78,7 +78,7 @@ def photini_notes(photo: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_desktop_uploader_sequence(wire: WireClient, profile: Profile, ctx, live_server):
-    ctx.services["uploads"].start()  # async=1: the worker makes the doc while the client polls
+    ctx.uploads.start()  # async=1: the worker makes the doc while the client polls
     steps = Steps(wire)
     try:
         run(wire, steps, profile, live_server.base_url)

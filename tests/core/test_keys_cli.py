@@ -84,7 +84,7 @@ def test_allow_sets_lists_and_clears_the_addresses(keys_cli):
 
 
 @pytest.mark.parametrize("bad", ["10.0.0.300", "10.0.0.0/33", "example.org", "fe80::1::2",
-                                 "", "1.2.3.4/8/8"])
+                                 "", "1.2.3.4/8/8", "fe80::1%eth0/128"])
 def test_allow_refuses_what_is_no_address_or_range(keys_cli, bad):
     key = issued_key(keys_cli)
     keys_cli("allow", key, "192.0.2.1")
@@ -93,6 +93,17 @@ def test_allow_refuses_what_is_no_address_or_range(keys_cli, bad):
     assert "not an IP address or CIDR range" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert json.loads(keys_cli("allow", key).stdout)["allowed"] == ["192.0.2.1/32"]  # unchanged
+
+
+@pytest.mark.parametrize("written, stored", [("::ffff:127.0.0.1", "127.0.0.1/32"),
+                                             ("::ffff:10.0.0.0/104", "10.0.0.0/8"),
+                                             ("2001:db8::/32", "2001:db8::/32")])
+def test_an_ipv4_mapped_range_is_stored_as_the_ipv4_range_it_means(written, stored):
+    """Clients are matched as IPv4 (a dual-stack socket's ::ffff:a.b.c.d too), so a mapped range
+    kept as IPv6 would never match anyone."""
+    from keys.store import parse_networks
+
+    assert parse_networks([written]) == [stored]
 
 
 def test_allow_with_ranges_and_clear_together_is_a_mistake(keys_cli):

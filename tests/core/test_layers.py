@@ -95,7 +95,7 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
             if target not in edges or node.startswith(target + "."):
                 continue
             if state.get(target) == 1:
-                found.append(stack[stack.index(target):] + [target])
+                found.append([*stack[stack.index(target):], target])
             elif target not in state:
                 visit(target)
         stack.pop()

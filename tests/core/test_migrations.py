@@ -108,7 +108,7 @@ def test_unstamped_database_is_version_1_and_one_of_two_starting_processes_migra
     def start() -> None:
         try:
             versions.append(create_schema())
-        except Exception as error:  # noqa: BLE001 (reported by the assertion below)
+        except Exception as error:  # reported by the assertion below
             errors.append(error)
 
     threads = [threading.Thread(target=start) for _ in range(4)]

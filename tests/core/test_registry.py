@@ -81,6 +81,34 @@ def test_bound_values_are_converted():
         spec.bind({"doc_id": "7", "page": "x"})
 
 
+@pytest.mark.parametrize("raw", ["١٢", "１２", "1_2", "12 3", "0x1f", "", "--1"])
+def test_numbers_are_ascii_decimals(raw):
+    """Python's int() and float() also take other scripts' digits and underscores."""
+    params = specs()
+    for name in ("plain", "ratio"):
+        with pytest.raises(ValueError):
+            params[name].convert(raw)
+
+
+@pytest.mark.parametrize("raw, per_page", [("500", 100), ("2147483648", 100),
+                                           ("9" * 40, 100), ("+7", 7), ("007", 7)])
+def test_a_huge_per_page_is_lowered_like_any_other(raw, per_page):
+    group = MethodGroup()
+    probe_page = Paging("things", default=10, maximum=100)
+
+    @group.method("probe.list", title="List", missing=Bad, invalid=Bad)
+    def listing(call: Call, page: Annotated[int | None, "The page."] = None,
+                per_page: Annotated[int | None, "How many."] = None) -> dict:
+        """Probe."""
+        return {}
+
+    bound = group.specs["probe.list"].bind({"per_page": raw, "page": "99999999999"})
+    assert probe_page.page(bound["page"], bound["per_page"]).per_page == per_page
+    for bad in ("٣", "1_0", "-1", "1.5"):
+        with pytest.raises(InvalidPaging):
+            group.specs["probe.list"].bind({"per_page": bad})
+
+
 def test_an_unsupported_type_fails_at_registration():
     group = MethodGroup()
     with pytest.raises(TypeError, match="unsupported API parameter type"):

@@ -90,7 +90,7 @@ class MemoryStorage:
 
 def test_delete_removes_rows_and_files(call, ctx, owner, member, make_doc, write, token_for):
     storage = MemoryStorage()
-    ctx.services["storage"] = storage
+    ctx.storage = storage
     doc = make_doc(owner)
     Tag.create(doc=doc, tag="a", norm="a")
     assert call("doc.delete", token=token_for(owner, doc="write"),

@@ -19,11 +19,11 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("API_PASSWORD_PROFILE", "CHEAPEST")
+os.environ.setdefault("API_PASSWORD_PROFILE", "CHEAPEST")  # before the imports below read it
 
-from api.grants import issue_token  # noqa: E402  (after the environment is set)
-from api.models.accounts import LoginFailure, Session  # noqa: E402
-from api.models.docs import (  # noqa: E402
+from api.grants import issue_token
+from api.models.accounts import LoginFailure, Session
+from api.models.docs import (
     Album,
     AlbumDoc,
     AlbumVisit,
@@ -36,11 +36,11 @@ from api.models.docs import (  # noqa: E402
     Thumb,
     UploadTicket,
 )
-from api.models.grants import Frob  # noqa: E402
-from api.schema import create_schema  # noqa: E402
-from keys import store  # noqa: E402
-from keys.db import db, open_database  # noqa: E402
-from keys.models import UsageCounter  # noqa: E402
+from api.models.grants import Frob
+from api.schema import create_schema
+from keys import store
+from keys.db import db, open_database
+from keys.models import UsageCounter
 
 T = 1_700_000_000  # every timestamp is fixed, so the file's content is the same on every run
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from api.models.docs import Doc, Tag
+from keys import store
 from tests.docs.shapes import compare
 
 
@@ -20,6 +21,13 @@ def test_shapes_match_the_spec(call, token_for, owner, member, make_doc):
     compare("doc.tags.getList", call.raw("doc.tags.getList", "xml", doc_id=doc.id).content)
     assert call("doc.tags.remove", token=token, doc_id=doc.id, type="keyword",
                 id="car!") == {"api": {"status": "ok"}}
+
+
+def test_members_are_named_in_any_case(as_user, owner, make_doc):
+    capital = store.add_user("Alice.Smith", "a password")
+    doc = make_doc(owner)
+    got = as_user(owner, "doc.tags.add", doc_id=doc.id, members="alice.smith")["tags"]
+    assert [(t["type"], t["id"]) for t in got["tag"]] == [("member", str(capital.id))]
 
 
 def test_add_parses_quoted_keywords_and_members(as_user, owner, member, make_doc):

@@ -36,7 +36,7 @@ def camera_exif(*, orientation: int = 1) -> Image.Exif:
 @pytest.fixture
 def queue(ctx) -> Any:
     """The app's upload queue (its worker thread is not running unless a test starts it)."""
-    return ctx.services["uploads"]
+    return ctx.uploads
 
 
 @pytest.fixture

@@ -156,7 +156,7 @@ def test_tickets_queued_before_a_restart_are_processed_after_it(upload, queue, s
     assert UploadTicket.get_by_id(first).state == WORKING
 
     restarted = build_context(settings, clock=clock)  # a new process on the same database
-    new_queue = restarted.services["uploads"]
+    new_queue = restarted.uploads
     assert new_queue.recover() == 1
     assert UploadTicket.get_by_id(first).state == QUEUED
     assert new_queue.process_pending() == 2
