@@ -110,7 +110,7 @@ def _converter(hint: Any) -> Callable[[str], Any]:
 
 def _int(raw: str) -> int:
     """A decimal integer that fits the database's INTEGER columns (api/core/ids.py says why).
-    ASCII digits only: Python's ``int`` would also take ``١٢``, ``１２`` and ``1_2``."""
+    ASCII digits only: Python's ``int`` also takes Arabic-Indic or fullwidth digits and ``1_2``."""
     if not _INTEGER.fullmatch(raw):
         raise ValueError(raw)
     value = int(raw)

@@ -390,7 +390,7 @@ def test_per_page_above_the_maximum_is_lowered_and_said(probe_call):
 
 
 @pytest.mark.parametrize("params", [{"per_page": 0}, {"per_page": -5}, {"per_page": "abc"},
-                                    {"per_page": "1.5"}, {"per_page": "١٠"},
+                                    {"per_page": "1.5"}, {"per_page": "\u0661\u0660"},
                                     {"page": 0}, {"page": "x"}, {"page": -1}])
 def test_paging_values_that_are_not_positive_integers_are_143(probe_call, params):
     assert probe_call("probe.list", **params)["api"]["code"] == "143"
