@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
 import falcon
+from falcon.typing import ReadableIO
 
 from api.core import errors
 from api.core.context import UploadedFile
@@ -124,23 +125,23 @@ def _read_multipart(req: falcon.Request, files: dict[str, UploadedFile], max_bod
     return fields
 
 
-def _drain(stream: object, budget: int) -> int:
+def _drain(stream: ReadableIO, budget: int) -> int:
     """Read a part to its end without keeping it; RequestTooLarge past ``budget`` bytes."""
     size = 0
-    while chunk := stream.read(1 << 20):  # type: ignore[attr-defined]
+    while chunk := stream.read(1 << 20):
         size += len(chunk)
         if size > budget:
             raise errors.RequestTooLarge()
     return size
 
 
-def _spool(stream: object, budget: int, tmpdir: str | None) -> tuple[str, int]:
+def _spool(stream: ReadableIO, budget: int, tmpdir: str | None) -> tuple[str, int]:
     """Copy a file part to a temporary file, refusing more than ``budget`` bytes."""
     handle, path = tempfile.mkstemp(prefix="upload-", dir=tmpdir)
     size = 0
     with os.fdopen(handle, "wb") as out:
         while True:
-            chunk = stream.read(1 << 20)  # type: ignore[attr-defined]
+            chunk = stream.read(1 << 20)
             if not chunk:
                 break
             size += len(chunk)
