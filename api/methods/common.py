@@ -5,6 +5,7 @@ size limit of upload.* and account.getQuota."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated
 
 from api.core.context import Call
@@ -27,6 +28,18 @@ IsFamily = Annotated[bool | None, "1 visible to family."]
 IsFriend = Annotated[bool | None, "1 visible to friends."]
 SAFETY_HELP = "1 all audiences, 2 not for all audiences, 3 adults only."
 Safety = Annotated[int | None, SAFETY_HELP]
+
+# The parameters every list of documents (doc.getList, doc.search, explore.docs.*) takes.
+Safesurf = Annotated[int | None, "Maximum safety level: 1 (default), 2, 3 (3 needs an "
+                                 "authenticated caller)."]
+Thumbsize = Annotated[str, "Thumbnail size: 75x (default), 100, 240, 250x, 500, 560, 640, 800, "
+                           "1024 …"]
+MediaFilter = Annotated[str, "photo, video, audio or other (a comma list is accepted)."]
+
+
+def extra_help(extras: Iterable[str]) -> str:
+    """The help of an ``extra`` parameter that takes these names."""
+    return "A comma-separated list of extra information to fetch: " + ", ".join(extras)
 
 
 def parse_ids(raw: str) -> list[int]:

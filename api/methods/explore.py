@@ -12,7 +12,14 @@ from api.content.access import media_clause, safesurf_clause, viewer_of, visible
 from api.content.trees import doc_trees, parse_extra, parse_thumbsize
 from api.core.context import Call
 from api.core.registry import MethodGroup
-from api.methods.common import READ, InvalidArgument
+from api.methods.common import (
+    READ,
+    InvalidArgument,
+    MediaFilter,
+    Safesurf,
+    Thumbsize,
+    extra_help,
+)
 from api.models.docs import Doc
 from keys.models import User
 
@@ -27,14 +34,8 @@ EXPLORE_EXTRAS = ("owner", "dates", "license", "medias", "geo")  # spec §10.3
               response='<docs count="50"><doc doc_id media license title><owner user_id/>'
                        '<thumb label ext w h url/></doc></docs>')
 def get_recent(call: Call,
-               safesurf: Annotated[int | None, "Maximum safety level: 1 (default), 2, 3 (3 needs "
-                                               "an authenticated caller)."] = None,
-               media: Annotated[str, "photo, video, audio or other (a comma list is "
-                                     "accepted)."] = "",
-               extra: Annotated[str, "A comma-separated list of extra information to fetch: "
-                                     + ", ".join(EXPLORE_EXTRAS)] = "",
-               thumbsize: Annotated[str, "Thumbnail size: 75x (default), 100, 240, 250x, 500, "
-                                         "560, 640, 800, 1024 …"] = "",
+               safesurf: Safesurf = None, media: MediaFilter = "",
+               extra: Annotated[str, extra_help(EXPLORE_EXTRAS)] = "", thumbsize: Thumbsize = "",
                count: Annotated[int, f"How many documents (default {RECENT_COUNT}, max "
                                      f"{MAX_RECENT_COUNT})."] = RECENT_COUNT) -> dict:
     """Return the newest public documents of every member, newest first, each with its owner.

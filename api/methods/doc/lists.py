@@ -29,8 +29,17 @@ from api.core.context import Call
 from api.core.errors import method_error
 from api.core.paging import NUMBER_OF, Page, Paging
 from api.core.registry import MethodGroup
-from api.methods.common import READ, DocNotFound, InvalidArgument, UserNotFound
-from api.methods.doc.shared import DocId, extra_help
+from api.methods.common import (
+    READ,
+    DocNotFound,
+    InvalidArgument,
+    MediaFilter,
+    Safesurf,
+    Thumbsize,
+    UserNotFound,
+    extra_help,
+)
+from api.methods.doc.shared import DocId
 from api.models.docs import NO_DATE, Album, AlbumDoc, Doc, Tag
 from keys.models import User
 
@@ -58,10 +67,6 @@ DOCS_PAGE = Paging("documents", default=20, maximum=100, wording=NUMBER_OF)
 
 # Parameters several of these methods take, with their help.
 Share = Annotated[int | None, "Only docs at this share level: 0 private … 4 public."]
-Safesurf = Annotated[int | None, "Maximum safety level: 1 (default), 2, 3 (3 needs an "
-                                 "authenticated caller)."]
-Thumbsize = Annotated[str, "Thumbnail size: 75x (default), 100, 240, 250x, 500, 560, 640, 800, "
-                           "1024 …"]
 PerPage = Annotated[int | None, DOCS_PAGE.per_page_help]
 PageNumber = Annotated[int | None, DOCS_PAGE.page_help]
 
@@ -88,8 +93,7 @@ def _present(*clauses: Expression | None) -> list[Expression]:
 def get_list(call: Call,
              user_id: Annotated[str, "The member's ID or web alias; defaults to the "
                                      "authenticated user (the token's)."] = "",
-             media: Annotated[str, "photo, video, audio or other (a comma list is "
-                                   "accepted)."] = "",
+             media: MediaFilter = "",
              share: Share = None, safesurf: Safesurf = None,
              extra: Annotated[str, extra_help(LIST_EXTRAS)] = "", thumbsize: Thumbsize = "",
              per_page: PerPage = None, page: PageNumber = None) -> dict:

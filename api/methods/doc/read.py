@@ -29,12 +29,11 @@ from api.core.context import Call
 from api.core.paging import NUMBER_OF, Paging
 from api.core.registry import MethodGroup
 from api.formats.tree import Text
-from api.methods.common import READ, DocNotFound
+from api.methods.common import READ, DocNotFound, extra_help
 from api.methods.doc.shared import (
     CallersDocId,
     DocId,
     can_tree,
-    extra_help,
     permissions_tree,
 )
 from api.models.docs import AlbumDoc, Comment, Doc, DocVisit, Note, Tag

@@ -4,7 +4,6 @@ and doc.getPerms, and the perm checks (code 3) of tags, notes and comments.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Annotated, Any
 
 from api.content.access import perm_allows, relation_to
@@ -20,11 +19,6 @@ TheDoc = Annotated[int, "The doc."]
 OwnDocId = Annotated[int, "One of your docs."]
 CallersDocId = Annotated[int, "The document ID (one of the caller's own)."]
 Preview = Annotated[bool, "1 to see the result without saving it."]
-
-
-def extra_help(extras: Iterable[str]) -> str:
-    """The help of an ``extra`` parameter that takes these names."""
-    return "A comma-separated list of extra information to fetch: " + ", ".join(extras)
 
 
 def permissions_tree(doc: Doc) -> dict[str, Any]:
