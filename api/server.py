@@ -10,6 +10,7 @@ import threading
 import time
 from typing import Any
 
+from peewee import ImproperlyConfigured
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import create_server
@@ -89,6 +90,10 @@ def start_context(settings: Settings) -> AppContext | None:
             return build_context(settings)
         except SchemaTooNew as error:
             print(f"error: not starting: {error}", file=sys.stderr)
+            return None
+        except ImproperlyConfigured as error:  # a PostgreSQL URL without the driver installed
+            print(f"error: not starting: {error} Install it with: pip install -e '.[postgres]'",
+                  file=sys.stderr)
             return None
         except Exception as error:
             if not is_busy(error) or time.monotonic() > deadline:

@@ -43,18 +43,39 @@ def layer_of(module: str) -> tuple[int, str]:
     return best
 
 
+DYNAMIC = "<dynamic import>"  # importlib.import_module / __import__ with a computed name
+
+
 def imports_of(path: Path, known: set[str]) -> set[str]:
-    """The api/keys modules ``path`` imports anywhere in its body (``from api import x`` counts as
-    ``api.x`` when that is a module)."""
+    """The api/keys modules ``path`` imports anywhere in its body: ``from api import x`` counts as
+    ``api.x`` when that is a module, relative imports are resolved against the module's package,
+    and ``importlib.import_module``/``__import__`` calls count by their literal name (a computed
+    name is ``DYNAMIC``, which no module may use)."""
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(
+        ".")[0]
     out: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             out.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            out.add(node.module)
-            out.update(f"{node.module}.{alias.name}" for alias in node.names
-                       if f"{node.module}.{alias.name}" in known)
-    return {name for name in out if name.split(".")[0] in ("api", "keys")}
+        elif isinstance(node, ast.ImportFrom):
+            parts = package.split(".")
+            base = parts[:len(parts) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            out.add(module)
+            out.update(f"{module}.{alias.name}" for alias in node.names
+                       if f"{module}.{alias.name}" in known)
+        elif isinstance(node, ast.Call) and _dynamic_import(node.func):
+            name = node.args[0] if node.args else None
+            if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                out.add(name.value)
+            else:
+                out.add(DYNAMIC)
+    return {name for name in out if name == DYNAMIC or name.split(".")[0] in ("api", "keys")}
+
+
+def _dynamic_import(func: ast.expr) -> bool:
+    return ((isinstance(func, ast.Name) and func.id in ("__import__", "import_module"))
+            or (isinstance(func, ast.Attribute) and func.attr == "import_module"))
 
 
 def sources() -> dict[str, Path]:
@@ -143,6 +164,38 @@ def test_method_modules_never_import_each_other():
                 continue
             found.append(f"{module} imports {target}")
     assert not found, "\n".join(found)
+
+
+def test_no_module_imports_by_a_computed_name():
+    found = [name for name, targets in graph().items() if DYNAMIC in targets]
+    assert not found, f"imports the layer test cannot follow: {found}"
+
+
+def test_web_and_methods_never_import_each_other():
+    """Siblings in one layer, but two separate edges: pages never call API handlers, handlers
+    never render pages."""
+    found = [f"{module} imports {target}" for module, targets in graph().items()
+             for target in targets
+             for mine, theirs in (("api.web", "api.methods"), ("api.methods", "api.web"))
+             if module.startswith(mine) and target.startswith(theirs)]
+    assert not found, "\n".join(found)
+
+
+def test_relative_and_dynamic_imports_are_seen(tmp_path):
+    folder = tmp_path / "api" / "core"
+    folder.mkdir(parents=True)
+    probe = folder / "probe.py"
+    probe.write_text("from ..methods import common\nfrom . import errors\n"
+                     "import importlib\nimportlib.import_module('api.web.pages')\n"
+                     "__import__(name)\n")
+    global ROOT
+    saved, ROOT = ROOT, tmp_path
+    try:
+        found = imports_of(probe, {"api.methods.common", "api.core.errors"})
+    finally:
+        ROOT = saved
+    assert found == {"api.methods", "api.methods.common", "api.core", "api.core.errors",
+                     "api.web.pages", DYNAMIC}
 
 
 def test_the_checks_see_an_upward_import():

@@ -56,3 +56,38 @@ def test_demo_curl_line_works_and_sigterm_flushes(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert url.split("api_key=")[1] in second.stdout  # --demo creates the key only once
     assert "shown once" not in second.stdout
+
+
+def test_a_postgresql_url_without_the_driver_says_how_to_install_it(monkeypatch, capsys):
+    from peewee import ImproperlyConfigured
+
+    from api import server
+    from api.config import Settings
+
+    def no_driver(settings):
+        raise ImproperlyConfigured("psycopg2 postgres driver not found.")
+
+    monkeypatch.setattr(server, "build_context", no_driver)
+    assert server.start_context(Settings.from_env()) is None
+    assert capsys.readouterr().err.strip() == (
+        "error: not starting: psycopg2 postgres driver not found. "
+        "Install it with: pip install -e '.[postgres]'")
+
+
+def test_a_start_waits_while_another_process_migrates(monkeypatch):
+    from peewee import OperationalError
+
+    from api import server
+    from api.config import Settings
+
+    attempts = []
+
+    def busy_twice(settings):
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise OperationalError(sqlite3.OperationalError("database is locked"))
+        return "context"
+
+    monkeypatch.setattr(server, "build_context", busy_twice)
+    monkeypatch.setattr(server.time, "sleep", lambda seconds: None)
+    assert server.start_context(Settings.from_env()) == "context" and len(attempts) == 3
