@@ -19,6 +19,8 @@ from api.methods import build_registry
 from api.runtime.access_log import AccessLog
 from api.runtime.schema import create_schema
 from api.runtime.usage import UsageRecorder
+from api.web import help as help_pages
+from api.web import home, static
 from api.web.pages import add_routes as add_page_routes
 from keys.db import db, open_database
 from keys.store import KeyCache
@@ -105,5 +107,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> falcon.A
     app.add_route("/api/{method}/{fmt}", resource)
     app.add_route("/media/{d2}/{d1}/{name}", MediaResource(ctx))
     app.add_route(DEFAULT_ICON_PATH, IconResource())
-    add_page_routes(app, ctx)
+    pages = add_page_routes(app, ctx)
+    for module in (static, home, help_pages):  # the layout's stylesheet, /, /help/api…
+        module.add_routes(app, pages)
     return app

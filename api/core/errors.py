@@ -107,6 +107,10 @@ GLOBAL_ERRORS: tuple[type[ApiError], ...] = tuple(
     sorted((cls for cls in list(globals().values())
             if isinstance(cls, type) and issubclass(cls, ApiError) and cls is not ApiError),
            key=lambda cls: cls.code))
+# The global errors every method can answer with, listed after each method's own (spec §7.2) by
+# api.methods.get and the method pages (143, invalid paging, only where a method pages).
+COMMON_ERRORS: tuple[type[ApiError], ...] = tuple(
+    e for e in GLOBAL_ERRORS if e.code < 140 or e.code >= 500)
 
 
 def method_error(code: int, message: str, description: str = "") -> type[ApiError]:

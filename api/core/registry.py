@@ -24,6 +24,9 @@ from api.core.errors import ApiError, InvalidPaging
 from api.core.ids import INT_RANGE
 from api.core.permissions import NO_PERMISSIONS
 
+# Where a method's HTML documentation lives, under the server's base URL: api/web/help.py serves
+# it, and api.methods.getList/get link there (``about``).
+METHOD_HELP_PATH = "/help/api/method/"
 _SPEC_MODIFIED_AT = "1228086000"  # 2008-12-01, "Method created." on the original's pages
 _INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
 _COUNT = re.compile(r"\+?[0-9]+")

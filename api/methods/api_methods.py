@@ -5,16 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from api.core.context import Call
-from api.core.errors import GLOBAL_ERRORS, method_error
-from api.core.registry import MethodGroup, MethodSpec
+from api.core.errors import COMMON_ERRORS, method_error
+from api.core.registry import METHOD_HELP_PATH, MethodGroup, MethodSpec
 from api.formats.tree import ListOf, Text
 
 group = MethodGroup()
 
-ABOUT_URL = "http://www.ipernity.com/help/api/method/"
 UnknownMethod = method_error(1, "Method not found", "The requested method was not found.")
-# The errors every method can answer with; listed after each method's own (spec §7.2).
-_COMMON_ERRORS = tuple(e for e in GLOBAL_ERRORS if e.code < 140 or e.code >= 500)
 
 
 def _authentication(spec: MethodSpec) -> dict[str, Any]:
@@ -29,10 +26,11 @@ def _permissions(spec: MethodSpec) -> Any:
     return Text("") if spec.perms is None else dict(spec.perms)
 
 
-def summary(spec: MethodSpec) -> dict[str, Any]:
-    """One ``<method>`` of getList."""
+def summary(spec: MethodSpec, base_url: str) -> dict[str, Any]:
+    """One ``<method>`` of getList; ``about`` is the method's page on this server."""
     return {"name": spec.name, "service": spec.service, "title": Text(spec.title),
-            "about": Text(ABOUT_URL + spec.name), "modified_at": Text(spec.modified_at),
+            "about": Text(base_url + METHOD_HELP_PATH + spec.name),
+            "modified_at": Text(spec.modified_at),
             "authentication": _authentication(spec), "permissions": _permissions(spec)}
 
 
@@ -42,7 +40,7 @@ def summary(spec: MethodSpec) -> dict[str, Any]:
               '<title>Delete a document</title></method></methods>')
 def get_list(call: Call) -> dict:
     """Every method this server answers, with its flags and permissions."""
-    return {"methods": {"method": [summary(spec) for spec in call.ctx.registry]}}
+    return {"methods": {"method": [summary(spec, call.base_url) for spec in call.ctx.registry]}}
 
 
 @group.method("api.methods.get", title="Return information about an API method.",
@@ -59,7 +57,7 @@ def get(call: Call,
     notes = (ListOf("note", [{"for": "params", "_value": spec.notes}])
              if spec.notes else Text(""))
     errors = [{"code": e.code, "label": e.label or None, "message": e.message,
-               "_value": e.description} for e in spec.errors + _COMMON_ERRORS]
+               "_value": e.description} for e in spec.errors + COMMON_ERRORS]
     return {"method": {
         "name": spec.name, "service": spec.service, "title": Text(spec.title),
         "authentication": _authentication(spec), "permissions": _permissions(spec),

@@ -23,7 +23,7 @@ from api.core.context import AppContext
 from api.core.errors import RETRY_AFTER_SECONDS, ApiError
 from api.core.permissions import described
 from api.core.transport import decode_urlencoded
-from api.web import authorize
+from api.web import authorize, static
 from api.web.accounts import Accounts, Refused, session_secret
 from keys.db import is_busy
 from keys.models import User
@@ -36,7 +36,7 @@ HOME = "/apps/authorized"
 _MAX_FORM = 64 * 1024
 _SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; "
                                "frame-ancestors 'none'; base-uri 'none'",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -68,6 +68,7 @@ class Pages:
         self.templates = Environment(
             loader=FileSystemLoader(Path(__file__).parent / "templates"),
             autoescape=select_autoescape(default=True))
+        self.templates.globals.update(static.layout_globals())  # templates/layout.html
         self.templates.filters["date"] = lambda ts: time.strftime("%Y-%m-%d %H:%M UTC",
                                                                   time.gmtime(ts))
 
@@ -327,8 +328,8 @@ class Revoke(Page):
         self.pages.redirect(resp, HOME)
 
 
-def add_routes(app: falcon.App, ctx: AppContext) -> None:
-    """Mount the pages on ``app``."""
+def add_routes(app: falcon.App, ctx: AppContext) -> Pages:
+    """Mount the pages on ``app``; the Pages they share (home, help and static mount theirs)."""
     pages = Pages(ctx)
     app.add_route("/signup", SignUp(pages))
     app.add_route("/login", Login(pages))
@@ -336,3 +337,4 @@ def add_routes(app: falcon.App, ctx: AppContext) -> None:
     app.add_route("/apps/authorize", Authorize(pages))
     app.add_route("/apps/authorized", Authorized(pages))
     app.add_route("/apps/authorized/revoke", Revoke(pages))
+    return pages
