@@ -44,7 +44,12 @@ def get_list(call: Call) -> dict:
 
 
 @group.method("api.methods.get", title="Return information about an API method.",
-              service="api.method", errors=(UnknownMethod,))
+              service="api.method", errors=(UnknownMethod,),
+              response='<method name="api.methods.get" service="api.method"><authentication '
+              'token="0" sign="0" post="0"/><title>Return information about an API method.'
+              '</title><parameters><param name="api_key" required="1">Your api_key.</param>'
+              '</parameters><response/><errors><error code="1" message="Method not found">The '
+              'requested method was not found.</error></errors></method>')
 def get(call: Call,
         method: Annotated[str, "The name of the method to return information for."] = "") -> dict:
     """Returns the parameters, response example and error codes of one method."""
