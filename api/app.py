@@ -21,6 +21,7 @@ from api.runtime.schema import create_schema
 from api.runtime.usage import UsageRecorder
 from api.web import help as help_pages
 from api.web import home, static
+from api.web.console import add_routes as add_console_routes
 from api.web.pages import add_routes as add_page_routes
 from keys.db import db, open_database
 from keys.store import KeyCache
@@ -110,4 +111,5 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> falcon.A
     pages = add_page_routes(app, ctx)
     for module in (static, home, help_pages):  # the layout's stylesheet, /, /help/api…
         module.add_routes(app, pages)
+    add_console_routes(app, pages)  # /apps/keys, /admin/keys
     return app

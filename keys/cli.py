@@ -13,7 +13,8 @@ from keys.models import MODELS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command tree: user add/close/open, create, list, enable, disable, allow."""
+    """The command tree: user add/close/open/admin, create, list, enable, disable, allow,
+    rotate."""
     parser = argparse.ArgumentParser(prog="python -m keys", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -30,7 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--realname", default="")
     add.add_argument("--email", default="")
     add.add_argument("--pro", action="store_true", help="give the account PRO status")
+    add.add_argument("--admin", action="store_true",
+                     help="make the account a site administrator (every key at /admin/keys)")
     add.add_argument("--db", help="database URL (default: the server's)")
+    admin = user_sub.add_parser("admin", help="make a user a site administrator")
+    admin.add_argument("username")
+    admin.add_argument("--revoke", action="store_true", help="take the administrator role away")
+    admin.add_argument("--db", help="database URL (default: the server's)")
     for name, help_text in (("close", "close an account (its tokens get code 108)"),
                             ("open", "reopen a closed account")):
         status = user_sub.add_parser(name, help=help_text)
@@ -56,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     allow.add_argument("cidr", nargs="*", help="IPv4/IPv6 addresses or CIDR ranges; "
                                                 "replaces the list")
     allow.add_argument("--clear", action="store_true", help="allow every address again")
+
+    rotate = command("rotate", help_text="give a key a new secret; prints api_key and secret as "
+                                         "JSON")
+    rotate.add_argument("key")
+    rotate.add_argument("--grace", type=int, default=0, metavar="SECONDS",
+                        help="how long the old secret still signs (0 to 604800; default 0: "
+                             "refused at once)")
     return parser
 
 
@@ -65,9 +79,16 @@ def run(args: argparse.Namespace) -> object:
         if args.user_command in ("close", "open"):
             user = store.set_user_open(args.username, args.user_command == "open")
             return {"user_id": user.id, "username": user.username, "status": user.status}
+        if args.user_command == "admin":
+            user = store.set_user_admin(args.username, not args.revoke)
+            return {"user_id": user.id, "username": user.username, "admin": user.is_admin}
         user = store.add_user(args.username, args.password, realname=args.realname,
-                              email=args.email, is_pro=args.pro)
-        return {"user_id": user.id, "username": user.username}
+                              email=args.email, is_pro=args.pro, is_admin=args.admin)
+        return {"user_id": user.id, "username": user.username, "admin": user.is_admin}
+    if args.command == "rotate":
+        key = store.rotate_secret(args.key, args.grace)
+        return {"api_key": key.key, "secret": key.secret,
+                "previous_expires_at": key.previous_expires_at or None}
     if args.command == "allow":
         if args.clear and args.cidr:
             raise store.KeyStoreError("give CIDR ranges or --clear, not both")

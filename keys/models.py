@@ -1,10 +1,12 @@
-"""Tables owned by this package: users (key owners and members), API keys, usage counters."""
+"""Tables owned by this package: users (key owners and members), API keys, the keys' audit list,
+usage counters."""
 
 from __future__ import annotations
 
 import time
 
 from peewee import (
+    SQL,
     BooleanField,
     CharField,
     FloatField,
@@ -37,6 +39,8 @@ class User(BaseModel):
     is_pro = BooleanField(default=False)
     status = CharField(max_length=8, default="open")  # open | closed (code 108)
     created_at = IntegerField(default=now)
+    # A site administrator sees every key at /admin/keys (migration 3).
+    is_admin = BooleanField(default=False, constraints=[SQL("DEFAULT FALSE")])
 
     class Meta:
         table_name = "users"
@@ -64,9 +68,27 @@ class ApiKey(BaseModel):
     allowed_ips = TextField(default="")  # comma-separated addresses/CIDRs; empty: all (111)
     created_at = IntegerField(default=now)
     last_used_at = IntegerField(default=0)
+    # After a rotation the old secret still signs until previous_expires_at (UNIX seconds);
+    # "" and 0 when there is none (migration 3).
+    previous_secret = CharField(max_length=64, default="", constraints=[SQL("DEFAULT ''")])
+    previous_expires_at = IntegerField(default=0, constraints=[SQL("DEFAULT 0")])
 
     class Meta:
         table_name = "api_keys"
+
+
+class KeyAudit(BaseModel):
+    """One change to a key: who (a username, or ``cli``), what (never a secret), when."""
+
+    id = IdField()
+    api_key = ForeignKeyField(ApiKey, backref="audit", on_delete="CASCADE", index=True)
+    api_key_id: int
+    actor = CharField(max_length=64)
+    action = TextField()
+    at = IntegerField(default=now)
+
+    class Meta:
+        table_name = "key_audit"
 
 
 class UsageCounter(BaseModel):
@@ -85,4 +107,4 @@ class UsageCounter(BaseModel):
         indexes = ((("api_key", "method", "hour", "code"), True), (("api_key", "hour"), False))
 
 
-MODELS = (User, ApiKey, UsageCounter)
+MODELS = (User, ApiKey, KeyAudit, UsageCounter)

@@ -13,12 +13,17 @@ from urllib.parse import urlsplit
 from peewee import IntegrityError
 
 from keys.db import db
-from keys.models import ApiKey, User
+from keys.models import ApiKey, KeyAudit, User
 from keys.passwords import hash_password
 from keys.secret import Secret
 
 AUTH_TYPES = ("desktop", "web")
+MAX_GRACE = 7 * 24 * 3600  # the longest an old secret may keep signing after a rotation
+CLI_ACTOR = "cli"  # who the audit list names for changes made with ``python -m keys``
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+_NO_SECRET = Secret("")
 
 
 class KeyStoreError(Exception):
@@ -40,6 +45,15 @@ class KeyRecord:
     always_signed: bool
     allowed_ips: tuple[str, ...]  # addresses or CIDR ranges, as stored; empty allows every one
     networks: tuple[IpNetwork, ...] = field(default=(), compare=False, repr=False)
+    previous_secret: Secret = _NO_SECRET  # the secret before the last rotation, while it signs
+    previous_expires_at: int = 0  # UNIX seconds; the previous secret signs while now < this
+
+    def secrets_at(self, now: float) -> tuple[Secret, ...]:
+        """The secrets that sign at ``now``: the current one, and the previous one during the
+        grace period its rotation gave it (until ``previous_expires_at``, exclusive)."""
+        if self.previous_secret and now < self.previous_expires_at:
+            return (self.secret, self.previous_secret)
+        return (self.secret,)
 
     @classmethod
     def of(cls, row: ApiKey) -> KeyRecord:
@@ -49,7 +63,9 @@ class KeyRecord:
                    name=row.name, description=row.description, auth_type=row.auth_type,
                    callback_url=row.callback_url, enabled=row.enabled,
                    always_signed=row.always_signed, allowed_ips=ips,
-                   networks=tuple(net for net in map(_network_or_none, ips) if net is not None))
+                   networks=tuple(net for net in map(_network_or_none, ips) if net is not None),
+                   previous_secret=Secret(row.previous_secret),
+                   previous_expires_at=row.previous_expires_at)
 
     def allows(self, address: str) -> bool:
         """Whether a call from ``address`` may use this key (code 111 when not).
@@ -124,7 +140,7 @@ def _looks_like_key(key: str) -> bool:
 
 
 def add_user(username: str, password: str, *, realname: str = "", email: str = "",
-             is_pro: bool = False) -> User:
+             is_pro: bool = False, is_admin: bool = False) -> User:
     """Create a member account; the password is stored only as an argon2 hash."""
     username = username.strip()
     if not username or len(username) > 64:
@@ -137,7 +153,7 @@ def add_user(username: str, password: str, *, realname: str = "", email: str = "
     try:
         with db.atomic():
             return User.create(username=username, realname=realname or username, email=email,
-                               password_hash=password_hash, is_pro=is_pro)
+                               password_hash=password_hash, is_pro=is_pro, is_admin=is_admin)
     except IntegrityError:
         raise KeyStoreError(f"user {username!r} already exists") from None
 
@@ -163,33 +179,121 @@ def check_callback(url: str) -> str:
     return url
 
 
-def create_key(owner: User, name: str, *, description: str = "", auth_type: str = "desktop",
-               callback_url: str = "", always_signed: bool = False) -> ApiKey:
-    """Issue a new key (32 lowercase hex) and secret (32 hex) for ``owner``."""
+def _check_kind(auth_type: str, callback_url: str) -> None:
     if auth_type not in AUTH_TYPES:
         raise KeyStoreError(f"auth must be one of {', '.join(AUTH_TYPES)}")
-    if not name.strip():
-        raise KeyStoreError("name must not be empty")
     if auth_type == "web":
         if not callback_url:
             raise KeyStoreError("a web key needs --callback URL")
         check_callback(callback_url)
     elif callback_url:
         raise KeyStoreError("only web keys have a callback URL")
+
+
+def create_key(owner: User, name: str, *, description: str = "", auth_type: str = "desktop",
+               callback_url: str = "", always_signed: bool = False,
+               actor: str = CLI_ACTOR, now: int | None = None) -> ApiKey:
+    """Issue a new key (32 lowercase hex) and secret (32 hex) for ``owner``; audited."""
+    _check_kind(auth_type, callback_url)
+    if not name.strip():
+        raise KeyStoreError("name must not be empty")
+    if len(name.strip()) > 128:
+        raise KeyStoreError("name must be at most 128 characters")
     with db.atomic():
-        return ApiKey.create(key=secrets.token_hex(16), secret=secrets.token_hex(16), owner=owner,
-                             name=name.strip(), description=description, auth_type=auth_type,
-                             callback_url=callback_url, always_signed=always_signed)
+        row = ApiKey.create(key=secrets.token_hex(16), secret=secrets.token_hex(16), owner=owner,
+                            name=name.strip(), description=description, auth_type=auth_type,
+                            callback_url=callback_url, always_signed=always_signed,
+                            **({} if now is None else {"created_at": now}))
+        audit(row, actor, f"registered the {auth_type} application {row.name!r}", now=now)
+        return row
 
 
-def set_enabled(key: str, enabled: bool) -> ApiKey:
-    """Enable or disable a key (disabled keys get 101)."""
+def audit(row: ApiKey, actor: str, action: str, *, now: int | None = None) -> None:
+    """Add one line to the key's audit list (never a secret in ``action``)."""
+    KeyAudit.create(api_key=row, actor=actor[:64], action=action,
+                    at=int(time.time()) if now is None else now)
+
+
+def audit_list(row: ApiKey, limit: int = 200) -> list[KeyAudit]:
+    """The key's audit list, newest first."""
+    return list(KeyAudit.select().where(KeyAudit.api_key == row)
+                .order_by(KeyAudit.at.desc(), KeyAudit.id.desc()).limit(limit))
+
+
+def set_enabled(key: str, enabled: bool, *, actor: str = CLI_ACTOR,
+                now: int | None = None) -> ApiKey:
+    """Enable or disable a key (disabled keys get 101); audited when it changes."""
     row = ApiKey.get_or_none(ApiKey.key == key)
     if row is None:
         raise KeyStoreError(f"no key {key!r}")
-    row.enabled = enabled
-    row.save(only=[ApiKey.enabled])  # one column: a concurrent last_used_at stamp survives
+    if row.enabled != enabled:
+        with db.atomic():
+            row.enabled = enabled
+            row.save(only=[ApiKey.enabled])  # one column: a concurrent last_used_at stamp survives
+            audit(row, actor, "enabled the key" if enabled else "disabled the key", now=now)
     return row
+
+
+def rotate_secret(key: str, grace: int, *, now: int | None = None,
+                  actor: str = CLI_ACTOR) -> ApiKey:
+    """Give ``key`` a new secret; the old one keeps signing for ``grace`` seconds (0 to 7 days;
+    0 refuses it at once). A previous secret still in its grace is dropped: only the secret just
+    replaced survives. Audited, without either secret."""
+    if not 0 <= grace <= MAX_GRACE:
+        raise KeyStoreError(f"grace must be 0 to {MAX_GRACE} seconds (7 days)")
+    now = int(time.time()) if now is None else now
+    with db.atomic():
+        row = _key_row(key)
+        row.previous_secret = row.secret if grace else ""
+        row.previous_expires_at = now + grace if grace else 0
+        row.secret = secrets.token_hex(16)
+        row.save(only=[ApiKey.secret, ApiKey.previous_secret, ApiKey.previous_expires_at])
+        until = (time.strftime(" (the old one signs until %Y-%m-%d %H:%M:%S UTC)",
+                               time.gmtime(now + grace)) if grace else
+                 " (the old one stopped signing at once)")
+        audit(row, actor, "rotated the secret" + until, now=now)
+        return row
+
+
+def update_key(key: str, *, actor: str, now: int | None = None, name: str | None = None,
+               description: str | None = None, callback_url: str | None = None,
+               always_signed: bool | None = None, enabled: bool | None = None,
+               allowed: Iterable[str] | None = None) -> ApiKey:
+    """Change a key's settings (what is None stays); one audit line per setting that changed.
+    A KeyStoreError (bad name, callback or CIDR) changes nothing."""
+    with db.atomic():
+        row = _key_row(key)
+        changes: list[str] = []
+        if name is not None and name.strip() != row.name:
+            if not name.strip() or len(name.strip()) > 128:
+                raise KeyStoreError("The name must be 1 to 128 characters.")
+            changes.append(f"renamed the application from {row.name!r} to {name.strip()!r}")
+            row.name = name.strip()
+        if description is not None and description != row.description:
+            changes.append("changed the description")
+            row.description = description
+        if callback_url is not None and callback_url != row.callback_url:
+            _check_kind(row.auth_type, callback_url)
+            changes.append(f"set the callback URL to {callback_url}")
+            row.callback_url = callback_url
+        if always_signed is not None and always_signed != row.always_signed:
+            changes.append("turned 'always signed' " + ("on" if always_signed else "off"))
+            row.always_signed = always_signed
+        if enabled is not None and enabled != row.enabled:
+            changes.append("enabled the key" if enabled else "disabled the key")
+            row.enabled = enabled
+        if allowed is not None:
+            parsed = ",".join(parse_networks(allowed))
+            if parsed != row.allowed_ips:
+                changes.append("set the allowed addresses to "
+                               + (parsed.replace(",", ", ") or "every address"))
+                row.allowed_ips = parsed
+        if changes:
+            row.save(only=[ApiKey.name, ApiKey.description, ApiKey.callback_url,
+                           ApiKey.always_signed, ApiKey.enabled, ApiKey.allowed_ips])
+            for change in changes:
+                audit(row, actor, change, now=now)
+        return row
 
 
 def list_keys(owner: User | None = None) -> list[ApiKey]:
@@ -201,6 +305,14 @@ def list_keys(owner: User | None = None) -> list[ApiKey]:
     if owner is not None:
         query = query.where(ApiKey.owner == owner)
     return list(query)
+
+
+def set_user_admin(username: str, is_admin: bool) -> User:
+    """Make a member a site administrator (every key at /admin/keys), or no longer one."""
+    user = get_user_by_username(username)
+    user.is_admin = is_admin
+    user.save(only=[User.is_admin])
+    return user
 
 
 def set_user_open(username: str, is_open: bool) -> User:
@@ -236,11 +348,9 @@ def allowed_networks(key: str) -> list[str]:
     return list(split_networks(_key_row(key).allowed_ips))
 
 
-def set_allowed_networks(key: str, networks: Iterable[str]) -> list[str]:
+def set_allowed_networks(key: str, networks: Iterable[str], *, actor: str = CLI_ACTOR,
+                         now: int | None = None) -> list[str]:
     """Let ``key`` be used only from these addresses or ranges (replacing the list; an empty one
     allows every address again). Calls from elsewhere get 111. Returns the list as stored."""
-    row = _key_row(key)
-    parsed = parse_networks(networks)
-    row.allowed_ips = ",".join(parsed)
-    row.save(only=[ApiKey.allowed_ips])
-    return parsed
+    row = update_key(key, actor=actor, now=now, allowed=networks)
+    return list(split_networks(row.allowed_ips))

@@ -9,7 +9,8 @@ Steps, in the order the spec implies (each raises the right ApiError):
  5. key present, known and enabled? (100, 101) - ``api.methods.getList`` may go without one
  6. caller address allowed for the key? (111)
  7. POST where the method requires it? (120)
- 8. signature present and valid where required? (104, 105)
+ 8. signature present and valid where required? (104, 105) - the key's secret, or the one it
+    replaced while the rotation's grace lasts (judged by ctx.clock)
  9. token present where required, valid, bound to this key, account open? (106, 107, 108)
 10. permission level enough? (110)
 11. parameters bound to the handler's signature (method-specific codes)
@@ -156,8 +157,8 @@ class Dispatcher:
         if spec.post and request.http_method != "POST":
             raise errors.PostRequired()
 
-    @staticmethod
-    def _check_signature(request: ApiRequest, spec: MethodSpec, key: KeyRecord | None) -> None:
+    def _check_signature(self, request: ApiRequest, spec: MethodSpec,
+                         key: KeyRecord | None) -> None:
         if key is None:
             return
         required = spec.sign or key.always_signed or "auth_token" in request.params
@@ -168,7 +169,8 @@ class Dispatcher:
             return
         signed = request.params if not request.unsigned else [
             pair for pair in request.params.items() if pair[0] not in request.unsigned]
-        if not md5.verify(signed, spec.name, key.secret.reveal(), sent):
+        if not any(md5.verify(signed, spec.name, secret.reveal(), sent)
+                   for secret in key.secrets_at(self.ctx.clock())):
             raise errors.SignatureInvalid()
 
     def _grant(self, request: ApiRequest, spec: MethodSpec, key: KeyRecord | None) -> Grant | None:

@@ -85,7 +85,38 @@ def _rebuild_with_autoincrement(database: Database, table: str) -> None:
         database.execute_sql(sql)
 
 
-STEPS: tuple[Callable[[Database], None], ...] = (_2_ids_never_reused,)
+def _3_key_rotation_audit_admin(database: Database) -> None:
+    """Key management on the web (issue 9): a rotated key keeps its previous secret and when that
+    stops signing (``api_keys.previous_secret``, ``previous_expires_at``); every change to a key
+    is listed in ``key_audit``; ``users.is_admin`` marks site administrators. Columns already
+    there (a database the keys CLI made at this version) are left as they are."""
+    sqlite = isinstance(database, SqliteDatabase)
+    boolean = "INTEGER" if sqlite else "BOOLEAN"
+    _add_column(database, "api_keys", "previous_secret", "VARCHAR(64) NOT NULL DEFAULT ''")
+    _add_column(database, "api_keys", "previous_expires_at", "INTEGER NOT NULL DEFAULT 0")
+    _add_column(database, "users", "is_admin", f"{boolean} NOT NULL DEFAULT FALSE")
+    if database.table_exists("key_audit"):
+        return
+    key = ('"id" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT' if sqlite
+           else '"id" SERIAL NOT NULL PRIMARY KEY')
+    database.execute_sql(
+        f'CREATE TABLE "key_audit" ({key}, "api_key_id" INTEGER NOT NULL, '
+        '"actor" VARCHAR(64) NOT NULL, "action" TEXT NOT NULL, "at" INTEGER NOT NULL, '
+        'FOREIGN KEY ("api_key_id") REFERENCES "api_keys" ("id") ON DELETE CASCADE)')
+    database.execute_sql('CREATE INDEX IF NOT EXISTS "keyaudit_api_key_id" '
+                         'ON "key_audit" ("api_key_id")')
+
+
+def _add_column(database: Database, table: str, column: str, definition: str) -> None:
+    """``ALTER TABLE … ADD COLUMN`` unless the table lacks or already has it."""
+    if not database.table_exists(table):
+        return
+    if any(c.name == column for c in database.get_columns(table)):
+        return
+    database.execute_sql(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {definition}')
+
+
+STEPS: tuple[Callable[[Database], None], ...] = (_2_ids_never_reused, _3_key_rotation_audit_admin)
 LATEST = len(STEPS) + 1
 
 

@@ -62,7 +62,7 @@ def check_link(params: Mapping[str, str], keys: KeyCache, *, now: int) -> Author
     sent = params.get(md5.SIGNATURE_PARAM, "")
     if not sent:
         raise FlowError("The link is not signed (api_sig is missing).")
-    if not md5.verify(params, None, key.secret.reveal(), sent):
+    if not any(md5.verify(params, None, secret.reveal(), sent) for secret in key.secrets_at(now)):
         raise FlowError("The link's signature is invalid: it was changed or signed wrongly.")
     permissions = frobs.requested_permissions(params)
     frob = None
