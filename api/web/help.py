@@ -111,6 +111,10 @@ def _paragraphs(notes: str) -> list[str]:
     return [" ".join(block.split()) for block in re.split(r"\n\s*\n", notes) if block.strip()]
 
 
+_UNSHOWABLE = re.compile(r"[^A-Za-z0-9_.]")  # an unknown name is shown in these characters only
+_SHOWN_NAME = 64
+
+
 class HelpIndex(Page):
     """``/help/api``: every method by family (the first part of its name)."""
 
@@ -135,11 +139,14 @@ class HelpMethod(HelpIndex):
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str = "") -> None:
         self._guard(lambda req, resp: self.method(req, resp, name), req, resp)
 
+    def on_post(self, req: falcon.Request, resp: falcon.Response, name: str = "") -> None:
+        self._guard(self.post, req, resp)  # the 405 page: without this, falcon's JSON 500
+
     def method(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         """Render ``name``'s page."""
         spec = self.pages.ctx.registry.get(name)
-        if spec is None:
-            return self.show(req, resp, missing=name)
+        if spec is None:  # echoed back only as a method name could be written, and short
+            return self.show(req, resp, missing=_UNSHOWABLE.sub("?", name[:_SHOWN_NAME]))
         permission = ", ".join(f"{area}:{level}" for area, level in (spec.perms or {}).items())
         self.pages.render(
             resp, "help_method.html", user=self.pages.user(req), spec=spec,

@@ -183,6 +183,19 @@ def test_unknown_method_is_a_404_page(client):
     assert 'href="/help/api/method/doc.get"' in page.text
 
 
+def test_an_unknown_name_is_shown_short_and_only_in_name_characters(client):
+    page = client.simulate_get("/help/api/method/" + "a%E2%80%AEb%00c" + "x" * 6000)
+    assert page.status_code == 404
+    assert "There is no method called <code>a?b?c" + "x" * 59 + "</code>" in page.text
+    assert "\u202e" not in page.text and "\x00" not in page.text
+
+
+def test_posting_to_a_method_page_is_its_405_page(client):
+    page = client.simulate_post("/help/api/method/doc.get")
+    assert page.status_code == 405 and page.headers["content-type"].startswith("text/html")
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
 def test_about_links_point_at_our_pages(call, client):
     methods = call("api.methods.getList")["methods"]["method"]
     assert len(methods) == len(list(REGISTRY))
