@@ -17,11 +17,13 @@ from api.media.route import IconResource, MediaResource
 from api.media.worker import build_uploads
 from api.methods import build_registry
 from api.runtime.access_log import AccessLog
+from api.runtime.request_log import RequestLog
 from api.runtime.schema import create_schema
 from api.runtime.usage import UsageRecorder
 from api.web import help as help_pages
 from api.web import home, static
 from api.web.console import add_routes as add_console_routes
+from api.web.key_log import add_routes as add_key_log_routes
 from api.web.pages import add_routes as add_page_routes
 from keys.db import db, open_database
 from keys.store import KeyCache
@@ -39,13 +41,15 @@ def build_context(settings: Settings, *, clock=time.time, grants=None) -> AppCon
     create_schema()
     access_log = AccessLog(clock=clock) if settings.access_log else None
     usage = UsageRecorder(clock, settings.usage_flush_seconds)
+    request_log = RequestLog(clock, settings.request_log_bound, settings.usage_flush_seconds)
     uploads = build_uploads(settings, clock=clock)
     return AppContext(settings=settings, registry=build_registry(),
                       keys=KeyCache(settings.key_cache_ttl),
                       grants=grants or DatabaseGrants(clock=clock),
                       usage=usage, storage=uploads.storage, uploads=uploads,
-                      access_log=access_log, clock=clock,
-                      background=[usage, *([access_log] if access_log else []), uploads])
+                      access_log=access_log, request_log=request_log, clock=clock,
+                      background=[usage, request_log, *([access_log] if access_log else []),
+                                  uploads])
 
 
 def spool_dir(settings: Settings) -> Path:
@@ -112,4 +116,5 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> falcon.A
     for module in (static, home, help_pages):  # the layout's stylesheet, /, /help/api…
         module.add_routes(app, pages)
     add_console_routes(app, pages)  # /apps/keys, /admin/keys
+    add_key_log_routes(app, pages)  # /apps/keys/<api_key>/log
     return app

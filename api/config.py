@@ -33,6 +33,8 @@ class Settings:
     key_cache_ttl: float = 10.0
     # Seconds between flushes of the in-memory usage counters (API_USAGE_FLUSH_SECONDS).
     usage_flush_seconds: float = 5.0
+    # Failed calls kept per key in the request log, oldest dropped (API_REQUEST_LOG_BOUND).
+    request_log_bound: int = 1000
     # Seconds a frob stays valid before it is exchanged (API_FROB_TTL).
     frob_ttl: int = 600
     # Public base URL used in links we hand out (media URLs); empty means derived from the request

@@ -57,6 +57,15 @@ class AccessSink(Protocol):
         ...
 
 
+class FailureSink(Protocol):
+    """The failed calls of known keys (api.runtime.request_log.RequestLog: in memory, flushed)."""
+
+    def record(self, api_key: str, method: str, code: int, message: str, client_addr: str,
+               fmt: str, signed: str = "", api_sig: str = "") -> None:
+        """Keep one failed call."""
+        ...
+
+
 class MediaFiles(Protocol):
     """Stored media files by storage name (api.media.storage.Storage), as the media route and
     doc.delete use them."""
@@ -126,6 +135,7 @@ class AppContext:
     storage: MediaFiles  # media files (api.media.storage)
     uploads: Uploads  # the upload queue (api.media.worker)
     access_log: AccessSink | None = None  # None when switched off
+    request_log: FailureSink | None = None  # failed calls per key (None: not kept)
     clock: Callable[[], float] = time.time
     new_secret: Callable[[int], str] = secrets.token_hex
     background: list[Worker] = field(default_factory=list)  # started and stopped by the server

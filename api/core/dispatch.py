@@ -16,7 +16,8 @@ Steps, in the order the spec implies (each raises the right ApiError):
 11. parameters bound to the handler's signature (method-specific codes)
 12. the handler returns a plain result tree (a method that writes runs in one transaction); the
     format renders it. A busy database (locked past the busy timeout) answers 503, not 500.
-13. the call is counted in memory and written to the access log
+13. the call is counted in memory and written to the access log; a known key's failure goes to
+    its request log (in memory, flushed later; a 105 with the signed string, secret hidden)
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class Dispatcher:
                 raise request.transport_error
             spec = self._method(request)
             key = self._key(request, spec)
+            self._check_address(request, key)
             self._check_post(request, spec)
             self._check_signature(request, spec, key)
             grant = self._grant(request, spec, key)
@@ -95,6 +97,7 @@ class Dispatcher:
             body, code = fmt.render(tree), 0
         except errors.ApiError as error:
             body, code = fmt.render_error(error.code, error.message), error.code
+            self._log_failure(request, spec, key, fmt, error)
         except Exception as error:
             failure: type[errors.ApiError] = errors.ServiceError
             if is_busy(error):  # retry later: nothing was written (ServiceUnavailable, HTTP 503)
@@ -104,6 +107,7 @@ class Dispatcher:
                 # The traceback goes to the log; the client learns only that it was our fault.
                 log.exception("unexpected error in %s", spec.name if spec else request.method_name)
             body, code = fmt.render_error(failure.code, failure.message), failure.code
+            self._log_failure(request, spec, key, fmt, failure())
         duration_ms = (time.perf_counter() - started) * 1000.0
         self._account(request, spec, key, fmt, code, duration_ms)
         return Reply(code=code, content_type=fmt.content_type, body=body,
@@ -138,9 +142,12 @@ class Dispatcher:
         key = self.ctx.keys.lookup(api_key.strip().lower())
         if key is None or not key.enabled:
             raise errors.ApiKeyInvalid()
-        if not key.allows(request.client_addr):  # addresses and CIDR ranges, IPv4 and IPv6
-            raise errors.IpNotAllowed()
         return key
+
+    @staticmethod
+    def _check_address(request: ApiRequest, key: KeyRecord | None) -> None:
+        if key is not None and not key.allows(request.client_addr):  # addresses, CIDR ranges
+            raise errors.IpNotAllowed()
 
     @staticmethod
     def _run(spec: MethodSpec, call: Call, kwargs: dict[str, Any]) -> Any:
@@ -167,8 +174,7 @@ class Dispatcher:
             if required:
                 raise errors.SignatureMissing()
             return
-        signed = request.params if not request.unsigned else [
-            pair for pair in request.params.items() if pair[0] not in request.unsigned]
+        signed = _signed_params(request)
         if not any(md5.verify(signed, spec.name, secret.reveal(), sent)
                    for secret in key.secrets_at(self.ctx.clock())):
             raise errors.SignatureInvalid()
@@ -193,6 +199,21 @@ class Dispatcher:
         if level_rank(grant.level(area)) < level_rank(level):
             raise errors.InsufficientPermissions()
 
+    def _log_failure(self, request: ApiRequest, spec: MethodSpec | None, key: KeyRecord | None,
+                     fmt: Any, error: errors.ApiError) -> None:
+        """A known key's failed call goes to its request log (in memory; flushed later). For a
+        105 the log keeps the string the server signed, secret and token hidden (debug_string),
+        and the api_sig the client sent: wrong by definition, so it signs nothing."""
+        if key is None or self.ctx.request_log is None:
+            return
+        signed = sent = ""
+        if error.code == errors.SignatureInvalid.code and spec is not None:
+            signed = debug_string(request, spec.name)
+            sent = request.params.get(md5.SIGNATURE_PARAM, "")
+        self.ctx.request_log.record(key.key, spec.name if spec else request.method_name[:64],
+                                    error.code, error.message, request.client_addr, fmt.name,
+                                    signed=signed, api_sig=sent)
+
     def _account(self, request: ApiRequest, spec: MethodSpec | None, key: KeyRecord | None,
                  fmt: Any, code: int, duration_ms: float) -> None:
         method = spec.name if spec else "-"
@@ -202,3 +223,29 @@ class Dispatcher:
             # Never a secret, signature or token: only names and the key (a public id).
             self.ctx.access_log.write(request.client_addr, api_key, method, fmt.name, code,
                                       duration_ms)
+
+
+SECRET_SHOWN = "<secret>"
+TOKEN_SHOWN_CHARS = 4
+
+
+def _signed_params(request: ApiRequest) -> Mapping[str, str] | list[tuple[str, str]]:
+    """The parameters a signature covers (routing names sent as parameters are not)."""
+    if not request.unsigned:
+        return request.params
+    return [pair for pair in request.params.items() if pair[0] not in request.unsigned]
+
+
+def shown_token(value: str) -> str:
+    """An auth_token as logs and pages show it: its first characters only."""
+    return value[:TOKEN_SHOWN_CHARS] + "…" if len(value) > TOKEN_SHOWN_CHARS else value
+
+
+def debug_string(request: ApiRequest, method: str) -> str:
+    """The string the server signs for ``request`` (md5.signature_base_string, spec §4) with
+    ``<secret>`` for the secret and the auth_token cut to its first characters: enough to see
+    where a client's string differs, never enough to sign a call."""
+    params = _signed_params(request)
+    pairs = params.items() if isinstance(params, Mapping) else params
+    shown = [(name, shown_token(value) if name == "auth_token" else value) for name, value in pairs]
+    return md5.signature_base_string(shown, method, SECRET_SHOWN)

@@ -107,6 +107,23 @@ def _3_key_rotation_audit_admin(database: Database) -> None:
                          'ON "key_audit" ("api_key_id")')
 
 
+def _4_request_log(database: Database) -> None:
+    """The request log (issue 9 item 4): the newest failed calls of each key, bounded per key by
+    the flusher (api/runtime/request_log.py). A table already there is left as it is."""
+    if database.table_exists("request_log"):
+        return
+    sqlite = isinstance(database, SqliteDatabase)
+    key = ('"id" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT' if sqlite
+           else '"id" SERIAL NOT NULL PRIMARY KEY')
+    database.execute_sql(
+        f'CREATE TABLE "request_log" ({key}, "api_key" VARCHAR(64) NOT NULL, '
+        '"at" INTEGER NOT NULL, "method" VARCHAR(64) NOT NULL, "code" INTEGER NOT NULL, '
+        '"message" TEXT NOT NULL, "client_addr" VARCHAR(64) NOT NULL, '
+        '"format" VARCHAR(16) NOT NULL, "signed" TEXT NOT NULL, "api_sig" VARCHAR(64) NOT NULL)')
+    database.execute_sql('CREATE INDEX IF NOT EXISTS "requestlogentry_api_key_id" '
+                         'ON "request_log" ("api_key", "id")')
+
+
 def _add_column(database: Database, table: str, column: str, definition: str) -> None:
     """``ALTER TABLE … ADD COLUMN`` unless the table lacks or already has it."""
     if not database.table_exists(table):
@@ -116,7 +133,8 @@ def _add_column(database: Database, table: str, column: str, definition: str) ->
     database.execute_sql(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {definition}')
 
 
-STEPS: tuple[Callable[[Database], None], ...] = (_2_ids_never_reused, _3_key_rotation_audit_admin)
+STEPS: tuple[Callable[[Database], None], ...] = (_2_ids_never_reused, _3_key_rotation_audit_admin,
+                                                 _4_request_log)
 LATEST = len(STEPS) + 1
 
 

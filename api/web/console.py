@@ -58,6 +58,14 @@ def calls_last_day(now: int) -> dict[str, tuple[int, int]]:
     return {key: (int(calls or 0), int(failed or 0)) for key, calls, failed in rows}
 
 
+def own_key(user: User, api_key: str) -> ApiKey:
+    """``user``'s key ``api_key``, or 404 (another member's key looks exactly like none)."""
+    row = ApiKey.get_or_none((ApiKey.key == api_key.strip().lower()) & (ApiKey.owner == user))
+    if row is None:
+        raise not_found()
+    return row
+
+
 class ConsolePage(Page):
     """A page for logged-in members."""
 
@@ -116,11 +124,7 @@ class KeyDetail(ConsolePage):
 
     def own_key(self, user: User, api_key: str) -> ApiKey:
         """The visitor's own key, or 404 (another member's key looks exactly like none)."""
-        row = ApiKey.get_or_none((ApiKey.key == api_key.strip().lower())
-                                 & (ApiKey.owner == user))
-        if row is None:
-            raise not_found()
-        return row
+        return own_key(user, api_key)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, api_key: str = "") -> None:
         self._guard(partial(self.view, api_key=api_key), req, resp)
