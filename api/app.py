@@ -23,6 +23,7 @@ from api.runtime.usage import UsageRecorder
 from api.web import help as help_pages
 from api.web import home, static
 from api.web.console import add_routes as add_console_routes
+from api.web.explorer import add_routes as add_explorer_routes
 from api.web.key_log import add_routes as add_key_log_routes
 from api.web.pages import add_routes as add_page_routes
 from keys.db import db, open_database
@@ -117,4 +118,5 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> falcon.A
         module.add_routes(app, pages)
     add_console_routes(app, pages)  # /apps/keys, /admin/keys
     add_key_log_routes(app, pages)  # /apps/keys/<api_key>/log
+    add_explorer_routes(app, pages)  # /help/api/method/<name>/explore
     return app

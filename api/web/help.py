@@ -23,12 +23,14 @@ from lxml import etree
 from api.core.errors import COMMON_ERRORS
 from api.core.permissions import described
 from api.core.registry import METHOD_HELP_PATH, MethodSpec
+from api.formats import FORMATS
 from api.formats.json import Json
 from api.formats.php import Php
 from api.formats.tree import Text
 from api.formats.xml import Xml
 from api.web.home import base_url
-from api.web.pages import Page, Pages
+from api.web.pages import SESSION_COOKIE, Page, Pages
+from keys import store
 
 PLACEHOLDER = "…"
 _TAG = re.compile(r"<([^!?/>][^>]*?)(/?)>")
@@ -142,14 +144,22 @@ class HelpMethod(HelpIndex):
     def on_post(self, req: falcon.Request, resp: falcon.Response, name: str = "") -> None:
         self._guard(self.post, req, resp)  # the 405 page: without this, falcon's JSON 500
 
-    def method(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        """Render ``name``'s page."""
+    def method(self, req: falcon.Request, resp: falcon.Response, name: str, *,
+               explored: dict[str, Any] | None = None,
+               form: dict[str, str] | None = None) -> None:
+        """Render ``name``'s page; ``explored`` is an explorer call's result (api/web/explorer.py),
+        ``form`` what its form held."""
         spec = self.pages.ctx.registry.get(name)
         if spec is None:  # echoed back only as a method name could be written, and short
             return self.show(req, resp, missing=_UNSHOWABLE.sub("?", name[:_SHOWN_NAME]))
         permission = ", ".join(f"{area}:{level}" for area, level in (spec.perms or {}).items())
+        user = self.pages.user(req)
+        explorer = None if user is None else {  # the explorer's form: the member's keys
+            "apps": store.list_keys(user), "formats": list(FORMATS), "form": form or {},
+            "csrf_token": self.pages.accounts.csrf_token(req.cookies[SESSION_COOKIE]),
+            "params": list(spec.params), "result": explored}
         self.pages.render(
-            resp, "help_method.html", user=self.pages.user(req), spec=spec,
+            resp, "help_method.html", user=user, spec=spec, explorer=explorer,
             family=spec.name.split(".")[0], notes=_paragraphs(spec.notes),
             flags=[(flag, getattr(spec, flag), meaning) for flag, meaning in _FLAGS],
             permission=permission, permission_words="; ".join(described(dict(spec.perms or {}))),
