@@ -42,6 +42,18 @@ def as_tuples(query: Any) -> Iterable[tuple[Any, ...]]:
     return cast("Iterable[tuple[Any, ...]]", query)
 
 
+def locked(query: Any, model: Any) -> Any:
+    """``query`` locking the ``model`` rows it reads until the transaction ends (PostgreSQL).
+
+    Writers to one row then go one after another instead of interleaving into a lost update,
+    a unique or a foreign-key violation. SQLite needs nothing: its transactions begin IMMEDIATE,
+    one writer at a time. Outside a transaction there is nothing to hold the lock for.
+    """
+    if db.for_update and db.in_transaction():
+        return query.for_update(of=model)
+    return query
+
+
 def is_busy(error: BaseException) -> bool:
     """Whether ``error`` says the database is busy (locked, deadlocked, out of pooled connections):
     worth a retry later, never a bug of the request."""

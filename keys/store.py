@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from peewee import IntegrityError
 
-from keys.db import db
+from keys.db import db, locked
 from keys.models import ApiKey, KeyAudit, User
 from keys.passwords import hash_password
 from keys.secret import Secret
@@ -171,11 +171,18 @@ def get_user_by_username(username: str) -> User:
     return user
 
 
+MAX_CALLBACK = 2048  # the column's length
+
+
 def check_callback(url: str) -> str:
-    """A web key's callback must be an absolute http(s) URL without a fragment."""
+    """A web key's callback must be an absolute http(s) URL without a fragment, credentials,
+    spaces or control characters, and fit its column."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
-        raise KeyStoreError(f"callback must be an absolute http(s) URL: {url!r}")
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment
+            or parts.username is not None or len(url) > MAX_CALLBACK
+            or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url)):
+        raise KeyStoreError(f"callback must be an absolute http(s) URL of at most {MAX_CALLBACK}"
+                            f" characters, without spaces or credentials: {url[:100]!r}")
     return url
 
 
@@ -337,7 +344,9 @@ def parse_networks(values: Iterable[str]) -> list[str]:
 
 
 def _key_row(key: str) -> ApiKey:
-    row = ApiKey.get_or_none(ApiKey.key == key.strip().lower())
+    """The key's row; inside a transaction on PostgreSQL it stays locked until the change is
+    written, so two rotations or a settings save beside an admin's disable never lose an update."""
+    row = locked(ApiKey.select().where(ApiKey.key == key.strip().lower()), ApiKey).first()
     if row is None:
         raise KeyStoreError(f"no key {key!r}")
     return row

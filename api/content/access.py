@@ -29,7 +29,7 @@ from api.models.docs import (
     Relation,
     share_where,
 )
-from keys.db import db
+from keys.db import locked
 from keys.models import User
 from keys.store import find_user_by_username
 
@@ -81,18 +81,6 @@ def can_view(row: Any, viewer: User | None) -> bool:
 
 ANONYMOUS_SAFESURF_CAP = 2  # "adults only" (3) needs an authenticated viewer
 DEFAULT_SAFESURF = 1  # all audiences, unless the caller asks for more (docs/documents.md)
-
-
-def locked(query: Any, model: Any) -> Any:
-    """``query`` locking the ``model`` rows it reads until the transaction ends (PostgreSQL).
-
-    Writers to one doc or album then go one after another: two ``album.docs.setList`` or a
-    comment beside a ``doc.delete`` cannot interleave into a unique or foreign-key violation.
-    SQLite needs nothing: its transactions begin IMMEDIATE, one writer at a time.
-    """
-    if db.for_update and db.in_transaction():
-        return query.for_update(of=model)
-    return query
 
 
 def visible_doc(call: Call, doc_id: int, not_found: type[ApiError]) -> Doc:

@@ -139,3 +139,38 @@ def test_closing_and_allowing_with_the_cli_reach_the_running_api(settings, ctx, 
     cli("allow", api_key.key, "--clear")
     ctx.keys.invalidate()
     assert call("test.hello")["hello"] == "hello world!"
+
+
+@pytest.mark.parametrize("url", ["https://x.example/cb\r\nX: y", "https://exa mple/cb",
+                                 "https://user:pw@x.example/cb", "https://x.example/" + "a" * 2048,
+                                 "https://x.example/cb#frag", "ftp://x.example/cb", "https:///cb"])
+def test_a_callback_must_be_a_plain_absolute_url_that_fits(url):
+    from keys.store import KeyStoreError, check_callback
+
+    with pytest.raises(KeyStoreError):
+        check_callback(url)
+    assert check_callback("https://wall.example/cb?x=1") == "https://wall.example/cb?x=1"
+
+
+def test_simultaneous_rotations_each_replace_a_different_secret(ctx, owner):
+    """On PostgreSQL two rotations used to read the same secret and both keep it as the previous
+    one (a secret shown to the owner that signs nothing); the row is now locked while it changes."""
+    import threading
+
+    from keys import store
+    from keys.db import db
+
+    key = store.create_key(owner, "Racer")
+    start, replaced = threading.Barrier(8), []
+
+    def rotate() -> None:
+        start.wait()
+        with db.connection_context():
+            replaced.append(store.rotate_secret(key.key, 600).previous_secret)
+
+    threads = [threading.Thread(target=rotate) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(replaced) == 8 and len(set(replaced)) == 8  # every rotation saw the one before

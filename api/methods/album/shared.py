@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from api.content.access import can_view, locked, perm_allows, viewer_of
+from api.content.access import can_view, perm_allows, viewer_of
 from api.content.albums import covers, doc_counts
 from api.core.context import Call
 from api.core.errors import method_error
 from api.models.docs import Album, Doc, Relation
+from keys.db import locked
 from keys.models import User
 
 AlbumNotFound = method_error(1, "Album not found", "The album ID is invalid or insufficient "
