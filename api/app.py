@@ -17,6 +17,7 @@ from api.media.route import IconResource, MediaResource
 from api.media.worker import build_uploads
 from api.methods import build_registry
 from api.runtime.access_log import AccessLog
+from api.runtime.latency import UsagePruner
 from api.runtime.request_log import RequestLog
 from api.runtime.schema import create_schema
 from api.runtime.usage import UsageRecorder
@@ -26,6 +27,7 @@ from api.web.console import add_routes as add_console_routes
 from api.web.explorer import add_routes as add_explorer_routes
 from api.web.key_log import add_routes as add_key_log_routes
 from api.web.pages import add_routes as add_page_routes
+from api.web.stats import add_routes as add_stats_routes
 from keys.db import db, open_database
 from keys.store import KeyCache
 
@@ -43,6 +45,7 @@ def build_context(settings: Settings, *, clock=time.time, grants=None) -> AppCon
     access_log = AccessLog(clock=clock) if settings.access_log else None
     usage = UsageRecorder(clock, settings.usage_flush_seconds)
     request_log = RequestLog(clock, settings.request_log_bound, settings.usage_flush_seconds)
+    pruner = UsagePruner(clock, settings.usage_retention_days)
     uploads = build_uploads(settings, clock=clock)
     return AppContext(settings=settings, registry=build_registry(),
                       keys=KeyCache(settings.key_cache_ttl),
@@ -50,7 +53,7 @@ def build_context(settings: Settings, *, clock=time.time, grants=None) -> AppCon
                       usage=usage, storage=uploads.storage, uploads=uploads,
                       access_log=access_log, request_log=request_log, clock=clock,
                       background=[usage, request_log, *([access_log] if access_log else []),
-                                  uploads])
+                                  uploads, pruner])
 
 
 def spool_dir(settings: Settings) -> Path:
@@ -117,6 +120,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> falcon.A
     for module in (static, home, help_pages):  # the layout's stylesheet, /, /help/api…
         module.add_routes(app, pages)
     add_console_routes(app, pages)  # /apps/keys, /admin/keys
+    add_stats_routes(app, pages)  # /apps/keys/<api_key>/stats(.json, .csv)
     add_key_log_routes(app, pages)  # /apps/keys/<api_key>/log
     add_explorer_routes(app, pages)  # /help/api/method/<name>/explore
     return app

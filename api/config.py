@@ -33,6 +33,9 @@ class Settings:
     key_cache_ttl: float = 10.0
     # Seconds between flushes of the in-memory usage counters (API_USAGE_FLUSH_SECONDS).
     usage_flush_seconds: float = 5.0
+    # Days usage counters, latency histograms and member days are kept; older ones are dropped
+    # every hour; 0 keeps them forever (API_USAGE_RETENTION_DAYS).
+    usage_retention_days: int = 400
     # Failed calls kept per key in the request log, oldest dropped (API_REQUEST_LOG_BOUND).
     request_log_bound: int = 1000
     # Seconds a frob stays valid before it is exchanged (API_FROB_TTL).

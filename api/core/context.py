@@ -44,8 +44,9 @@ class GrantStore(Protocol):
 class UsageSink(Protocol):
     """Counts calls (api.runtime.usage.UsageRecorder: in memory, flushed in batches)."""
 
-    def record(self, api_key: str, method: str, code: int, duration_ms: float) -> None:
-        """Count one call."""
+    def record(self, api_key: str, method: str, code: int, duration_ms: float,
+               user_id: int = 0) -> None:
+        """Count one call (``user_id``: the token's member, 0 without a token)."""
         ...
 
 

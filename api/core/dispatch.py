@@ -78,6 +78,7 @@ class Dispatcher:
         fmt: Format = FORMATS[DEFAULT_FORMAT]
         key: KeyRecord | None = None
         spec: MethodSpec | None = None
+        user_id = 0
         try:
             fmt = self._format(request)
             if request.transport_error is not None:
@@ -88,6 +89,7 @@ class Dispatcher:
             self._check_post(request, spec)
             self._check_signature(request, spec, key)
             grant = self._grant(request, spec, key)
+            user_id = grant.user.id if grant is not None else 0
             self._check_permission(spec, grant)
             kwargs = spec.bind(request.params)
             call = Call(ctx=self.ctx, method=spec.name, key=key, grant=grant,
@@ -109,7 +111,7 @@ class Dispatcher:
             body, code = fmt.render_error(failure.code, failure.message), failure.code
             self._log_failure(request, spec, key, fmt, failure())
         duration_ms = (time.perf_counter() - started) * 1000.0
-        self._account(request, spec, key, fmt, code, duration_ms)
+        self._account(request, spec, key, fmt, code, duration_ms, user_id)
         return Reply(code=code, content_type=fmt.content_type, body=body,
                      headers=getattr(fmt, "headers", {}))
 
@@ -215,10 +217,10 @@ class Dispatcher:
                                     signed=signed, api_sig=sent)
 
     def _account(self, request: ApiRequest, spec: MethodSpec | None, key: KeyRecord | None,
-                 fmt: Any, code: int, duration_ms: float) -> None:
+                 fmt: Any, code: int, duration_ms: float, user_id: int = 0) -> None:
         method = spec.name if spec else "-"
         api_key = key.key if key else ""
-        self.ctx.usage.record(api_key, method, code, duration_ms)
+        self.ctx.usage.record(api_key, method, code, duration_ms, user_id)
         if self.ctx.access_log is not None:
             # Never a secret, signature or token: only names and the key (a public id).
             self.ctx.access_log.write(request.client_addr, api_key, method, fmt.name, code,

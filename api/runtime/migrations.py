@@ -124,6 +124,31 @@ def _4_request_log(database: Database) -> None:
                          'ON "request_log" ("api_key", "id")')
 
 
+def _5_usage_latency_users(database: Database) -> None:
+    """Statistics per key (issue 9 item 3): latency histograms beside the usage counters
+    (``usage_latency``: calls per key, method, hour, code and latency bucket) and the members whose
+    tokens called per key and day (``usage_users``). Tables already there are left as they are."""
+    sqlite = isinstance(database, SqliteDatabase)
+    key = ('"id" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT' if sqlite
+           else '"id" SERIAL NOT NULL PRIMARY KEY')
+    if not database.table_exists("usage_latency"):
+        database.execute_sql(
+            f'CREATE TABLE "usage_latency" ({key}, "api_key" VARCHAR(32) NOT NULL, '
+            '"method" VARCHAR(64) NOT NULL, "hour" INTEGER NOT NULL, "code" INTEGER NOT NULL, '
+            '"bucket" INTEGER NOT NULL, "calls" INTEGER NOT NULL)')
+        database.execute_sql(
+            'CREATE UNIQUE INDEX IF NOT EXISTS "usagelatency_api_key_method_hour_code_bucket" '
+            'ON "usage_latency" ("api_key", "method", "hour", "code", "bucket")')
+        database.execute_sql('CREATE INDEX IF NOT EXISTS "usagelatency_api_key_hour" '
+                             'ON "usage_latency" ("api_key", "hour")')
+    if not database.table_exists("usage_users"):
+        database.execute_sql(
+            f'CREATE TABLE "usage_users" ({key}, "api_key" VARCHAR(32) NOT NULL, '
+            '"day" INTEGER NOT NULL, "user_id" INTEGER NOT NULL)')
+        database.execute_sql('CREATE UNIQUE INDEX IF NOT EXISTS "usageuser_api_key_day_user_id" '
+                             'ON "usage_users" ("api_key", "day", "user_id")')
+
+
 def _add_column(database: Database, table: str, column: str, definition: str) -> None:
     """``ALTER TABLE … ADD COLUMN`` unless the table lacks or already has it."""
     if not database.table_exists(table):
@@ -134,7 +159,7 @@ def _add_column(database: Database, table: str, column: str, definition: str) ->
 
 
 STEPS: tuple[Callable[[Database], None], ...] = (_2_ids_never_reused, _3_key_rotation_audit_admin,
-                                                 _4_request_log)
+                                                 _4_request_log, _5_usage_latency_users)
 LATEST = len(STEPS) + 1
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from api.models import accounts, docs, grants, request_log
+from api.models import accounts, docs, grants, request_log, usage
 from api.runtime import migrations
 from keys.db import db
 from keys.models import MODELS as KEY_MODELS
 
 # Each domain adds its models here (api/models/*.py); order matters for foreign keys.
 ALL_MODELS = (*KEY_MODELS, *grants.MODELS, *docs.MODELS, *accounts.MODELS,
-              *request_log.MODELS)
+              *request_log.MODELS, *usage.MODELS)
 
 
 def create_schema() -> int:

@@ -1,4 +1,5 @@
-"""``/static/<name>``: the pages' own files (the stylesheet), from ``api/web/static/``.
+"""``/static/<name>``: the pages' own files (the stylesheet; the statistics page's script and the
+uPlot chart library with its licence), from ``api/web/static/``.
 
 The files are read once at start-up, so only those shipped are served (no path from the URL reaches
 the file system). The layout links them as ``/static/<name>?v=<hash>``; a request with the current
@@ -15,7 +16,8 @@ from pathlib import Path
 import falcon
 
 _DIR = Path(__file__).parent / "static"
-_TYPES = {".css": "text/css; charset=utf-8"}
+_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+          ".txt": "text/plain; charset=utf-8"}
 _LONG = "public, max-age=31536000, immutable"
 _SHORT = "public, max-age=3600"
 

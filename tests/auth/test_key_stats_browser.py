@@ -1,0 +1,70 @@
+"""The statistics page in Debian chromium (Playwright with executable_path, never a downloaded
+browser): after calls and a flush the chart is drawn from stats.json with no console error, the
+tables list the methods and codes, and a screenshot is saved in the test's tmp dir (issue 9
+item 3)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.auth.test_browser_flow import CHROMIUM_ARGS
+from tests.conftest import require_program
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Debian chromium for the module."""
+    path = require_program("chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def test_the_statistics_page_draws_its_chart(chromium, live_server, call, ctx, api_key, owner,
+                                             tmp_path):
+    for _ in range(5):
+        call("test.hello")
+    call("test.echo", echo="x")
+    call("user.get", user_id="999999")  # an error
+    ctx.usage.flush()
+    context = chromium.new_context(viewport={"width": 1100, "height": 1400})
+    problems: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("response", lambda r: problems.append(f"{r.status} {r.url}")
+                if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+        page.goto(live_server.base_url + "/login")
+        page.fill("input[name=username]", "owner")
+        page.fill("input[name=password]", "owner-password")
+        page.click("button:has-text('Log in')")
+        page.wait_for_url("**/apps/**")
+        page.goto(f"{live_server.base_url}/apps/keys/{api_key.key}")
+        page.click("#stats-link")
+        page.wait_for_url("**/stats")
+        page.wait_for_selector("#chart canvas")
+        page.wait_for_selector("#methods tbody tr")
+        drawn = page.evaluate("""() => {
+            const c = document.querySelector('#chart canvas');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let inked = 0;
+            for (let i = 3; i < d.length; i += 4) { if (d[i] > 0) inked++; }
+            return {w: c.width, h: c.height, inked};
+        }""")
+        assert drawn["w"] > 300 and drawn["h"] > 200 and drawn["inked"] > 500, drawn
+        methods = page.inner_text("#methods tbody")
+        assert "test.hello\t5\t0" in methods and "user.get\t1\t1" in methods
+        assert page.is_hidden("#empty") and page.inner_text("#status") == ""
+        assert page.inner_text("#codes tbody").startswith("0\t6")
+        page.screenshot(path=str(tmp_path / "stats-page.png"), full_page=True)
+        assert (tmp_path / "stats-page.png").stat().st_size > 10_000
+        # chromium asks for /favicon.ico (we have none): its 404 is the one allowed
+        assert [p for p in problems if "status of 404" not in p] == []
+        assert sum("status of 404" in p for p in problems) <= 1
+    finally:
+        context.close()
