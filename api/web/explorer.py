@@ -66,16 +66,20 @@ class ExploreMethod(HelpMethod):
             if value != "":
                 params[param.name] = value
         ctx = self.pages.ctx
+        # Signed with the secret the dispatcher will check against (the cached key record), so
+        # a rotation made elsewhere is seen the same way by both, never a 105 of our own making.
+        record = ctx.keys.lookup(row.key)
+        secret = record.secret.reveal() if record is not None else row.secret
         token = ""
-        if form.get("as_me") and not spec.keyless:
-            token = issue_token(row.key, user, dict(spec.perms or {}), ctx.new_secret,
-                                now=int(ctx.clock()))
-            params["auth_token"] = token
-        params[md5.SIGNATURE_PARAM] = md5.signature(params, spec.name, row.secret)
-        request = ApiRequest(http_method="POST", method_name=spec.name, format_name=fmt,
-                             params=params, client_addr=req.remote_addr or "",
-                             base_url=base_url(self.pages, req))
         try:
+            if form.get("as_me") and not spec.keyless:
+                token = issue_token(row.key, user, dict(spec.perms or {}), ctx.new_secret,
+                                    now=int(ctx.clock()))
+                params["auth_token"] = token
+            params[md5.SIGNATURE_PARAM] = md5.signature(params, spec.name, secret)
+            request = ApiRequest(http_method="POST", method_name=spec.name, format_name=fmt,
+                                 params=params, client_addr=req.remote_addr or "",
+                                 base_url=base_url(self.pages, req))
             reply = Dispatcher(ctx).handle(request)
         finally:
             if token:  # one call only: the minted token is gone before the page is drawn
@@ -87,7 +91,10 @@ class ExploreMethod(HelpMethod):
             "signed": debug_string(request, spec.name),
             "signature": params[md5.SIGNATURE_PARAM],
             "code": reply.code, "content_type": reply.content_type,
-            "body": reply.body.decode("utf-8", "replace"), "token": bool(token)}
+            # a method that echoes the token (auth.checkToken) shows it shortened too
+            "body": reply.body.decode("utf-8", "replace").replace(token or "\0",
+                                                                 shown_token(token)),
+            "token": bool(token)}
         self.method(req, resp, name, explored=explored,
                     form={**form, "csrf_token": ""})
 

@@ -58,6 +58,22 @@ def test_act_as_me_mints_a_token_for_one_call_and_hides_it(owner_browser, api_ke
     assert json.loads(result(without, "response"))["api"]["code"] == "106"
 
 
+def test_a_method_that_echoes_the_token_shows_it_shortened(owner_browser, api_key):
+    page = explore(owner_browser, "auth.checkToken", api_key=api_key.key, as_me="1")
+    answer = json.loads(result(page, "response"))
+    assert answer["api"]["status"] == "ok", answer
+    assert answer["auth"]["token"].endswith("…") and len(answer["auth"]["token"]) <= 5
+
+
+def test_it_signs_with_the_secret_the_server_checks(owner_browser, api_key, ctx):
+    """A rotation made in another process reaches the key cache within its TTL; the explorer
+    signs with the cached record, as the dispatcher checks, so it never makes its own 105."""
+    ctx.keys.lookup(api_key.key)  # cached with the current secret
+    store.rotate_secret(api_key.key, 0)  # as `python -m keys rotate` would, elsewhere
+    page = explore(owner_browser, "test.echo", api_key=api_key.key, param_echo="x")
+    assert json.loads(result(page, "response"))["echo"] == "x"
+
+
 def test_another_members_key_is_404_and_the_form_needs_login_and_csrf(client, owner_browser,
                                                                      api_key, member, browser):
     other = Browser(client)

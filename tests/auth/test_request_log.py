@@ -111,3 +111,16 @@ def test_another_owner_gets_404_on_the_log(client, api_key, member, browser):
     other.login("member", "member-password")
     assert other.get(f"/apps/keys/{api_key.key}/log").status_code == 404
     assert other.get("/apps/keys/" + "f" * 32 + "/log").status_code == 404
+
+
+def test_a_huge_signed_string_is_cut(ctx):
+    """Anyone who knows a key's public api_key can cause a 105 with a 100 MB parameter: the log
+    keeps a few kilobytes of its signed string, not the parameter."""
+    from api.runtime.request_log import SIGNED_CHARS, RequestLog
+
+    log = RequestLog(clock=lambda: 0.0, bound=5)
+    log.record("k" * 32, "test.echo", 105, "Signature is invalid", "127.0.0.1", "json",
+               signed="echo" + "x" * 10_000_000 + "test.echo<secret>", api_sig="0" * 10_000)
+    kept = log._rows[0]
+    assert len(str(kept["signed"])) < SIGNED_CHARS + 100 and len(str(kept["api_sig"])) == 64
+    assert str(kept["signed"]).endswith("more characters not kept)")
