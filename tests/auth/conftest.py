@@ -11,6 +11,7 @@ import pytest
 
 from api.signing import md5
 from keys import store
+from tests.conftest import require_program
 
 CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 
@@ -78,3 +79,21 @@ def browser(client) -> Browser:
 def web_key(owner):
     return store.create_key(owner, "Web gallery", description="Shows your photos on a wall",
                             auth_type="web", callback_url="https://gallery.example/cb?x=1")
+
+
+# Debian chromium, never a downloaded browser (Playwright's executable_path), with these flags.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Debian chromium per test module (launching it is the slow part)."""
+    path = require_program("chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

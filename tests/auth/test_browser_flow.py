@@ -16,10 +16,7 @@ import requests
 
 from api.signing import md5
 from keys import store
-from tests.conftest import LiveServer, require_program
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+from tests.conftest import LiveServer
 
 
 class ThirdPartyApp:
@@ -69,19 +66,6 @@ def third_party(live_server, owner) -> Iterator[str]:
                                auth_type="web", callback_url=f"{server.base_url}/cb")
         app.key, app.secret = key.key, key.secret
         yield server.base_url
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """One headless Debian chromium for the module (launching it is the slow part)."""
-    path = require_program("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

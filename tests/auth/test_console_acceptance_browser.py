@@ -13,29 +13,13 @@ import html
 import json
 from collections import Counter
 
-import pytest
 import requests
 
 from api.signing import md5
 from keys.models import ApiKey
-from tests.auth.test_browser_flow import CHROMIUM_ARGS
-from tests.conftest import require_program
 
 WRONG_SECRET = "0" * 32
 UNKNOWN_METHOD = "test.noSuchMethod"
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """One headless Debian chromium for the module."""
-    path = require_program("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def api_call(http: requests.Session, base_url: str, method: str, api_key: str, secret: str,

@@ -6,24 +6,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from keys import store
-from tests.auth.test_browser_flow import CHROMIUM_ARGS
-from tests.conftest import require_program
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """One headless Debian chromium for the module."""
-    path = require_program("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def test_a_signed_test_echo_built_on_the_explorer_page(chromium, live_server, owner, tmp_path):

@@ -4,24 +4,7 @@ save a screenshot in the test's tmp dir (issue 9 item 2)."""
 
 from __future__ import annotations
 
-import pytest
-
 from keys.models import ApiKey
-from tests.auth.test_browser_flow import CHROMIUM_ARGS
-from tests.conftest import require_program
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """One headless Debian chromium for the module."""
-    path = require_program("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def test_register_a_desktop_key_and_reveal_its_secret_in_chromium(chromium, live_server, owner,

@@ -5,24 +5,6 @@ item 3)."""
 
 from __future__ import annotations
 
-import pytest
-
-from tests.auth.test_browser_flow import CHROMIUM_ARGS
-from tests.conftest import require_program
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """One headless Debian chromium for the module."""
-    path = require_program("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
 
 def test_the_statistics_page_draws_its_chart(chromium, live_server, call, ctx, api_key, owner,
                                              tmp_path):

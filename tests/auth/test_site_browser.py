@@ -7,24 +7,7 @@ import re
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
-import pytest
 import requests
-
-from tests.auth.test_browser_flow import CHROMIUM_ARGS
-from tests.conftest import require_program
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """One headless Debian chromium for the module."""
-    path = require_program("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def test_home_docs_and_a_method_page_in_chromium(chromium, live_server, tmp_path):
