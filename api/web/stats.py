@@ -24,10 +24,10 @@ from peewee import fn
 
 from api.models.usage import UsageLatency, UsageUser
 from api.runtime.latency import percentile
-from api.web.console import KEYS_HOME, ConsolePage, not_found
+from api.web.console import KEYS_HOME, ConsolePage, own_key
 from api.web.pages import BadRequest, Pages
 from keys.db import as_tuples
-from keys.models import ApiKey, UsageCounter
+from keys.models import UsageCounter
 
 DEFAULT_DAYS = 7
 MAX_DAYS = 400
@@ -176,10 +176,7 @@ class KeyStats(ConsolePage):
         user = self.member(req, resp)
         if user is None:
             return
-        row = ApiKey.get_or_none((ApiKey.key == api_key.strip().lower())
-                                 & (ApiKey.owner == user))
-        if row is None:  # another member's key looks exactly like none (as on the key's page)
-            raise not_found()
+        row = own_key(user, api_key)
         if self.kind == "page":
             self.pages.render(resp, "keys_stats.html", title=f"Statistics of {row.name}",
                               user=user, row=row, home=KEYS_HOME, now=int(self.pages.now()))
