@@ -118,25 +118,37 @@ class KeyList(ConsolePage):
         self.pages.redirect(resp, f"{KEYS_HOME}/{row.key}")
 
 
-class KeyDetail(ConsolePage):
-    """``/apps/keys/<api_key>``: one of my keys, its settings and audit list; POST ``action``:
-    reveal, rotate, enable, disable or settings."""
-
-    def own_key(self, user: User, api_key: str) -> ApiKey:
-        """The visitor's own key, or 404 (another member's key looks exactly like none)."""
-        return own_key(user, api_key)
+class OwnKeyPage(ConsolePage):
+    """A page under ``/apps/keys/<api_key>``: GET shows it for the visitor's own key only (another
+    member's key is a 404, as if there were none); a page without a form answers POST with its
+    405 page."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, api_key: str = "") -> None:
-        self._guard(partial(self.view, api_key=api_key), req, resp)
+        self._guard(partial(self._own, api_key=api_key), req, resp)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, api_key: str = "") -> None:
+        self._guard(self.post, req, resp)
+
+    def _own(self, req: falcon.Request, resp: falcon.Response, api_key: str) -> None:
+        user = self.member(req, resp)
+        if user is not None:
+            self.view(req, resp, user, own_key(user, api_key))
+
+    def view(self, req: falcon.Request, resp: falcon.Response, user: User, row: ApiKey) -> None:
+        """The page of ``user``'s key ``row``."""
+        raise NotImplementedError
+
+
+class KeyDetail(OwnKeyPage):
+    """``/apps/keys/<api_key>``: one of my keys, its settings and audit list; POST ``action``:
+    reveal, rotate, enable, disable or settings."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, api_key: str = "") -> None:
         self._guard(partial(self.change, api_key=api_key), req, resp)
 
-    def view(self, req: falcon.Request, resp: falcon.Response, api_key: str) -> None:
+    def view(self, req: falcon.Request, resp: falcon.Response, user: User, row: ApiKey) -> None:
         """GET: the page."""
-        user = self.member(req, resp)
-        if user is not None:
-            self.show(req, resp, user, self.own_key(user, api_key))
+        self.show(req, resp, user, row)
 
     def show(self, req: falcon.Request, resp: falcon.Response, user: User, row: ApiKey, *,
              error: str = "", revealed: bool = False, message: str = "",
@@ -162,7 +174,7 @@ class KeyDetail(ConsolePage):
         user = self.member(req, resp)
         if user is None:
             return
-        row = self.own_key(user, api_key)
+        row = own_key(user, api_key)
         self.pages.check_csrf(req, form)
         action = form.get("action", "")
         handler: Callable[..., Any] | None = {

@@ -9,26 +9,18 @@ client signed. Another member's key, or no key, is 404 like the key's page.
 
 from __future__ import annotations
 
-from functools import partial
-
 import falcon
 
 from api.runtime.request_log import entries
-from api.web.console import KEYS_HOME, ConsolePage, own_key
+from api.web.console import KEYS_HOME, OwnKeyPage
 from api.web.pages import Pages
+from keys.models import ApiKey, User
 
 
-class KeyLog(ConsolePage):
+class KeyLog(OwnKeyPage):
     """GET only: the log, newest first."""
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, api_key: str = "") -> None:
-        self._guard(partial(self.view, api_key=api_key), req, resp)
-
-    def view(self, req: falcon.Request, resp: falcon.Response, api_key: str) -> None:
-        user = self.member(req, resp)
-        if user is None:
-            return
-        row = own_key(user, api_key)
+    def view(self, req: falcon.Request, resp: falcon.Response, user: User, row: ApiKey) -> None:
         self.pages.render(resp, "keys_log.html", user=user, key=row,
                           entries=entries(row.key, self.pages.ctx.settings.request_log_bound),
                           bound=self.pages.ctx.settings.request_log_bound)

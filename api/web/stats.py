@@ -16,7 +16,6 @@ import io
 import json
 from collections import defaultdict
 from collections.abc import Mapping
-from functools import partial
 from typing import Any
 
 import falcon
@@ -24,10 +23,10 @@ from peewee import fn
 
 from api.models.usage import UsageLatency, UsageUser
 from api.runtime.latency import percentile
-from api.web.console import KEYS_HOME, ConsolePage, own_key
+from api.web.console import KEYS_HOME, OwnKeyPage
 from api.web.pages import BadRequest, Pages
 from keys.db import as_tuples
-from keys.models import UsageCounter
+from keys.models import ApiKey, UsageCounter, User
 
 DEFAULT_DAYS = 7
 MAX_DAYS = 400
@@ -162,21 +161,14 @@ def key_csv(api_key: str, span: StatsRange) -> str:
     return out.getvalue()
 
 
-class KeyStats(ConsolePage):
+class KeyStats(OwnKeyPage):
     """``/apps/keys/<api_key>/stats`` and its ``.json`` and ``.csv`` (``kind``)."""
 
     def __init__(self, pages: Pages, kind: str) -> None:
         super().__init__(pages)
         self.kind = kind
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, api_key: str = "") -> None:
-        self._guard(partial(self.view, api_key=api_key), req, resp)
-
-    def view(self, req: falcon.Request, resp: falcon.Response, api_key: str) -> None:
-        user = self.member(req, resp)
-        if user is None:
-            return
-        row = own_key(user, api_key)
+    def view(self, req: falcon.Request, resp: falcon.Response, user: User, row: ApiKey) -> None:
         if self.kind == "page":
             self.pages.render(resp, "keys_stats.html", title=f"Statistics of {row.name}",
                               user=user, row=row, home=KEYS_HOME, now=int(self.pages.now()))

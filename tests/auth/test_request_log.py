@@ -113,6 +113,14 @@ def test_another_owner_gets_404_on_the_log(client, api_key, member, browser):
     assert other.get("/apps/keys/" + "f" * 32 + "/log").status_code == 404
 
 
+def test_a_post_to_a_key_page_without_a_form_is_its_405_page(client, api_key):
+    """The log and statistics pages have no form: a POST is their 405 page, never a 500."""
+    for path in ("log", "stats", "stats.json", "stats.csv"):
+        page = client.simulate_post(f"/apps/keys/{api_key.key}/{path}")
+        assert page.status_code == 405, (path, page.status_code)
+        assert page.headers["content-type"].startswith("text/html")
+
+
 def test_a_huge_signed_string_is_cut(ctx):
     """Anyone who knows a key's public api_key can cause a 105 with a 100 MB parameter: the log
     keeps a few kilobytes of its signed string, not the parameter."""
