@@ -97,3 +97,14 @@ def chromium():
             yield browser
         finally:
             browser.close()
+
+
+def chart_drawn(page: Any) -> dict[str, int]:
+    """The statistics chart in a Playwright page: its canvas size and how many pixels are inked."""
+    return page.evaluate("""() => {
+        const c = document.querySelector('#chart canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let inked = 0;
+        for (let i = 3; i < d.length; i += 4) { if (d[i] > 0) inked++; }
+        return {w: c.width, h: c.height, inked};
+    }""")

@@ -17,6 +17,7 @@ import requests
 
 from api.signing import md5
 from keys.models import ApiKey
+from tests.auth.conftest import chart_drawn
 
 WRONG_SECRET = "0" * 32
 UNKNOWN_METHOD = "test.noSuchMethod"
@@ -129,13 +130,7 @@ def test_a_new_desktop_key_s_calls_show_in_its_statistics_in_chromium(chromium, 
         page.wait_for_selector("#chart canvas")
         page.wait_for_selector("#methods tbody tr")
         page.wait_for_function("document.querySelector('#status').textContent === ''")
-        drawn = page.evaluate("""() => {
-            const c = document.querySelector('#chart canvas');
-            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-            let inked = 0;
-            for (let i = 3; i < d.length; i += 4) { if (d[i] > 0) inked++; }
-            return {w: c.width, h: c.height, inked};
-        }""")
+        drawn = chart_drawn(page)
         assert drawn["w"] > 300 and drawn["h"] > 200 and drawn["inked"] > 500, drawn
         assert page.is_hidden("#empty")
 

@@ -5,6 +5,8 @@ item 3)."""
 
 from __future__ import annotations
 
+from tests.auth.conftest import chart_drawn
+
 
 def test_the_statistics_page_draws_its_chart(chromium, live_server, call, ctx, api_key, owner,
                                              tmp_path):
@@ -31,13 +33,7 @@ def test_the_statistics_page_draws_its_chart(chromium, live_server, call, ctx, a
         page.wait_for_url("**/stats")
         page.wait_for_selector("#chart canvas")
         page.wait_for_selector("#methods tbody tr")
-        drawn = page.evaluate("""() => {
-            const c = document.querySelector('#chart canvas');
-            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-            let inked = 0;
-            for (let i = 3; i < d.length; i += 4) { if (d[i] > 0) inked++; }
-            return {w: c.width, h: c.height, inked};
-        }""")
+        drawn = chart_drawn(page)
         assert drawn["w"] > 300 and drawn["h"] > 200 and drawn["inked"] > 500, drawn
         methods = page.inner_text("#methods tbody")
         assert "test.hello\t5\t0" in methods and "user.get\t1\t1" in methods
