@@ -73,6 +73,10 @@ class Settings:
     # Secret used to sign session cookies and CSRF tokens; empty means one is generated and kept in
     # data_dir (API_SESSION_SECRET).
     session_secret: Secret = field(default=Secret(""), repr=False)
+    # Redis URL (redis://host:6379/0) for the state processes share: rate-limit budgets and used
+    # nonces; empty keeps limits in this process's memory and nonces in the database
+    # (API_REDIS_URL).
+    redis_url: str = ""
 
     @property
     def resolved_database_url(self) -> str:

@@ -14,7 +14,7 @@ from keys.models import MODELS
 
 def build_parser() -> argparse.ArgumentParser:
     """The command tree: user add/close/open/admin, create, list, enable, disable, allow,
-    rotate."""
+    rotate, require-hmac, legacy-oauth, ratelimit."""
     parser = argparse.ArgumentParser(prog="python -m keys", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -70,7 +70,37 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--grace", type=int, default=0, metavar="SECONDS",
                         help="how long the old secret still signs (0 to 604800; default 0: "
                              "refused at once)")
+    for name, help_text in (
+            ("require-hmac", "refuse MD5 signatures for a key: HMAC-SHA256 or OAuth only (105)"),
+            ("legacy-oauth", "let a key's OAuth 1.0 clients exchange a request token without "
+                             "oauth_verifier (off by default: see docs/oauth.md)")):
+        switch = command(name, help_text=help_text)
+        switch.add_argument("key")
+        switch.add_argument("state", choices=("on", "off"))
+    ratelimit = command("ratelimit", help_text="a key's own rate limit (code 112 beyond it); "
+                                               "without LIMIT prints it")
+    ratelimit.add_argument("key")
+    ratelimit.add_argument("limit", nargs="?", help='the limits notation, e.g. "3600/hour" or '
+                                                    '"10/second;5000/hour"')
+    ratelimit.add_argument("--clear", action="store_true",
+                           help="back to the server's API_RATELIMIT_PER_KEY")
     return parser
+
+
+def _key_settings(args: argparse.Namespace) -> object:
+    """require-hmac, legacy-oauth and ratelimit: one key setting each, audited as from the CLI."""
+    if args.command == "ratelimit":
+        if args.clear and args.limit:
+            raise store.KeyStoreError("give a LIMIT or --clear, not both")
+        if args.clear or args.limit:
+            row = store.update_key(args.key, actor=store.CLI_ACTOR,
+                                   rate_limit="" if args.clear else args.limit)
+        else:
+            row = store.key_row(args.key)
+        return {"api_key": row.key, "rate_limit": row.rate_limit or None}
+    field = args.command.replace("-", "_")
+    row = store.update_key(args.key, actor=store.CLI_ACTOR, **{field: args.state == "on"})
+    return {"api_key": row.key, field: getattr(row, field)}
 
 
 def run(args: argparse.Namespace) -> object:
@@ -97,6 +127,8 @@ def run(args: argparse.Namespace) -> object:
         else:
             allowed = store.allowed_networks(args.key)
         return {"api_key": args.key.strip().lower(), "allowed": allowed}
+    if args.command in ("require-hmac", "legacy-oauth", "ratelimit"):
+        return _key_settings(args)
     if args.command == "create":
         key = store.create_key(store.get_user_by_username(args.owner), args.name,
                                description=args.description, auth_type=args.auth,
@@ -106,6 +138,8 @@ def run(args: argparse.Namespace) -> object:
         owner = store.get_user_by_username(args.owner) if args.owner else None
         return [{"api_key": k.key, "owner": k.owner.username, "name": k.name,
                  "auth": k.auth_type, "enabled": k.enabled, "always_signed": k.always_signed,
+                 "require_hmac": k.require_hmac, "legacy_oauth": k.legacy_oauth,
+                 "rate_limit": k.rate_limit or None,
                  "allowed": list(store.split_networks(k.allowed_ips)),
                  "created_at": k.created_at, "last_used_at": k.last_used_at}
                 for k in store.list_keys(owner)]

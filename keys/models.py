@@ -72,6 +72,12 @@ class ApiKey(BaseModel):
     # "" and 0 when there is none (migration 3).
     previous_secret = CharField(max_length=64, default="", constraints=[SQL("DEFAULT ''")])
     previous_expires_at = IntegerField(default=0, constraints=[SQL("DEFAULT 0")])
+    # Migration 6 (issue 10): refuse MD5 signatures (HMAC-SHA256 or OAuth only); let OAuth 1.0
+    # clients exchange a request token without a verifier; this key's own rate limit in the
+    # ``limits`` notation ("" means the server's API_RATELIMIT_PER_KEY).
+    require_hmac = BooleanField(default=False, constraints=[SQL("DEFAULT FALSE")])
+    legacy_oauth = BooleanField(default=False, constraints=[SQL("DEFAULT FALSE")])
+    rate_limit = CharField(max_length=64, default="", constraints=[SQL("DEFAULT ''")])
 
     class Meta:
         table_name = "api_keys"

@@ -47,6 +47,9 @@ class KeyRecord:
     networks: tuple[IpNetwork, ...] = field(default=(), compare=False, repr=False)
     previous_secret: Secret = _NO_SECRET  # the secret before the last rotation, while it signs
     previous_expires_at: int = 0  # UNIX seconds; the previous secret signs while now < this
+    require_hmac: bool = False  # MD5 api_sig refused (105): HMAC-SHA256 or OAuth only
+    legacy_oauth: bool = False  # OAuth 1.0 clients may exchange a request token with no verifier
+    rate_limit: str = ""  # this key's own limit ("limits" notation); "" is the server's default
 
     def secrets_at(self, now: float) -> tuple[Secret, ...]:
         """The secrets that sign at ``now``: the current one, and the previous one during the
@@ -65,7 +68,9 @@ class KeyRecord:
                    always_signed=row.always_signed, allowed_ips=ips,
                    networks=tuple(net for net in map(_network_or_none, ips) if net is not None),
                    previous_secret=Secret(row.previous_secret),
-                   previous_expires_at=row.previous_expires_at)
+                   previous_expires_at=row.previous_expires_at,
+                   require_hmac=row.require_hmac, legacy_oauth=row.legacy_oauth,
+                   rate_limit=row.rate_limit)
 
     def allows(self, address: str) -> bool:
         """Whether a call from ``address`` may use this key (code 111 when not).
@@ -250,7 +255,7 @@ def rotate_secret(key: str, grace: int, *, now: int | None = None,
         raise KeyStoreError(f"grace must be 0 to {MAX_GRACE} seconds (7 days)")
     now = int(time.time()) if now is None else now
     with db.atomic():
-        row = _key_row(key)
+        row = key_row(key)
         row.previous_secret = row.secret if grace else ""
         row.previous_expires_at = now + grace if grace else 0
         row.secret = secrets.token_hex(16)
@@ -265,11 +270,12 @@ def rotate_secret(key: str, grace: int, *, now: int | None = None,
 def update_key(key: str, *, actor: str, now: int | None = None, name: str | None = None,
                description: str | None = None, callback_url: str | None = None,
                always_signed: bool | None = None, enabled: bool | None = None,
-               allowed: Iterable[str] | None = None) -> ApiKey:
+               allowed: Iterable[str] | None = None, require_hmac: bool | None = None,
+               legacy_oauth: bool | None = None, rate_limit: str | None = None) -> ApiKey:
     """Change a key's settings (what is None stays); one audit line per setting that changed.
-    A KeyStoreError (bad name, callback or CIDR) changes nothing."""
+    A KeyStoreError (bad name, callback, CIDR or rate limit) changes nothing."""
     with db.atomic():
-        row = _key_row(key)
+        row = key_row(key)
         changes: list[str] = []
         if name is not None and name.strip() != row.name:
             if not name.strip() or len(name.strip()) > 128:
@@ -283,24 +289,51 @@ def update_key(key: str, *, actor: str, now: int | None = None, name: str | None
             _check_kind(row.auth_type, callback_url)
             changes.append(f"set the callback URL to {callback_url}")
             row.callback_url = callback_url
-        if always_signed is not None and always_signed != row.always_signed:
-            changes.append("turned 'always signed' " + ("on" if always_signed else "off"))
-            row.always_signed = always_signed
-        if enabled is not None and enabled != row.enabled:
-            changes.append("enabled the key" if enabled else "disabled the key")
-            row.enabled = enabled
+        switches = ((ApiKey.always_signed, always_signed, "turned 'always signed' {}"),
+                    (ApiKey.enabled, enabled, "{}abled the key"),
+                    (ApiKey.require_hmac, require_hmac, "turned 'require HMAC' {}"),
+                    (ApiKey.legacy_oauth, legacy_oauth, "turned 'OAuth 1.0 clients' {}"))
+        for column, value, what in switches:
+            if value is not None and value != getattr(row, column.name):
+                words = ("en", "dis") if column is ApiKey.enabled else ("on", "off")
+                changes.append(what.format(words[0] if value else words[1]))
+                setattr(row, column.name, value)
         if allowed is not None:
             parsed = ",".join(parse_networks(allowed))
             if parsed != row.allowed_ips:
                 changes.append("set the allowed addresses to "
                                + (parsed.replace(",", ", ") or "every address"))
                 row.allowed_ips = parsed
+        if rate_limit is not None and check_rate_limit(rate_limit) != row.rate_limit:
+            row.rate_limit = check_rate_limit(rate_limit)
+            changes.append("set the rate limit to " + (row.rate_limit or "the server's default"))
         if changes:
             row.save(only=[ApiKey.name, ApiKey.description, ApiKey.callback_url,
-                           ApiKey.always_signed, ApiKey.enabled, ApiKey.allowed_ips])
+                           ApiKey.always_signed, ApiKey.enabled, ApiKey.allowed_ips,
+                           ApiKey.require_hmac, ApiKey.legacy_oauth, ApiKey.rate_limit])
             for change in changes:
                 audit(row, actor, change, now=now)
         return row
+
+
+def check_rate_limit(text: str) -> str:
+    """A rate limit as stored: the ``limits`` library's notation ("3600/hour", several joined by
+    ";" or ","), normalised; "" for the server's default. KeyStoreError when it does not parse."""
+    from limits import parse_many
+
+    text = text.strip()
+    if not text:
+        return ""
+    try:
+        items = parse_many(text)
+    except ValueError:
+        raise KeyStoreError(f"not a rate limit: {text!r} (write e.g. 3600/hour or "
+                            "10/second;1000/hour)") from None
+    if len(text) > 64 or not items:
+        raise KeyStoreError("a rate limit is at most 64 characters")
+    return ";".join(f"{item.amount}/{item.multiples} {item.GRANULARITY.name}"
+                    if item.multiples > 1 else f"{item.amount}/{item.GRANULARITY.name}"
+                    for item in items)
 
 
 def list_keys(owner: User | None = None) -> list[ApiKey]:
@@ -343,7 +376,7 @@ def parse_networks(values: Iterable[str]) -> list[str]:
     return out
 
 
-def _key_row(key: str) -> ApiKey:
+def key_row(key: str) -> ApiKey:
     """The key's row; inside a transaction on PostgreSQL it stays locked until the change is
     written, so two rotations or a settings save beside an admin's disable never lose an update."""
     row = locked(ApiKey.select().where(ApiKey.key == key.strip().lower()), ApiKey).first()
@@ -354,7 +387,7 @@ def _key_row(key: str) -> ApiKey:
 
 def allowed_networks(key: str) -> list[str]:
     """The addresses and ranges a key may be used from; empty means every address."""
-    return list(split_networks(_key_row(key).allowed_ips))
+    return list(split_networks(key_row(key).allowed_ips))
 
 
 def set_allowed_networks(key: str, networks: Iterable[str], *, actor: str = CLI_ACTOR,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from peewee import (
+    SQL,
     BooleanField,
     CharField,
     Expression,
@@ -308,6 +309,12 @@ class UploadTicket(BaseModel):
     started_at = IntegerField(default=0)
     finished_at = IntegerField(default=0)
     error = CharField(max_length=255, default="")
+    # Migration 6 (issue 10): the storage names this ticket will write, committed before any file
+    # is stored, so recovery can remove what a crash left; and until when (UNIX seconds) the
+    # worker holding a ``working`` ticket is known alive (renewed while it works; an older one
+    # is re-queued).
+    stored_names = TextField(default="", constraints=[SQL("DEFAULT ''")])
+    lease_until = IntegerField(default=0, constraints=[SQL("DEFAULT 0")])
 
     class Meta:
         table_name = "upload_tickets"

@@ -149,6 +149,48 @@ def _5_usage_latency_users(database: Database) -> None:
                              'ON "usage_users" ("api_key", "day", "user_id")')
 
 
+def _6_hmac_oauth_limits_tickets(database: Database) -> None:
+    """Issue 10: per-key switches (``require_hmac``, ``legacy_oauth``) and rate limit; the OAuth
+    access token's secret on ``tokens``; OAuth request tokens; used nonces (HMAC and OAuth, when
+    no Redis holds them); the names an upload ticket will write and its worker's lease. Columns
+    and tables already there are left as they are."""
+    sqlite = isinstance(database, SqliteDatabase)
+    boolean = "INTEGER" if sqlite else "BOOLEAN"
+    key = ('"id" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT' if sqlite
+           else '"id" SERIAL NOT NULL PRIMARY KEY')
+    _add_column(database, "api_keys", "require_hmac", f"{boolean} NOT NULL DEFAULT FALSE")
+    _add_column(database, "api_keys", "legacy_oauth", f"{boolean} NOT NULL DEFAULT FALSE")
+    _add_column(database, "api_keys", "rate_limit", "VARCHAR(64) NOT NULL DEFAULT ''")
+    _add_column(database, "tokens", "oauth_secret", "VARCHAR(64) NOT NULL DEFAULT ''")
+    _add_column(database, "upload_tickets", "stored_names", "TEXT NOT NULL DEFAULT ''")
+    _add_column(database, "upload_tickets", "lease_until", "INTEGER NOT NULL DEFAULT 0")
+    if not database.table_exists("oauth_request_tokens"):
+        perms = "".join(f'"perm_{area}" VARCHAR(8) NOT NULL, '
+                        for area in ("doc", "blog", "post", "network", "profile"))
+        database.execute_sql(
+            f'CREATE TABLE "oauth_request_tokens" ({key}, "token_hash" VARCHAR(64) NOT NULL, '
+            '"secret" VARCHAR(64) NOT NULL, "api_key" VARCHAR(32) NOT NULL, '
+            '"callback" VARCHAR(2048) NOT NULL, "verifier" VARCHAR(64) NOT NULL, '
+            '"state" VARCHAR(10) NOT NULL, "user_id" INTEGER, ' + perms +
+            '"created_at" INTEGER NOT NULL, "expires_at" INTEGER NOT NULL, '
+            'FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE)')
+        database.execute_sql('CREATE UNIQUE INDEX IF NOT EXISTS "oauthrequesttoken_token_hash" '
+                             'ON "oauth_request_tokens" ("token_hash")')
+        database.execute_sql('CREATE INDEX IF NOT EXISTS "oauthrequesttoken_api_key" '
+                             'ON "oauth_request_tokens" ("api_key")')
+        database.execute_sql('CREATE INDEX IF NOT EXISTS "oauthrequesttoken_user_id" '
+                             'ON "oauth_request_tokens" ("user_id")')
+    if not database.table_exists("used_nonces"):
+        database.execute_sql(
+            f'CREATE TABLE "used_nonces" ({key}, "scope" VARCHAR(8) NOT NULL, '
+            '"api_key" VARCHAR(32) NOT NULL, "nonce" VARCHAR(64) NOT NULL, '
+            '"expires_at" INTEGER NOT NULL)')
+        database.execute_sql('CREATE UNIQUE INDEX IF NOT EXISTS "usednonce_scope_api_key_nonce" '
+                             'ON "used_nonces" ("scope", "api_key", "nonce")')
+        database.execute_sql('CREATE INDEX IF NOT EXISTS "usednonce_expires_at" '
+                             'ON "used_nonces" ("expires_at")')
+
+
 def _add_column(database: Database, table: str, column: str, definition: str) -> None:
     """``ALTER TABLE … ADD COLUMN`` unless the table lacks or already has it."""
     if not database.table_exists(table):
@@ -159,7 +201,8 @@ def _add_column(database: Database, table: str, column: str, definition: str) ->
 
 
 STEPS: tuple[Callable[[Database], None], ...] = (_2_ids_never_reused, _3_key_rotation_audit_admin,
-                                                 _4_request_log, _5_usage_latency_users)
+                                                 _4_request_log, _5_usage_latency_users,
+                                                 _6_hmac_oauth_limits_tickets)
 LATEST = len(STEPS) + 1
 
 
