@@ -37,6 +37,7 @@ _HTTP_STATUS = {500: 500, 501: 503, 503: 503}
 
 def build_context(settings: Settings, *, clock=time.time, grants=None) -> AppContext:
     """Open the database, make sure the schema exists, and assemble the collaborators."""
+    from api.auth.nonces import build_nonces
     from api.auth.tokens import DatabaseGrants
 
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
@@ -52,6 +53,7 @@ def build_context(settings: Settings, *, clock=time.time, grants=None) -> AppCon
                       grants=grants or DatabaseGrants(clock=clock),
                       usage=usage, storage=uploads.storage, uploads=uploads,
                       access_log=access_log, request_log=request_log, clock=clock,
+                      nonces=build_nonces(settings.redis_url, clock),
                       background=[usage, request_log, *([access_log] if access_log else []),
                                   uploads, pruner])
 

@@ -67,6 +67,14 @@ class FailureSink(Protocol):
         ...
 
 
+class NonceStore(Protocol):
+    """Nonces already signed with (api.auth.nonces: the database, or Redis when configured)."""
+
+    def first_use(self, scope: str, api_key: str, nonce: str, ttl: int) -> bool:
+        """Record a nonce for ``ttl`` seconds; False when it was recorded before (a replay)."""
+        ...
+
+
 class MediaFiles(Protocol):
     """Stored media files by storage name (api.media.storage.Storage), as the media route and
     doc.delete use them."""
@@ -137,6 +145,7 @@ class AppContext:
     uploads: Uploads  # the upload queue (api.media.worker)
     access_log: AccessSink | None = None  # None when switched off
     request_log: FailureSink | None = None  # failed calls per key (None: not kept)
+    nonces: NonceStore | None = None  # used HMAC and OAuth nonces (None: not checked; tests)
     clock: Callable[[], float] = time.time
     new_secret: Callable[[int], str] = secrets.token_hex
     background: list[Worker] = field(default_factory=list)  # started and stopped by the server
