@@ -13,9 +13,11 @@ from api.core.dispatch import Dispatcher, Reply
 from api.core.errors import RETRY_AFTER_SECONDS
 from api.core.transport import discard_files, read_request
 from api.media.names import DEFAULT_ICON_PATH
+from api.media.queue import SPOOL
 from api.media.route import IconResource, MediaResource
 from api.media.worker import build_uploads
 from api.methods import build_registry
+from api.runtime import ratelimit
 from api.runtime.access_log import AccessLog
 from api.runtime.latency import UsagePruner
 from api.runtime.request_log import RequestLog
@@ -26,21 +28,24 @@ from api.web import home, static
 from api.web.console import add_routes as add_console_routes
 from api.web.explorer import add_routes as add_explorer_routes
 from api.web.key_log import add_routes as add_key_log_routes
+from api.web.oauth import add_routes as add_oauth_routes
 from api.web.pages import add_routes as add_page_routes
 from api.web.stats import add_routes as add_stats_routes
-from keys.db import db, open_database
+from keys.db import db, open_database, private_directory
 from keys.store import KeyCache
 
-# API errors travel with HTTP 200, as on the original (spec §2.7); only our own failures do not.
-_HTTP_STATUS = {500: 500, 501: 503, 503: 503}
+# API errors travel with HTTP 200, as on the original (spec §2.7); only our own failures and an
+# exceeded rate limit (429 with Retry-After, docs/protocol-choices.md "Rate limits") do not.
+_HTTP_STATUS = {112: 429, 113: 429, 500: 500, 501: 503, 503: 503}
 
 
 def build_context(settings: Settings, *, clock=time.time, grants=None) -> AppContext:
     """Open the database, make sure the schema exists, and assemble the collaborators."""
     from api.auth.nonces import build_nonces
+    from api.auth.oauth import OAuthProvider
     from api.auth.tokens import DatabaseGrants
 
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    private_directory(Path(settings.data_dir))
     open_database(settings.resolved_database_url, max_connections=settings.threads + 4)
     create_schema()
     access_log = AccessLog(clock=clock) if settings.access_log else None
@@ -48,19 +53,23 @@ def build_context(settings: Settings, *, clock=time.time, grants=None) -> AppCon
     request_log = RequestLog(clock, settings.request_log_bound, settings.usage_flush_seconds)
     pruner = UsagePruner(clock, settings.usage_retention_days)
     uploads = build_uploads(settings, clock=clock)
-    return AppContext(settings=settings, registry=build_registry(),
-                      keys=KeyCache(settings.key_cache_ttl),
-                      grants=grants or DatabaseGrants(clock=clock),
-                      usage=usage, storage=uploads.storage, uploads=uploads,
-                      access_log=access_log, request_log=request_log, clock=clock,
-                      nonces=build_nonces(settings.redis_url, clock),
-                      background=[usage, request_log, *([access_log] if access_log else []),
-                                  uploads, pruner])
+    ctx = AppContext(settings=settings, registry=build_registry(),
+                     keys=KeyCache(settings.key_cache_ttl),
+                     grants=grants or DatabaseGrants(clock=clock),
+                     usage=usage, storage=uploads.storage, uploads=uploads,
+                     access_log=access_log, request_log=request_log, clock=clock,
+                     nonces=build_nonces(settings.redis_url, clock),
+                     limits=ratelimit.build_limiter(settings),
+                     background=[usage, request_log, *([access_log] if access_log else []),
+                                 uploads, pruner])
+    ctx.oauth = OAuthProvider(ctx)  # OAuth-signed calls (spec §5.5)
+    return ctx
 
 
 def spool_dir(settings: Settings) -> Path:
-    """Where request file parts wait while their call runs (emptied after every call)."""
-    path = Path(settings.data_dir) / "spool"
+    """Where request file parts wait while their call runs (emptied after every call, and at
+    start-up by the upload queue's recovery)."""
+    path = Path(settings.data_dir) / SPOOL
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -86,7 +95,9 @@ class ApiResource:
                fmt: str | None = None) -> None:
         settings = self.ctx.settings
         request = read_request(req, method, fmt, settings.max_body_bytes, tmpdir=self.spool,
-                               public_url=settings.public_url.rstrip("/"))
+                               public_url=settings.public_url.rstrip("/"),
+                               max_form=settings.max_form_bytes,
+                               key_refused=self.dispatcher.key_refused)
         try:
             reply = self.dispatcher.handle(request)
         finally:
@@ -101,6 +112,10 @@ def write_reply(resp: falcon.Response, reply: Reply) -> None:
     resp.status = _HTTP_STATUS.get(reply.code, 200)
     if resp.status == 503:
         resp.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
+    now = time.time()  # one moment for both, so Retry-After is never below the headers' t
+    resp.set_headers(ratelimit.headers(reply.quotas, now=now))
+    if resp.status == 429:
+        resp.set_header("Retry-After", str(ratelimit.retry_after(reply.quotas, now=now)))
     resp.content_type = reply.content_type
     resp.data = reply.body
     for name, value in reply.headers.items():
@@ -125,4 +140,5 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> falcon.A
     add_stats_routes(app, pages)  # /apps/keys/<api_key>/stats(.json, .csv)
     add_key_log_routes(app, pages)  # /apps/keys/<api_key>/log
     add_explorer_routes(app, pages)  # /help/api/method/<name>/explore
+    add_oauth_routes(app, pages)  # /apps/oauth/request, /authorize, /access
     return app

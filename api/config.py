@@ -28,6 +28,20 @@ class Settings:
     threads: int = 8
     # Largest request body accepted, in bytes; uploads included (API_MAX_BODY_BYTES).
     max_body_bytes: int = 110 * 1024 * 1024
+    # Largest urlencoded body, and the most the multipart parts besides `file` may hold together,
+    # in bytes; 141 beyond (API_MAX_FORM_BYTES). Only the `file` part may use max_body_bytes.
+    max_form_bytes: int = 1024 * 1024
+    # Connections waitress keeps open at once; later ones wait in the listen backlog
+    # (API_CONNECTION_LIMIT; the process raises its open-files limit to fit).
+    connection_limit: int = 1000
+    # Seconds a connection may stay silent (an idle keep-alive, a stalled request) before it is
+    # closed (API_CHANNEL_TIMEOUT).
+    channel_timeout: int = 60
+    # Seconds from a request's first byte to the end of its headers (API_HEADER_TIMEOUT), and to
+    # the end of its body (API_BODY_TIMEOUT); a slower request's connection is closed
+    # (docs/protocol-choices.md, "Bounded resources").
+    header_timeout: float = 10.0
+    body_timeout: float = 600.0
     # Seconds a key lookup stays cached; changes made in this process invalidate at once
     # (API_KEY_CACHE_TTL).
     key_cache_ttl: float = 10.0
@@ -58,6 +72,10 @@ class Settings:
     # Largest image accepted, in pixels; bigger ones are refused as decompression bombs
     # (API_MAX_IMAGE_PIXELS).
     max_image_pixels: int = 120_000_000
+    # Memory one image's decoding may take, in bytes: decoded pixels × bytes per pixel of its mode
+    # (and the RGB copy of a palette image); larger ones are refused like bombs
+    # (API_MAX_DECODE_BYTES).
+    max_decode_bytes: int = 512 * 1024 * 1024
     # Bytes a non-PRO member may upload per calendar month (UTC); PRO members are not held to it
     # (API_MONTHLY_UPLOAD_BYTES, spec §6.5).
     monthly_upload_bytes: int = 10 * 1024 * 1024 * 1024
@@ -68,15 +86,44 @@ class Settings:
     # Seconds upload.file with async=0 waits for its ticket before answering
     # (API_UPLOAD_WAIT_SECONDS).
     upload_wait_seconds: float = 30.0
+    # async=0 uploads that may wait at once; later ones answer with their ticket at once, as
+    # async=1 does, so request threads stay free (API_MAX_SYNC_UPLOAD_WAITS).
+    max_sync_upload_waits: int = 4
     # Seconds the upload worker sleeps when the queue is empty (API_UPLOAD_POLL_SECONDS).
     upload_poll_seconds: float = 2.0
+    # Seconds a worker's claim on a ticket lasts unless renewed; a `working` ticket whose lease ran
+    # out (its worker died or lost the database) is queued again (API_UPLOAD_LEASE_SECONDS).
+    upload_lease_seconds: int = 120
+    # Age in seconds after which a file in data_dir/incoming that no queued or working ticket
+    # names is removed; never younger, so a file a request just moved there is safe
+    # (API_UPLOAD_ORPHAN_SECONDS).
+    upload_orphan_seconds: int = 3600
     # Secret used to sign session cookies and CSRF tokens; empty means one is generated and kept in
     # data_dir (API_SESSION_SECRET).
     session_secret: Secret = field(default=Secret(""), repr=False)
+    # Seconds an HMAC-SHA256 call's api_ts may differ from the server's clock (when the request
+    # began to arrive); its nonce is kept twice as long (API_HMAC_WINDOW, docs/signing.md).
+    hmac_window: int = 300
+    # Seconds an OAuth call's oauth_timestamp may differ from the server's clock (132 beyond);
+    # its oauth_nonce is kept twice as long (API_OAUTH_WINDOW, docs/oauth.md).
+    oauth_window: int = 300
     # Redis URL (redis://host:6379/0) for the state processes share: rate-limit budgets and used
     # nonces; empty keeps limits in this process's memory and nonces in the database
     # (API_REDIS_URL).
     redis_url: str = ""
+    # Rate limits in the limits library's notation, every window holding ("50/second;50000/hour");
+    # "" switches one off (docs/protocol-choices.md, "Rate limits"). Per API key, unless the key
+    # has its own (API_RATELIMIT_PER_KEY); per client address, every API call
+    # (API_RATELIMIT_PER_ADDRESS); per client address, auth.getFrob (API_RATELIMIT_FROBS), sign-up
+    # and login form posts (API_RATELIMIT_SIGNUP, API_RATELIMIT_LOGIN).
+    ratelimit_per_key: str = "50/second;50000/hour"
+    ratelimit_per_address: str = "50/second;20000/hour"
+    ratelimit_frobs: str = "30/minute;300/hour"
+    ratelimit_signup: str = "10/minute;100/day"
+    ratelimit_login: str = "30/minute;300/hour"
+    # Prefix of the rate-limit counters' Redis keys, so deployments can share one Redis
+    # (API_RATELIMIT_PREFIX).
+    ratelimit_prefix: str = "ipernity:ratelimit"
 
     @property
     def resolved_database_url(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import resource
 import signal
 import sys
 import threading
@@ -13,11 +14,14 @@ from typing import Any
 from peewee import ImproperlyConfigured
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
-from waitress.server import create_server
+from waitress.parser import HTTPRequestParser
+from waitress.server import BaseWSGIServer, create_server
+from waitress.task import WSGITask
 
 from api.app import build_context, create_app
 from api.config import Settings
 from api.core.context import AppContext
+from api.core.transport import RECEIVED_AT
 from api.runtime.migrations import SchemaTooNew
 from keys.db import is_busy
 
@@ -51,15 +55,98 @@ def print_demo(settings: Settings) -> None:
     print(f"  try:     curl '{base}/api/test.hello?api_key={key.key}'", flush=True)
 
 
-def serve_until(server: Any, stop: threading.Event, *, grace: float = 30.0) -> None:
+class _StampedParser(HTTPRequestParser):
+    """waitress makes one parser per request when its first bytes arrive: note the time."""
+
+    def __init__(self, adj: Any) -> None:
+        super().__init__(adj)
+        self.received_at = time.time()
+
+
+class _StampedTask(WSGITask):
+    """Hands the parser's arrival time to the app under RECEIVED_AT (no header can name it)."""
+
+    def get_environment(self) -> dict[str, Any]:
+        environ: dict[str, Any] = super().get_environment()
+        environ[RECEIVED_AT] = self.request.received_at
+        return environ
+
+
+class StampedChannel(HTTPChannel):
+    """A channel whose requests say when they began to arrive: waitress buffers a whole body
+    before calling the app, and an HMAC upload's api_ts is judged by its start, not its end."""
+
+    parser_class = _StampedParser
+    task_class = _StampedTask
+
+
+def stamp_arrivals(server: Any) -> Any:
+    """``server`` (from waitress's create_server) with StampedChannel on each listening socket."""
+    socket_map = server.map if hasattr(server, "map") else server._map  # MultiSocketServer: map
+    for listener in list(socket_map.values()):
+        if isinstance(listener, BaseWSGIServer):
+            listener.channel_class = StampedChannel
+    return server
+
+
+def waitress_options(settings: Settings) -> dict[str, Any]:
+    """waitress's adjustments from the settings: connections, silence and bodies bounded; poll(),
+    since select() fails on descriptors past 1024 and connection_limit may reach them."""
+    return {"host": settings.host, "port": settings.port, "threads": settings.threads,
+            "max_request_body_size": settings.max_body_bytes, "ident": "ipernity-api",
+            "connection_limit": settings.connection_limit,
+            "channel_timeout": settings.channel_timeout, "asyncore_use_poll": True}
+
+
+def raise_open_files(connections: int) -> None:
+    """Lift the soft open-files limit toward the hard one so ``connections`` fit: each is a
+    descriptor, and one whose body waitress spools to disk holds another."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 2 * connections + 64  # and the database, log and media files
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    if limit < wanted:
+        log.warning("open-files limit %s is below the %s that %s connections may need",
+                    limit, wanted, connections)
+
+
+def close_slow_requests(socket_map: dict[int, Any], now: float, *, header_timeout: float,
+                        body_timeout: float) -> int:
+    """Close connections whose request has been arriving for too long: waitress's channel_timeout
+    only counts silence, so a byte a second would hold a connection for ever. The clock is the
+    parser's (StampedChannel); the number closed is returned."""
+    closed = 0
+    for channel in list(socket_map.values()):
+        request = getattr(channel, "request", None)  # the one still arriving, if any
+        if request is None or channel.will_close or channel.requests:  # never cut an answer
+            continue
+        limit = body_timeout if request.headers_finished else header_timeout
+        if now - getattr(request, "received_at", now) > limit:
+            channel.will_close = True  # the loop closes it on its next pass
+            closed += 1
+    if closed:
+        log.info("closed %s connection(s) sending a request too slowly", closed)
+    return closed
+
+
+def serve_until(server: Any, stop: threading.Event, *, grace: float = 30.0,
+                timeouts: tuple[float, float] | None = None) -> None:
     """Run waitress's loop until ``stop`` is set; then accept nothing new, let requests in flight
     finish and their answers go out (at most ``grace`` seconds), close idle connections, return.
+    ``timeouts`` (header, body seconds): once a second, close_slow_requests.
 
     waitress's own ``run`` drops answers still in flight when interrupted: its loop is what sends.
     """
     socket_map = server._map
+    next_sweep = 0.0
     while not stop.is_set():
-        wasyncore.loop(timeout=0.5, map=socket_map, count=1)
+        wasyncore.loop(timeout=0.5, map=socket_map, count=1, use_poll=True)
+        if timeouts is not None and time.monotonic() >= next_sweep:
+            next_sweep = time.monotonic() + 1.0
+            close_slow_requests(socket_map, time.time(), header_timeout=timeouts[0],
+                                body_timeout=timeouts[1])
     wasyncore.dispatcher.close(server)  # the listening socket; the trigger still wakes the loop
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
@@ -73,7 +160,7 @@ def serve_until(server: Any, stop: threading.Event, *, grace: float = 30.0) -> N
                 channel.handle_close()  # an idle keep-alive connection
         if not busy:
             break
-        wasyncore.loop(timeout=0.05, map=socket_map, count=1)
+        wasyncore.loop(timeout=0.05, map=socket_map, count=1, use_poll=True)
     wasyncore.close_all(socket_map)
     server.task_dispatcher.shutdown(cancel_pending=False, timeout=5)
 
@@ -115,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(settings, ctx=ctx)
     if args.demo:
         print_demo(settings)
-    server = create_server(app, host=settings.host, port=settings.port, threads=settings.threads,
-                           max_request_body_size=settings.max_body_bytes, ident="ipernity-api")
+    raise_open_files(settings.connection_limit)
+    server = stamp_arrivals(create_server(app, **waitress_options(settings)))
     for worker in ctx.background:
         worker.start()
     stop = threading.Event()
@@ -129,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     log.info("listening on http://%s:%s", settings.host, settings.port)
     try:
-        serve_until(server, stop)
+        serve_until(server, stop, timeouts=(settings.header_timeout, settings.body_timeout))
     finally:
         for worker in reversed(ctx.background):  # producers first, the flushers last
             worker.stop()

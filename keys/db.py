@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from peewee import SQL, AutoField, Database, DatabaseProxy, Model, NodeList, SqliteDatabase
 from playhouse.db_url import connect
 from playhouse.pool import MaxConnectionsExceeded
 
 db = DatabaseProxy()
+log = logging.getLogger("keys.db")
 
 # busy_timeout first: every later pragma may already have to wait for another connection.
 _SQLITE_PRAGMAS = {"busy_timeout": 10000, "journal_mode": "wal", "foreign_keys": 1,
@@ -95,12 +98,48 @@ def open_database(url: str, *, max_connections: int = 32) -> Database:
         database = connect(f"{scheme}+pool://{rest}", max_connections=max_connections,
                            stale_timeout=300, timeout=30)
     elif url.startswith("sqlite"):
+        _private_sqlite_files(urlsplit(url).path[1:])
         database = connect(url, pragmas=_SQLITE_PRAGMAS, check_same_thread=False,
                            lock_type=_SQLITE_LOCK_TYPE)
     else:
         database = connect(url)
     db.initialize(database)
     return database
+
+
+def _private_sqlite_files(path: str) -> None:
+    """Create the SQLite file 0600 before SQLite does (it would follow the umask, 0644 as a rule):
+    it holds every API secret. SQLite gives its -wal and -shm files the database's mode. Files an
+    older version left readable by others are narrowed to 0600, and the change is logged."""
+    if not path or path == ":memory:":
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            mode = os.stat(name).st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            os.chmod(name, 0o600)
+            log.warning("%s was readable by other users (mode %03o); it is now 0600", name, mode)
+
+
+def private_directory(path: Path) -> None:
+    """Create ``path`` (and missing parents) for this user alone (0700). An existing directory is
+    left as it is, with a warning when others may enter it: it may be shared on purpose."""
+    try:
+        path.mkdir(mode=0o700, parents=True)
+        return
+    except FileExistsError:
+        pass
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        log.warning("data directory %s is open to other users (mode %03o); chmod 700 it unless "
+                    "that is meant", path, mode)
 
 
 def default_database_url(data_dir: str | None = None, database_url: str | None = None) -> str:

@@ -22,7 +22,7 @@ from api.app import build_context, create_app
 from api.auth.tokens import issue_token
 from api.config import Settings
 from api.runtime.schema import ALL_MODELS, create_schema
-from api.server import serve_until
+from api.server import serve_until, stamp_arrivals
 from api.signing import md5
 from keys import store
 from keys.db import open_database
@@ -99,6 +99,13 @@ def empty_all_tables() -> None:
                            (f'"{model._meta.table_name}"',))
 
 
+# Rate limits far above what any test calls (tests/core/test_ratelimit.py sets tight ones): still
+# spent and shown in the headers on every call, never tripped by accident.
+GENEROUS_LIMITS = {name: "1000000/hour" for name in (
+    "ratelimit_per_key", "ratelimit_per_address", "ratelimit_frobs", "ratelimit_signup",
+    "ratelimit_login")}
+
+
 @pytest.fixture
 def settings(request, tmp_path) -> Settings:
     url = f"sqlite:///{tmp_path / 'test.sqlite3'}"
@@ -106,7 +113,8 @@ def settings(request, tmp_path) -> Settings:
         url = request.getfixturevalue("postgres_url")
         open_database(url)
         empty_all_tables()
-    return Settings(data_dir=str(tmp_path / "data"), database_url=url, access_log=False)
+    return Settings(data_dir=str(tmp_path / "data"), database_url=url, access_log=False,
+                    **GENEROUS_LIMITS)
 
 
 @pytest.fixture
@@ -228,7 +236,8 @@ class LiveServer:
 
     def __init__(self, app: Any, threads: int = 4) -> None:
         self.port = free_port()
-        self.server = create_server(app, host="127.0.0.1", port=self.port, threads=threads)
+        self.server = stamp_arrivals(create_server(app, host="127.0.0.1", port=self.port,
+                                                   threads=threads))
         self.stop = threading.Event()
         self.thread = threading.Thread(target=serve_until, args=(self.server, self.stop),
                                        kwargs={"grace": 5}, daemon=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 from api.config import Settings
-from api.core.errors import ApiKeyMissing, TokenMissing
+from api.core.errors import ApiKeyMissing, ClientIpQuota, TokenMissing
 from api.core.permissions import NO_LEVEL, level_rank
 from api.core.registry import Registry
 from keys.models import User
@@ -72,6 +72,58 @@ class NonceStore(Protocol):
 
     def first_use(self, scope: str, api_key: str, nonce: str, ttl: int) -> bool:
         """Record a nonce for ``ttl`` seconds; False when it was recorded before (a replay)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthRequest:
+    """What an OAuth signature covers (RFC 5849 §3.4.1), kept apart by the transport for a request
+    that carries OAuth parameters: the Authorization header, or ``oauth_*`` in the query or body."""
+
+    http_method: str
+    url: str  # scheme://host/path as the client called it, without the query
+    authorization: str  # the Authorization header ("" without one)
+    query: Mapping[str, str]
+    body: Mapping[str, str]  # an urlencoded body's parameters, or a multipart body's text fields
+    multipart: bool = False
+    received_at: float | None = None  # when the request began to arrive (None: not known)
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthCaller:
+    """An OAuth-signed call's key (the consumer key) and, with a token, its grant."""
+
+    key: KeyRecord
+    grant: Grant | None
+
+
+class OAuthVerifier(Protocol):
+    """Verifies OAuth-signed API calls (api.auth.oauth.OAuthProvider, on oauthlib)."""
+
+    def verify_call(self, signed: OAuthRequest, params: Mapping[str, str]) -> OAuthCaller:
+        """The caller, or the ApiError the spec gives (101, 105, 107, 108, 130-135)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """One rate-limit window as a call left it (api.runtime.ratelimit): the response's RateLimit
+    headers (api/app.py) are written from these, and an ``exceeded`` one answers 112 or 113."""
+
+    name: str  # the policy's name in the headers, e.g. "key-3600s"
+    limit: int  # calls the window allows
+    window: int  # its length in seconds
+    remaining: int  # calls left in it after this one
+    reset_at: float  # UNIX time the window ends and its whole budget is back
+    exceeded: bool = False  # this call was one too many
+
+
+class RateLimits(Protocol):
+    """Rate-limit budgets (api.runtime.ratelimit.RateLimiter: memory, or Redis when configured)."""
+
+    def spend(self, quotas: list[Quota], scope: str, identity: str, *, policy: str = "") -> bool:
+        """Spend one call of ``identity``'s budget in ``scope`` (``policy``: a key's own limit,
+        else the scope's setting); the windows go to ``quotas``; True when one is exceeded."""
         ...
 
 
@@ -146,6 +198,8 @@ class AppContext:
     access_log: AccessSink | None = None  # None when switched off
     request_log: FailureSink | None = None  # failed calls per key (None: not kept)
     nonces: NonceStore | None = None  # used HMAC and OAuth nonces (None: not checked; tests)
+    limits: RateLimits | None = None  # rate-limit budgets (None: no limits)
+    oauth: OAuthVerifier | None = None  # OAuth-signed calls (None: not accepted)
     clock: Callable[[], float] = time.time
     new_secret: Callable[[int], str] = secrets.token_hex
     background: list[Worker] = field(default_factory=list)  # started and stopped by the server
@@ -174,6 +228,7 @@ class Call:
     params: Mapping[str, str]
     files: Mapping[str, UploadedFile]
     base_url: str
+    quotas: list[Quota] = field(default_factory=list)  # rate-limit windows spent (the headers)
 
     @property
     def user(self) -> User | None:
@@ -207,5 +262,12 @@ class Call:
     def now(self) -> int:
         """The injected clock, in whole UNIX seconds."""
         return int(self.ctx.clock())
+
+    def limit_address(self, scope: str) -> None:
+        """Spend one call of the caller address's budget for ``scope``, a method's own stricter
+        policy (auth.getFrob: ``frob``); 113 when it is spent."""
+        if self.ctx.limits is not None and self.ctx.limits.spend(self.quotas, scope,
+                                                                 self.client_addr):
+            raise ClientIpQuota()
 
 

@@ -4,14 +4,21 @@ Steps, in the order the spec implies (each raises the right ApiError):
 
  1. transport (done by the caller): method, format, parameters, files, client address
  2. format known? (102, rendered as JSON); JSONP callback valid and not on a token call? (142)
+    Just before it, every request spends one call of its client address's rate limit: 113
+    once the format is known, so in that format (limits and headers: api.runtime.ratelimit)
  3. transport-level problem found while reading the request? (140, 141)
  4. method known? (103)
  5. key present, known and enabled? (100, 101) - ``api.methods.getList`` may go without one
- 6. caller address allowed for the key? (111)
+ 6. caller address allowed for the key? (111) Then one call of the key's rate limit (112)
  7. POST where the method requires it? (120)
  8. signature present and valid where required? (104, 105) - the key's secret, or the one it
-    replaced while the rotation's grace lasts (judged by ctx.clock)
+    replaced while the rotation's grace lasts (judged by ctx.clock); MD5 api_sig, or HMAC-SHA256
+    when api_sig_method says so, whose api_ts must be within API_HMAC_WINDOW of when the request
+    began to arrive (144) and whose api_nonce is used once (145); a key with require_hmac takes
+    nothing else; on a signed call, no parameter the method does not take (146)
  9. token present where required, valid, bound to this key, account open? (106, 107, 108)
+    A call carrying OAuth parameters has 5, 8 and 9 done at once by ctx.oauth (spec §5.5:
+    101, 105, 107, 108, 130-135; api.auth.oauth, docs/oauth.md)
 10. permission level enough? (110)
 11. parameters bound to the handler's signature (method-specific codes)
 12. the handler returns a plain result tree (a method that writes runs in one transaction); the
@@ -29,11 +36,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.core import errors
-from api.core.context import AppContext, Call, Grant, UploadedFile
+from api.core.context import AppContext, Call, Grant, OAuthCaller, OAuthRequest, Quota, UploadedFile
 from api.core.permissions import level_rank
 from api.core.registry import MethodSpec
 from api.formats import DEFAULT_FORMAT, FORMATS, Format, Jsonp
 from api.formats.json import CALLBACK_NAME
+from api.signing import hmac as hmac_sig
 from api.signing import md5
 from keys.db import db, is_busy
 from keys.store import KeyRecord
@@ -54,6 +62,11 @@ class ApiRequest:
     base_url: str = ""
     unsigned: frozenset[str] = frozenset()  # routing names that arrived as parameters (?method=)
     transport_error: errors.ApiError | None = None
+    path: str = ""  # the path as the client sent it (HMAC-SHA256 signs it; transport.path_as_sent)
+    # UNIX seconds when the server began to receive the request (waitress; api/server.py), which
+    # judges an HMAC api_ts; None (falcon's TestClient, other servers) means ctx.clock() at dispatch
+    received_at: float | None = None
+    oauth: OAuthRequest | None = None  # what OAuth signed, when the request carries OAuth
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +77,7 @@ class Reply:
     content_type: str
     body: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
+    quotas: tuple[Quota, ...] = ()  # rate-limit windows spent: the RateLimit headers (api/app.py)
 
 
 class Dispatcher:
@@ -79,22 +93,30 @@ class Dispatcher:
         key: KeyRecord | None = None
         spec: MethodSpec | None = None
         user_id = 0
+        quotas: list[Quota] = []
         try:
+            address_spent = self._spend(quotas, "address", request.client_addr)
             fmt = self._format(request)
+            if address_spent:
+                raise errors.ClientIpQuota()
             if request.transport_error is not None:
                 raise request.transport_error
             spec = self._method(request)
-            key = self._key(request, spec)
+            oauth = self._oauth(request, spec)  # steps 5, 8 and 9 at once for OAuth
+            key = oauth.key if oauth else self._key(request, spec)
             self._check_address(request, key)
+            self._limit_key(quotas, key)
             self._check_post(request, spec)
-            self._check_signature(request, spec, key)
-            grant = self._grant(request, spec, key)
+            if oauth is None:
+                self._check_signature(request, spec, key)
+            grant = oauth.grant if oauth else self._grant(request, spec, key)
             user_id = grant.user.id if grant is not None else 0
             self._check_permission(spec, grant)
             kwargs = spec.bind(request.params)
             call = Call(ctx=self.ctx, method=spec.name, key=key, grant=grant,
                         client_addr=request.client_addr, http_method=request.http_method,
-                        params=request.params, files=request.files, base_url=request.base_url)
+                        params=request.params, files=request.files, base_url=request.base_url,
+                        quotas=quotas)
             tree = self._run(spec, call, kwargs)
             body, code = fmt.render(tree), 0
         except errors.ApiError as error:
@@ -113,7 +135,7 @@ class Dispatcher:
         duration_ms = (time.perf_counter() - started) * 1000.0
         self._account(request, spec, key, fmt, code, duration_ms, user_id)
         return Reply(code=code, content_type=fmt.content_type, body=body,
-                     headers=getattr(fmt, "headers", {}))
+                     headers=getattr(fmt, "headers", {}), quotas=tuple(quotas))
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -141,15 +163,36 @@ class Dispatcher:
             if spec.keyless:
                 return None
             raise errors.ApiKeyMissing()
-        key = self.ctx.keys.lookup(api_key.strip().lower())
-        if key is None or not key.enabled:
+        key = self._enabled_key(api_key)
+        if key is None:
             raise errors.ApiKeyInvalid()
         return key
+
+    def _enabled_key(self, api_key: str) -> KeyRecord | None:
+        key = self.ctx.keys.lookup(api_key.strip().lower())
+        return key if key is not None and key.enabled else None
+
+    def key_refused(self, params: Mapping[str, str]) -> bool:
+        """Whether ``params`` carry an api_key step 5 refuses (unknown or disabled): the transport
+        asks before spooling a file part, so a refused caller's upload is never copied."""
+        api_key = params.get("api_key", "")
+        return bool(api_key) and self._enabled_key(api_key) is None
 
     @staticmethod
     def _check_address(request: ApiRequest, key: KeyRecord | None) -> None:
         if key is not None and not key.allows(request.client_addr):  # addresses, CIDR ranges
             raise errors.IpNotAllowed()
+
+    def _spend(self, quotas: list[Quota], scope: str, identity: str, *,
+               policy: str = "") -> bool:
+        """One call of a rate limit (api.runtime.ratelimit); True when it is exceeded."""
+        return self.ctx.limits is not None and self.ctx.limits.spend(quotas, scope, identity,
+                                                                     policy=policy)
+
+    def _limit_key(self, quotas: list[Quota], key: KeyRecord | None) -> None:
+        """After 111, so calls from addresses a key does not allow never spend its budget."""
+        if key is not None and self._spend(quotas, "key", key.key, policy=key.rate_limit):
+            raise errors.ApplicationQuota()
 
     @staticmethod
     def _run(spec: MethodSpec, call: Call, kwargs: dict[str, Any]) -> Any:
@@ -168,18 +211,61 @@ class Dispatcher:
 
     def _check_signature(self, request: ApiRequest, spec: MethodSpec,
                          key: KeyRecord | None) -> None:
+        """Step 8 (docs/signing.md). An OAuth-signed call is the OAuth provider's to verify."""
         if key is None:
             return
-        required = spec.sign or key.always_signed or "auth_token" in request.params
         sent = request.params.get(md5.SIGNATURE_PARAM)
-        if not sent:
-            if required:
+        if hmac_sig.METHOD_PARAM in request.params:
+            self._check_hmac(request, key)
+        elif key.require_hmac:  # an MD5 signature, or none, from a key that takes only HMAC
+            if sent:
+                raise errors.SignatureInvalid("MD5 on a require_hmac key")
+            raise errors.SignatureMissing()
+        elif not sent:
+            if spec.sign or key.always_signed or "auth_token" in request.params:
                 raise errors.SignatureMissing()
             return
-        signed = _signed_params(request)
-        if not any(md5.verify(signed, spec.name, secret.reveal(), sent)
-                   for secret in key.secrets_at(self.ctx.clock())):
+        elif not any(md5.verify(_signed_params(request), spec.name, secret.reveal(), sent)
+                     for secret in key.secrets_at(self.ctx.clock())):
             raise errors.SignatureInvalid()
+        _check_declared(request.params, spec)
+
+    def _check_hmac(self, request: ApiRequest, key: KeyRecord) -> None:
+        """HMAC-SHA256: parameters (104 missing, 105 malformed), signature (105), then the
+        timestamp (144) and, only for a call the key's secret signed, the nonce (145): junk
+        never fills the nonce store."""
+        params = request.params
+        sent, stamp, nonce = (params.get(name, "") for name in (
+            hmac_sig.SIGNATURE_PARAM, hmac_sig.TIMESTAMP_PARAM, hmac_sig.NONCE_PARAM))
+        if params[hmac_sig.METHOD_PARAM] != hmac_sig.HMAC_SHA256:
+            raise errors.SignatureInvalid("unknown api_sig_method")
+        if not (sent and stamp and nonce):
+            raise errors.SignatureMissing("api_sig, api_ts or api_nonce missing")
+        if not hmac_sig.TIMESTAMP.fullmatch(stamp) or not hmac_sig.NONCE.fullmatch(nonce):
+            raise errors.SignatureInvalid("malformed api_ts or api_nonce")
+        now = self.ctx.clock()
+        if not any(hmac_sig.verify(request.http_method, request.path, params, secret.reveal(),
+                                   sent) for secret in key.secrets_at(now)):
+            raise errors.SignatureInvalid()
+        window = self.ctx.settings.hmac_window
+        began = now if request.received_at is None else request.received_at
+        shown = f"server time {int(now)}"
+        if abs(began - int(stamp)) > window:
+            raise errors.TimestampOutOfRange(f"api_ts {stamp}", shown=shown)
+        if self.ctx.nonces is not None and not self.ctx.nonces.first_use(
+                NONCE_SCOPE, key.key, nonce, 2 * window):  # a nonce outlives its timestamp
+            raise errors.NonceUsed(shown=shown)
+
+    def _oauth(self, request: ApiRequest, spec: MethodSpec) -> OAuthCaller | None:
+        """Steps 5, 8 and 9 for a call that carries OAuth parameters (spec §5.5, docs/oauth.md):
+        the consumer key is the API key, the signature replaces api_sig, oauth_token (or
+        auth_token) the token; None for any other call."""
+        if request.oauth is None or self.ctx.oauth is None:
+            return None
+        caller = self.ctx.oauth.verify_call(request.oauth, request.params)
+        if spec.token and caller.grant is None:
+            raise errors.TokenMissing()
+        return caller
 
     def _grant(self, request: ApiRequest, spec: MethodSpec, key: KeyRecord | None) -> Grant | None:
         token = request.params.get("auth_token", "")
@@ -209,7 +295,7 @@ class Dispatcher:
         if key is None or self.ctx.request_log is None:
             return
         signed = sent = ""
-        if error.code == errors.SignatureInvalid.code and spec is not None:
+        if error.code == errors.SignatureInvalid.code and spec is not None and not request.oauth:
             signed = debug_string(request, spec.name)
             sent = request.params.get(md5.SIGNATURE_PARAM, "")
         self.ctx.request_log.record(key.key, spec.name if spec else request.method_name[:64],
@@ -229,6 +315,24 @@ class Dispatcher:
 
 SECRET_SHOWN = "<secret>"
 TOKEN_SHOWN_CHARS = 4
+NONCE_SCOPE = "hmac"  # ctx.nonces scope of api_nonce (OAuth keeps its own)
+# What a signed call may send beside the method's own parameters (146 otherwise): the protocol's
+# (oauth_* too) and lg, which clients add to every call (spec §10.5).
+PROTOCOL_PARAMS = frozenset({"api_key", md5.SIGNATURE_PARAM, "auth_token", "method", "format",
+                             "callback", hmac_sig.METHOD_PARAM, hmac_sig.TIMESTAMP_PARAM,
+                             hmac_sig.NONCE_PARAM, "lg"})
+OAUTH_PREFIX = "oauth_"
+
+
+def _check_declared(params: Mapping[str, str], spec: MethodSpec) -> None:
+    """146 for a parameter the method does not take: MD5 concatenates names and values, so a
+    signed ``title="Sunset over the zoo"`` also signs ``title="Sunset over the "`` + ``zoo=""``,
+    and an ignored ``zoo`` let a captured call change the title."""
+    declared = {param.name for param in spec.params}
+    for name in sorted(params):
+        if name not in declared and name not in PROTOCOL_PARAMS and not name.startswith(
+                OAUTH_PREFIX):
+            raise errors.UnknownParameter(f"undeclared {name!r}", shown=name[:40])
 
 
 def _signed_params(request: ApiRequest) -> Mapping[str, str] | list[tuple[str, str]]:
@@ -244,10 +348,14 @@ def shown_token(value: str) -> str:
 
 
 def debug_string(request: ApiRequest, method: str) -> str:
-    """The string the server signs for ``request`` (md5.signature_base_string, spec §4) with
-    ``<secret>`` for the secret and the auth_token cut to its first characters: enough to see
-    where a client's string differs, never enough to sign a call."""
-    params = _signed_params(request)
+    """The string the server signs for ``request`` (md5.signature_base_string, spec §4, with
+    ``<secret>`` for the secret; hmac.base_string for HMAC-SHA256, which holds no secret) with the
+    auth_token cut to its first characters: enough to see where a client's string differs, never
+    enough to sign a call."""
+    hmac_signed = hmac_sig.METHOD_PARAM in request.params
+    params = request.params if hmac_signed else _signed_params(request)
     pairs = params.items() if isinstance(params, Mapping) else params
     shown = [(name, shown_token(value) if name == "auth_token" else value) for name, value in pairs]
+    if hmac_signed:
+        return hmac_sig.base_string(request.http_method, request.path, shown)
     return md5.signature_base_string(shown, method, SECRET_SHOWN)

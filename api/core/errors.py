@@ -17,10 +17,13 @@ class ApiError(Exception):
     label: str = ""
     description: str = ""
 
-    def __init__(self, detail: str | None = None) -> None:
-        # ``detail`` is for logs and tests only; the wire carries ``message``.
+    def __init__(self, detail: str | None = None, *, shown: str = "") -> None:
+        # ``detail`` is for logs and tests only; the wire carries ``message``, with ``shown`` in
+        # parentheses after it when given (a fact the client needs: never a secret).
         super().__init__(detail or self.message)
         self.detail = detail
+        if shown:
+            self.message = f"{self.message} ({shown})"
 
 
 
@@ -95,6 +98,18 @@ InvalidCallback = _global(142, "invalid_callback", "Invalid callback",
 InvalidPaging = _global(143, "invalid_paging", "Invalid paging",
                         "page and per_page must be positive whole numbers (a per_page above the "
                         "method's maximum is lowered to it).")
+TimestampOutOfRange = _global(144, "timestamp_out_of_range", "Timestamp out of range",
+                              "The api_ts of an HMAC-SHA256 signed call is more than "
+                              "API_HMAC_WINDOW seconds (300 by default) away from the server's "
+                              "clock; the message ends with the server time.")
+NonceUsed = _global(145, "nonce_used", "Nonce already used",
+                    "The api_nonce of an HMAC-SHA256 signed call was already used with this key "
+                    "within the timestamp window (a replay); the message ends with the server "
+                    "time.")
+UnknownParameter = _global(146, "unknown_parameter", "Unknown parameter",
+                           "A signed call sent a parameter this method does not take (named in "
+                           "the message); only the protocol's own parameters and lg may be "
+                           "added.")
 ServiceError = _global(500, "service_error", "Service error",
                        "Service error: something went wrong on our side.")
 MaintenanceMode = _global(501, "maintenance_mode", "Maintenance mode",
@@ -108,9 +123,10 @@ GLOBAL_ERRORS: tuple[type[ApiError], ...] = tuple(
             if isinstance(cls, type) and issubclass(cls, ApiError) and cls is not ApiError),
            key=lambda cls: cls.code))
 # The global errors every method can answer with, listed after each method's own (spec §7.2) by
-# api.methods.get and the method pages (143, invalid paging, only where a method pages).
+# api.methods.get and the method pages (143, invalid paging, only where a method pages; 144-146
+# everywhere, since any call may be signed).
 COMMON_ERRORS: tuple[type[ApiError], ...] = tuple(
-    e for e in GLOBAL_ERRORS if e.code < 140 or e.code >= 500)
+    e for e in GLOBAL_ERRORS if e.code < 140 or 144 <= e.code <= 146 or e.code >= 500)
 
 
 def method_error(code: int, message: str, description: str = "") -> type[ApiError]:

@@ -11,22 +11,30 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Mapping
-from urllib.parse import parse_qsl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
 
 import falcon
+from falcon.media import MultipartFormHandler
 from falcon.typing import ReadableIO
 
 from api.core import errors
-from api.core.context import UploadedFile
+from api.core.context import OAuthRequest, UploadedFile
 from api.core.dispatch import ApiRequest
 
+KeyCheck = Callable[[Mapping[str, str]], bool]
+_MULTIPART = MultipartFormHandler()
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _MAX_FIELDS = 1000
 _ROUTING = ("method", "format")
 FILE_PART = "file"  # the only file a method takes (upload.file, upload.replace)
+OAUTH_PREFIX = "oauth_"  # a parameter so named makes the request OAuth-signed (spec §5.5)
 # No parameter of this API can hold NUL, and PostgreSQL text cannot store or compare it.
 _NUL = "NUL character in a parameter"
+# The environ key api/server.py's waitress channel puts the request's arrival time under. A header
+# never becomes a key without the HTTP_ prefix (PEP 3333), so no client can set it.
+RECEIVED_AT = "ipernity.received_at"
 
 
 def decode_urlencoded(raw: str | bytes) -> dict[str, str]:
@@ -48,16 +56,26 @@ def decode_urlencoded(raw: str | bytes) -> dict[str, str]:
 
 
 def read_request(req: falcon.Request, method: str | None, fmt: str | None,
-                 max_body: int, tmpdir: str | None = None, public_url: str = "") -> ApiRequest:
-    """Build the ApiRequest; a transport problem travels inside it to be rendered in its format."""
+                 max_body: int, tmpdir: str | None = None, public_url: str = "", *,
+                 max_form: int | None = None, key_refused: KeyCheck | None = None) -> ApiRequest:
+    """Build the ApiRequest; a transport problem travels inside it to be rendered in its format.
+
+    ``max_body`` bounds the ``file`` part, ``max_form`` (default: ``max_body``) an urlencoded body
+    and all other multipart parts together. ``key_refused`` is asked, with the parameters read so
+    far, before a file part is spooled: True stops reading there (the dispatcher answers 100/101).
+    """
     params: dict[str, str] = {}
+    query: dict[str, str] = {}
+    body: dict[str, str] = {}
     files: dict[str, UploadedFile] = {}
     problem: errors.ApiError | None = None
     try:
         # PEP 3333 hands the raw query bytes over as latin-1 text; get the bytes back.
-        params = decode_urlencoded(req.query_string.encode("latin-1", "replace"))
+        params = query = decode_urlencoded(req.query_string.encode("latin-1", "replace"))
         if req.method == "POST":
-            params.update(_read_body(req, files, max_body, tmpdir))
+            limits = _Limits(max_body, max_body if max_form is None else max_form, key_refused)
+            body = _read_body(req, files, query, limits, tmpdir)
+            params = {**query, **body}
     except errors.ApiError as error:
         problem = error
     unsigned: frozenset[str] = frozenset()
@@ -65,47 +83,98 @@ def read_request(req: falcon.Request, method: str | None, fmt: str | None,
         method = params.get("method", "")
         fmt = fmt or params.get("format")
         unsigned = frozenset(name for name in _ROUTING if name in params)
+    received_at = req.env.get(RECEIVED_AT)
+    stamp = received_at if isinstance(received_at, float) else None
+    base_url, path = public_url or f"{req.scheme}://{req.netloc}", path_as_sent(req.env)
     return ApiRequest(http_method=req.method, method_name=method, format_name=fmt or "",
                       params=params, files=files, client_addr=req.remote_addr or "",
-                      base_url=public_url or f"{req.scheme}://{req.netloc}", unsigned=unsigned,
-                      transport_error=problem)
+                      base_url=base_url, unsigned=unsigned,
+                      transport_error=problem, path=path, received_at=stamp,
+                      oauth=oauth_request(req, base_url + path, query, body, stamp))
 
 
-def _read_body(req: falcon.Request, files: dict[str, UploadedFile], max_body: int,
-               tmpdir: str | None) -> dict[str, str]:
+def oauth_request(req: falcon.Request, url: str, query: Mapping[str, str],
+                  body: Mapping[str, str], received_at: float | None = None
+                  ) -> OAuthRequest | None:
+    """What an OAuth signature covers, when ``req`` carries OAuth parameters (spec §5.5): an
+    ``Authorization: OAuth`` header, or ``oauth_*`` names in the query or the body (multipart
+    text fields too: the original's clients put them there)."""
+    authorization = req.get_header("Authorization") or ""
+    if (authorization[:6].lower() != "oauth "
+            and not any(name.startswith(OAUTH_PREFIX) for name in query)
+            and not any(name.startswith(OAUTH_PREFIX) for name in body)):
+        return None
+    multipart = (req.content_type or "").lower().startswith("multipart/form-data")
+    return OAuthRequest(http_method=req.method, url=url, authorization=authorization,
+                        query=query, body=body, multipart=multipart, received_at=received_at)
+
+
+def path_as_sent(env: Mapping[str, object]) -> str:
+    """The request-target's path as the client wrote it (percent-escapes, repeated or trailing
+    slashes kept; no query): waitress's REQUEST_URI, or RAW_URI (gunicorn, falcon's TestClient).
+    Only without either, SCRIPT_NAME + PATH_INFO, which the server has already decoded."""
+    raw = env.get("REQUEST_URI") or env.get("RAW_URI")
+    if not isinstance(raw, str) or not raw:
+        raw = f"{env.get('SCRIPT_NAME', '')}{env.get('PATH_INFO', '')}"
+    elif not raw.startswith("/"):  # absolute-form (http://host/api/…), as a proxy would send
+        raw = urlsplit(raw).path
+    # PEP 3333: the bytes arrive as latin-1 text; a client signs the UTF-8 string it wrote.
+    return raw.partition("?")[0].encode("latin-1", "replace").decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """What read_request may read: bytes of the file part, bytes of everything else, and the
+    early key check."""
+
+    file: int
+    form: int
+    key_refused: KeyCheck | None
+
+
+def _read_body(req: falcon.Request, files: dict[str, UploadedFile], query: Mapping[str, str],
+               limits: _Limits, tmpdir: str | None) -> dict[str, str]:
+    """Media types in any case (RFC 9110 §8.3.1); a body that is no form is never read."""
     length = req.content_length
-    if length is not None and length > max_body:
+    if length is not None and length > limits.file:
         raise errors.RequestTooLarge()
     content_type = (req.content_type or "").lower()
     if content_type.startswith("multipart/form-data"):
-        return _read_multipart(req, files, max_body, tmpdir)
-    body = req.bounded_stream.read(max_body + 1)
-    if len(body) > max_body:
-        raise errors.RequestTooLarge()
-    if not body or not content_type.startswith("application/x-www-form-urlencoded"):
+        return _read_multipart(req, files, query, limits, tmpdir)
+    if not content_type.startswith("application/x-www-form-urlencoded"):
         return {}  # other bodies carry no parameters (as PHP's $_POST would see them)
-    return decode_urlencoded(body)
+    if length is not None and length > limits.form:
+        raise errors.RequestTooLarge()
+    body = req.bounded_stream.read(limits.form + 1)
+    if len(body) > limits.form:  # a WSGI server that gave no length (waitress always does)
+        raise errors.RequestTooLarge()
+    return decode_urlencoded(body) if body else {}
 
 
-def _read_multipart(req: falcon.Request, files: dict[str, UploadedFile], max_body: int,
+def _read_multipart(req: falcon.Request, files: dict[str, UploadedFile],
+                    query: Mapping[str, str], limits: _Limits,
                     tmpdir: str | None) -> dict[str, str]:
     """Fields as parameters; the ``file`` part spooled to disk (once); other file parts drained.
 
     A part is a file when it has a filename (even an empty one). A text part named ``file`` is an
     ordinary, signed parameter: ipernity-api 0.13 sends the local path so, before the file part.
     Spooled files sit in ``files`` as soon as they exist, so the caller removes them whatever fails.
+    Only the ``file`` part may use ``limits.file``; all the others share ``limits.form``.
     """
     fields: dict[str, str] = {}
-    budget = max_body
+    budget = limits.form
     try:
-        for part in req.get_media():
+        # Not req.get_media(): falcon picks its handler by the media type's exact case.
+        for part in _MULTIPART.deserialize(req.bounded_stream, req.content_type or "",
+                                           req.content_length):
             if not part.name:
                 raise errors.MalformedRequest("multipart part without a name")
             if part.filename is not None and part.name == FILE_PART:
                 if FILE_PART in files:
                     raise errors.MalformedRequest("more than one file part")
-                path, size = _spool(part.stream, budget, tmpdir)
-                budget -= size
+                if limits.key_refused is not None and limits.key_refused({**query, **fields}):
+                    return fields  # the rest is never read; the key step answers
+                path, size = _spool(part.stream, limits.file, tmpdir)
                 files[FILE_PART] = UploadedFile(filename=part.filename, path=path, size=size,
                                                 content_type=part.content_type or "")
             elif part.filename is not None:  # no method takes another file: read, never kept
@@ -162,4 +231,5 @@ def discard_files(files: Mapping[str, UploadedFile]) -> None:
             pass
 
 
-__all__ = ["decode_urlencoded", "discard_files", "read_request"]
+__all__ = ["RECEIVED_AT", "decode_urlencoded", "discard_files", "oauth_request", "path_as_sent",
+           "read_request"]

@@ -5,6 +5,8 @@ besides reading the file they are given.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import io
 import re
 from collections.abc import Iterator
@@ -69,11 +71,12 @@ class PhotoInfo:
     exif: dict[str, str] = field(default_factory=dict)
 
 
-def sniff(path: str, filename: str = "", *, max_pixels: int) -> Sniffed:
-    """Classify the file at ``path`` from its content; raises Rejected for broken or huge images."""
+def sniff(path: str, filename: str = "", *, max_pixels: int, max_decode_bytes: int) -> Sniffed:
+    """Classify the file at ``path`` from its content; raises Rejected for broken images and for
+    those with more pixels, or needing more memory to decode, than allowed."""
     with open(path, "rb") as handle:
         head = handle.read(_HEAD_BYTES)
-    photo = _open_photo(path, max_pixels)
+    photo = _open_photo(path, max_pixels, max_decode_bytes)
     if photo is not None:
         return photo
     if head.startswith(_IMAGE_MAGIC) or _riff(head, b"WEBP") or _brand(head) in _IMAGE_BRANDS:
@@ -87,12 +90,13 @@ def sniff(path: str, filename: str = "", *, max_pixels: int) -> Sniffed:
     return Sniffed("other", ext if _SAFE_EXT.fullmatch(ext) else "bin", OTHER_MIME)
 
 
-def _open_photo(path: str, max_pixels: int) -> Sniffed | None:
+def _open_photo(path: str, max_pixels: int, max_decode_bytes: int) -> Sniffed | None:
     """The photo's type and size from its header, None if Pillow does not know it."""
     try:
         with Image.open(path, formats=list(PHOTO_FORMATS)) as image:
             width, height = image.size
             fmt = image.format or ""
+            cost = decode_bytes(image)
     except UnidentifiedImageError:
         return None
     except Image.DecompressionBombError:
@@ -101,6 +105,8 @@ def _open_photo(path: str, max_pixels: int) -> Sniffed | None:
         raise Rejected("broken image header") from None
     if width < 1 or height < 1 or width * height > max_pixels:
         raise Rejected("image has too many pixels")
+    if cost > max_decode_bytes:
+        raise Rejected("image needs too much memory to decode")
     ext, mime = PHOTO_FORMATS[fmt]
     return Sniffed("photo", ext, mime, width, height)
 
@@ -255,10 +261,49 @@ def plan_thumbs(width: int, height: int) -> list[tuple[str, int]]:
     return plan
 
 
+def _draft(image: Image.Image) -> None:
+    """Have a JPEG decoded at a reduced scale (1/2 … 1/8), never below twice the largest thumb."""
+    if image.format == "JPEG":
+        image.draft("RGB", (2 * LARGEST_THUMB, 2 * LARGEST_THUMB))
+
+
+def decode_bytes(image: Image.Image) -> int:
+    """Memory ``render_thumbs`` holds at its peak for ``image`` (opened, not loaded): the pixels
+    it decodes (after ``_draft``) × the bytes Pillow keeps per pixel, and the RGB(A) copy
+    ``_reduced`` makes of a mode ``Image.reduce`` refuses. Measured peaks add at most ~70 MB of
+    thumbnail-sized working copies and decoder buffers (docs/uploads.md, "Memory")."""
+    _draft(image)
+    pixels = image.size[0] * image.size[1]
+    cost = pixels * _pixel_bytes(image.mode)
+    if image.mode not in _REDUCIBLE_MODES and max(image.size) >= 2 * LARGEST_THUMB:
+        cost += pixels * 4
+    return cost
+
+
+def _pixel_bytes(mode: str) -> int:
+    """Pillow stores 1, L and P in a byte per pixel, I;16 in two, every other mode in four."""
+    if mode in ("1", "L", "P"):
+        return 1
+    return 2 if mode.startswith("I;16") else 4
+
+
+def release_memory() -> None:
+    """Hand freed memory back to the system after a decode: glibc keeps it in per-thread arenas
+    otherwise, and 20 large decodes left 450 MB resident (docs/uploads.md, "Memory")."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's malloc_trim from the running process, None where the C library lacks it."""
+    return getattr(ctypes.CDLL(None), "malloc_trim", None)
+
+
 def render_thumbs(image: Image.Image, orientation: int) -> Iterator[tuple[str, int, int, bytes]]:
     """(label, w, h, JPEG bytes) for every label ``plan_thumbs`` chooses, shown upright."""
-    if image.format == "JPEG":
-        image.draft("RGB", (2 * LARGEST_THUMB, 2 * LARGEST_THUMB))  # decode at a reduced scale
+    _draft(image)
     width, height = image.size
     if orientation in _QUARTER_TURNS:
         width, height = height, width

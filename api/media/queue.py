@@ -1,6 +1,7 @@
 """The upload queue (spec §6): tickets live in the ``upload_tickets`` table, so a restart loses
-nothing; a worker thread claims them one at a time with a conditional UPDATE (queued → working), so
-no ticket is processed twice, on SQLite or PostgreSQL alike.
+nothing; a worker claims one with a conditional UPDATE (queued → working) under a lease it renews
+while it works, so no ticket is processed twice and one whose worker died is queued again, with
+any number of workers on one database, SQLite or PostgreSQL alike (docs/uploads.md, "Leases").
 
 ``TicketQueue`` accepts, claims and recovers tickets and runs the worker thread; turning a claimed
 ticket into a doc is ``UploadQueue.process`` (worker.py). Also the monthly usage the quota reads.
@@ -19,13 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from peewee import fn
+from peewee import Expression, InterfaceError, OperationalError, fn
 
 from api.config import Settings
 from api.core.context import Ticket, UploadedFile
 from api.media.storage import Storage
 from api.models.docs import Doc, UploadTicket
-from keys.db import db, is_busy
+from keys.db import as_tuples, db, is_busy
 from keys.models import User
 
 log = logging.getLogger("api.uploads")
@@ -34,6 +35,25 @@ QUEUED, WORKING, DONE, FAILED = "queued", "working", "done", "failed"
 NO_GEO = "none"  # options["geo"] when the caller sent lat=lng=-999
 _WAIT_STEP = 0.05
 _SETTLE_ATTEMPTS = 6  # each waits out the busy timeout first: about a minute in all
+SPOOL, INCOMING = "spool", "incoming"  # data_dir's folders: request files, files of tickets
+_SWEEP_BATCH = 500  # old files looked up per sweep: one bounded IN list, the rest next time
+
+
+class ClaimLost(Exception):
+    """The ticket is no longer this worker's: its lease ran out and it was queued again."""
+
+
+def database_failed(error: BaseException) -> bool:
+    """Whether ``error`` came from the database (busy, unreachable, connection cut), not from the
+    file: such a ticket is tried again later, never marked failed."""
+    return is_busy(error) or isinstance(error, OperationalError | InterfaceError)
+
+
+def held(ticket: UploadTicket) -> Expression:
+    """The claim ``ticket`` carries: still working, under the lease this worker wrote last (the
+    lease is the claim's token until issue 11 adds ``claimed_by``)."""
+    return ((UploadTicket.id == ticket.id) & (UploadTicket.state == WORKING)
+            & (UploadTicket.lease_until == ticket.lease_until))
 
 
 def ticket_label(ticket: Ticket) -> str:
@@ -75,11 +95,13 @@ class TicketQueue:
         self.storage = storage
         self.clock = clock
         self.new_secret = new_secret
-        self.incoming = Path(settings.data_dir) / "incoming"
+        self.incoming = Path(settings.data_dir) / INCOMING
+        self.spool = Path(settings.data_dir) / SPOOL
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._accepting = threading.Lock()
+        self._waiting = threading.BoundedSemaphore(settings.max_sync_upload_waits)
 
     def now(self) -> int:
         """The injected clock in whole seconds."""
@@ -115,10 +137,20 @@ class TicketQueue:
     def wait(self, ticket_id: int, timeout: float) -> None:
         """Finish ``ticket_id`` now if nobody claimed it, else wait (bounded) for whoever did.
 
+        At most ``max_sync_upload_waits`` requests do so at once; later ones return at once and
+        answer with the ticket as async=1 would, so uploads never hold every request thread.
         The ticket is stored before this runs, so a busy database only ends the wait: the caller
         answers with the ticket as usual and the worker finishes it later (a 503 here would make
         a client upload the same file twice).
         """
+        if not self._waiting.acquire(blocking=False):
+            return
+        try:
+            self._wait(ticket_id, timeout)
+        finally:
+            self._waiting.release()
+
+    def _wait(self, ticket_id: int, timeout: float) -> None:
         try:
             ticket = self.claim(ticket_id)
             if ticket is not None:
@@ -136,27 +168,54 @@ class TicketQueue:
                 raise
             log.warning("waiting for upload ticket %s ended, database busy", ticket_id)
 
-    def settle(self, ticket_id: int, **fields: Any) -> None:
-        """Write a ticket's new state, retrying while the database is busy: a ticket left
-        ``working`` would never be picked up again until a restart."""
-        for attempt in range(_SETTLE_ATTEMPTS):
+    def settle(self, ticket: UploadTicket, **fields: Any) -> bool:
+        """Write a claimed ticket's new state if the claim still holds, retrying while the
+        database is busy; whether it was written. When it was not, the ticket stays as it is:
+        its lease runs out and it is queued again (``requeue_expired``)."""
+        attempt = 0
+        while True:
             try:
-                UploadTicket.update(**fields).where(UploadTicket.id == ticket_id).execute()
-                return
+                return UploadTicket.update(**fields).where(held(ticket)).execute() == 1
             except Exception as error:
                 if not is_busy(error) or attempt == _SETTLE_ATTEMPTS - 1:
-                    raise
+                    log.warning("upload ticket %s left to its lease: %r", ticket.id, error)
+                    return False
                 time.sleep(_WAIT_STEP * 2 ** attempt)
+                attempt += 1
+
+    def renew(self, ticket: UploadTicket, **fields: Any) -> None:
+        """Extend the claim's lease once a third of it has passed (at once when ``fields`` are to
+        be written with it); ClaimLost when the ticket is no longer ours."""
+        now, lease = self.now(), self.settings.upload_lease_seconds
+        if not fields and ticket.lease_until - now > lease * 2 // 3:
+            return
+        renewed = UploadTicket.update(lease_until=now + lease, **fields).where(held(ticket))
+        if renewed.execute() != 1:
+            raise ClaimLost(f"upload ticket {ticket.id} was queued again")
+        ticket.lease_until = now + lease
+
+    def discard(self, names: list[str]) -> None:
+        """Remove stored files nothing refers to (a missing one is fine)."""
+        for name in names:
+            self.storage.delete(name)
 
     # -- the queue ------------------------------------------------------------------------------
 
     def claim(self, ticket_id: int) -> UploadTicket | None:
-        """Move one ticket from queued to working; only one claimer ever succeeds."""
+        """Move one ticket from queued to working under a fresh lease; only one claimer ever
+        succeeds. Files an earlier attempt recorded are removed first: they belong to no doc (a
+        done ticket is never queued again), and a crash may have cut their removal short."""
+        now = self.now()
         claimed = (UploadTicket
-                   .update(state=WORKING, started_at=self.now())
+                   .update(state=WORKING, started_at=now,
+                           lease_until=now + self.settings.upload_lease_seconds)
                    .where(UploadTicket.id == ticket_id, UploadTicket.state == QUEUED)
                    .execute())
-        return UploadTicket.get_by_id(ticket_id) if claimed == 1 else None
+        if claimed != 1:
+            return None
+        ticket = UploadTicket.get_by_id(ticket_id)
+        self.discard(stored_names(ticket.stored_names))
+        return ticket
 
     def run_once(self) -> bool:
         """Claim and process the oldest queued ticket; False when there was none to claim."""
@@ -182,21 +241,69 @@ class TicketQueue:
         return count
 
     def recover(self) -> int:
-        """Requeue tickets a crash left half-done and drop spooled files no ticket waits for.
+        """At start-up: empty the spool (request files a killed process was receiving; no request
+        of this process has begun), then ``check``; the number of tickets queued again."""
+        if self.spool.is_dir():
+            for path in self.spool.iterdir():
+                path.unlink(missing_ok=True)
+        return self.check()
 
-        Assumes one worker per database: at start-up no other process is working on tickets.
-        """
-        requeued = (UploadTicket
-                    .update(state=QUEUED, started_at=0)
-                    .where(UploadTicket.state == WORKING)
-                    .execute())
-        if self.incoming.is_dir():
-            waiting = set(UploadTicket.select(UploadTicket.file_path)
-                          .where(UploadTicket.state == QUEUED).scalars())
-            for path in self.incoming.iterdir():
-                if str(path) not in waiting:
-                    path.unlink(missing_ok=True)
+    def check(self) -> int:
+        """What the worker does now and then: requeue expired leases, sweep old orphan files."""
+        requeued = self.requeue_expired()
+        self.sweep_incoming()
         return requeued
+
+    def requeue_expired(self) -> int:
+        """Queue again the ``working`` tickets whose lease ran out (their worker died, hangs or
+        lost the database; a lease of 0 is a row from before leases), then remove the files they
+        recorded: no doc refers to them, since a done ticket is not ``working``."""
+        expired = list(as_tuples(UploadTicket
+                                 .select(UploadTicket.id, UploadTicket.lease_until,
+                                         UploadTicket.stored_names)
+                                 .where(UploadTicket.state == WORKING,
+                                        UploadTicket.lease_until < self.now())
+                                 .order_by(UploadTicket.id)
+                                 .tuples()))
+        requeued = 0
+        for ticket_id, lease_until, names in expired:
+            # Conditional on the lease read: a worker that renewed it meanwhile keeps its ticket.
+            if (UploadTicket
+                    .update(state=QUEUED, started_at=0, lease_until=0)
+                    .where(UploadTicket.id == ticket_id, UploadTicket.state == WORKING,
+                           UploadTicket.lease_until == lease_until)
+                    .execute()) == 1:
+                log.warning("upload ticket %s queued again: its lease ran out", ticket_id)
+                self.discard(stored_names(names))
+                requeued += 1
+        if requeued:
+            self._wake.set()
+        return requeued
+
+    def sweep_incoming(self) -> int:
+        """Remove files of ``incoming`` older than ``upload_orphan_seconds`` that no queued or
+        working ticket names (their ticket ended, or its insert never committed); the number.
+
+        Only by age: a request moves its file here just before its ticket commits, possibly in
+        another process, so "no ticket names it" alone would remove a file about to be named.
+        Ages are the file system's (modification times), hence wall-clock time.
+        """
+        if not self.incoming.is_dir():
+            return 0
+        cutoff = time.time() - self.settings.upload_orphan_seconds
+        old = [path for path in self.incoming.iterdir() if _modified(path) < cutoff]
+        old = old[:_SWEEP_BATCH]
+        if not old:
+            return 0
+        named = set(UploadTicket
+                    .select(UploadTicket.file_path)
+                    .where(UploadTicket.state.in_((QUEUED, WORKING)),
+                           UploadTicket.file_path.in_([str(path) for path in old]))
+                    .scalars())
+        orphans = [path for path in old if str(path) not in named]
+        for path in orphans:
+            path.unlink(missing_ok=True)
+        return len(orphans)
 
     # -- the worker thread ----------------------------------------------------------------------
 
@@ -220,17 +327,42 @@ class TicketQueue:
         self._thread = None
 
     def _loop(self) -> None:
+        next_check = 0.0
         while not self._stop.is_set():
             self._wake.clear()
-            try:
-                with db.connection_context():
-                    busy = self.run_once()
-            except Exception:
-                log.exception("upload worker pass failed")
-                busy = False
-            if not busy:
+            if time.monotonic() >= next_check:  # at most once per poll interval
+                next_check = time.monotonic() + self.settings.upload_poll_seconds
+                _guarded(self.check)
+            if not _guarded(self.run_once):
                 self._wake.wait(self.settings.upload_poll_seconds)
 
     def process(self, ticket: UploadTicket) -> None:
         """Turn one claimed ticket into a doc; ``UploadQueue`` (worker.py) does it."""
         raise NotImplementedError
+
+
+def _guarded(step: Callable[[], Any]) -> bool:
+    """Run one step of the worker thread on a connection of its own; whether it found work. A
+    failure is logged and the thread goes on (the next pass may find the database back)."""
+    try:
+        with db.connection_context():
+            return bool(step())
+    except Exception as error:
+        if database_failed(error):
+            log.warning("upload worker step failed, database unavailable: %r", error)
+        else:
+            log.exception("upload worker step failed")
+        return False
+
+
+def stored_names(recorded: str) -> list[str]:
+    """The storage names a ticket recorded (``stored_names``: a JSON list, or empty)."""
+    return list(json.loads(recorded)) if recorded else []
+
+
+def _modified(path: Path) -> float:
+    """The file's modification time; +inf when it is gone already (nothing to sweep)."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return float("inf")

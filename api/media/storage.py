@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -42,7 +41,7 @@ class Storage(Protocol):
         ...
 
     def delete(self, name: str) -> None:
-        """Remove the file; a missing file is not an error."""
+        """Remove the file, and what a write of it cut short left; a missing file is fine."""
         ...
 
 
@@ -54,7 +53,11 @@ def check_name(name: str) -> str:
 
 
 class LocalStorage:
-    """Files in a directory tree; writes go through a temporary file so readers never see half."""
+    """Files in a directory tree; writes go through a temporary file so readers never see half.
+
+    The temporary file's name follows from the file's (``.<name>.part`` beside it), so removing a
+    name also removes what a write cut short by a crash left of it.
+    """
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -62,17 +65,21 @@ class LocalStorage:
     def _path(self, name: str) -> Path:
         return self.root / check_name(name)
 
+    @staticmethod
+    def _partial(target: Path) -> Path:
+        return target.with_name(f".{target.name}.part")
+
     def put(self, name: str, source: BinaryIO) -> None:
         """Copy ``source`` into place atomically."""
         target = self._path(name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
+        temp = self._partial(target)
         try:
-            with os.fdopen(handle, "wb") as out:
+            with temp.open("wb") as out:
                 shutil.copyfileobj(source, out, 1 << 20)
             os.replace(temp, target)
         except BaseException:
-            Path(temp).unlink(missing_ok=True)
+            temp.unlink(missing_ok=True)
             raise
 
     def open(self, name: str) -> BinaryIO:
@@ -88,8 +95,10 @@ class LocalStorage:
         return self._path(name).is_file()
 
     def delete(self, name: str) -> None:
-        """Remove the file if present."""
-        self._path(name).unlink(missing_ok=True)
+        """Remove the file if present, and any write of it a crash cut short."""
+        target = self._path(name)
+        target.unlink(missing_ok=True)
+        self._partial(target).unlink(missing_ok=True)
 
 
 # The one table of backends; another one (S3 …) is a new entry here and a Settings value.

@@ -1,6 +1,11 @@
-"""Processing a claimed upload ticket: sniff the file, read its EXIF, render thumbnails, store the
-files and write the doc, its thumbs, tags and album entry in one transaction. A failure removes
-every file it stored and marks the ticket failed; the spooled upload is removed either way.
+"""Processing a claimed upload ticket: sniff the file, read its EXIF, render thumbnails, record
+the names of the files it will store (committed first, so recovery can remove them after a crash),
+store them, and write the doc, its thumbs, tags and album entry in one transaction.
+
+A file goes only after the state change that makes it unneeded has committed: the upload once the
+ticket is done or failed, stored files once the ticket is failed or queued again. A database
+failure queues the ticket again instead of failing it; when even that cannot be written, the
+ticket's lease runs out and any worker queues it again (queue.py).
 """
 
 from __future__ import annotations
@@ -23,12 +28,20 @@ from PIL import Image
 
 from api.config import Settings
 from api.content.tags import add_tags
-from api.media.imaging import PhotoInfo, Rejected, Sniffed, read_photo, render_thumbs, sniff
+from api.media.imaging import (
+    PhotoInfo,
+    Rejected,
+    Sniffed,
+    read_photo,
+    release_memory,
+    render_thumbs,
+    sniff,
+)
 from api.media.names import ORIGINAL, doc_file_names, storage_name
-from api.media.queue import DONE, FAILED, QUEUED, TicketQueue
+from api.media.queue import DONE, FAILED, QUEUED, ClaimLost, TicketQueue, database_failed, held
 from api.media.storage import Storage, build_storage
 from api.models.docs import Album, AlbumDoc, Doc, Thumb, UploadTicket
-from keys.db import db, is_busy
+from keys.db import db
 from keys.models import User
 
 log = logging.getLogger("api.uploads")
@@ -49,6 +62,16 @@ class _Rendered:
     thumbs: list[tuple[str, int, int, bytes]]
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """The doc id and secrets the files will be stored under, and their storage names (the
+    original first, then the thumbnails in the order of ``_Rendered.thumbs``)."""
+
+    doc_id: int
+    secret: str
+    original_secret: str
+    names: list[str]
+
 
 class UploadQueue(TicketQueue):
     """The queue of ``TicketQueue`` whose ``process`` turns a ticket into a doc (or a replaced
@@ -67,47 +90,58 @@ class UploadQueue(TicketQueue):
         """Turn one claimed ticket into a doc (or a replaced file); never raises."""
         with self._slots:
             self._process(ticket)
+            release_memory()  # the decode's buffers, which glibc would keep (docs/uploads.md)
 
     def _process(self, ticket: UploadTicket) -> None:
         written: list[str] = []
-        keep_file = False
         try:
             options = json.loads(ticket.params)
             target = ticket.replace_doc if ticket.replace_doc_id else None
             rendered = self._render(ticket, options, target)
+            plan = self._plan(ticket, target, rendered)
+            self._store(ticket, plan, rendered, written)
             with db.atomic():
-                stale = self._write(ticket, options, target, rendered, written)
-            for name in stale:
-                self.storage.delete(name)
+                stale = self._write(ticket, options, target, rendered, plan)
+        except ClaimLost as error:  # the ticket and its upload are another worker's now
+            log.warning("upload ticket %s abandoned: %s", ticket.id, error)
+            self.discard(written)
+            return
         except Exception as error:
-            for name in written:
-                self.storage.delete(name)
-            if is_busy(error):  # not the file's fault: queue it again for the next pass
-                log.warning("upload ticket %s requeued, database busy: %r", ticket.id, error)
-                keep_file = True
-                self.settle(ticket.id, state=QUEUED, started_at=0)
+            if database_failed(error):  # not the file's fault: queue it again
+                log.warning("upload ticket %s requeued, database unavailable: %r", ticket.id,
+                            error)
+                # Unless requeued, the doc may have committed after all (a commit whose answer
+                # was lost): the files stay, and whoever requeues the ticket removes them.
+                if self.settle(ticket, state=QUEUED, started_at=0, lease_until=0):
+                    self.discard(written)
                 return
             if isinstance(error, Rejected):
                 log.info("upload ticket %s refused: %s", ticket.id, error)
             else:
                 log.exception("upload ticket %s failed", ticket.id)
-            self.settle(ticket.id, state=FAILED, error=type(error).__name__,
-                        finished_at=self.now())
-        finally:
-            if not keep_file:
+            failed = self.settle(ticket, state=FAILED, error=type(error).__name__,
+                                 finished_at=self.now())
+            self.discard(written)  # the doc's transaction did not commit: nothing refers to them
+            if failed:
                 Path(ticket.file_path).unlink(missing_ok=True)
+            return
+        self.discard(stale)
+        Path(ticket.file_path).unlink(missing_ok=True)
 
     def _render(self, ticket: UploadTicket, options: dict[str, Any],
                 target: Doc | None) -> _Rendered:
         """Everything computed from the file, before anything is written."""
         sniffed = sniff(ticket.file_path, ticket.filename,
-                        max_pixels=self.settings.max_image_pixels)
+                        max_pixels=self.settings.max_image_pixels,
+                        max_decode_bytes=self.settings.max_decode_bytes)
         if target is not None and sniffed.media != target.media:
             raise Rejected("a replacement must have the media type of the doc it replaces")
+        self.renew(ticket)
         digest = hashlib.md5(usedforsecurity=False)
         with open(ticket.file_path, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
+        self.renew(ticket)
         info, thumbs = PhotoInfo(), []
         orientation = options.get("dir") or 1
         width, height = sniffed.width, sniffed.height
@@ -115,15 +149,54 @@ class UploadQueue(TicketQueue):
             with Image.open(ticket.file_path) as image:
                 info = read_photo(image)
                 orientation = options.get("dir") or info.orientation
-                thumbs = list(render_thumbs(image, orientation))
+                for thumb in render_thumbs(image, orientation):
+                    thumbs.append(thumb)
+                    self.renew(ticket)
             if orientation >= 5:
                 width, height = height, width
         return _Rendered(sniffed=sniffed, md5=digest.hexdigest(), info=info,
                          orientation=orientation, width=width, height=height, thumbs=thumbs)
 
+    def _plan(self, ticket: UploadTicket, target: Doc | None, rendered: _Rendered) -> _Plan:
+        """Choose the doc id and secrets, and commit the storage names they make in the ticket's
+        ``stored_names`` (renewing the lease) before any file is stored.
+
+        A new doc's id is reserved by a row inserted and deleted in this transaction: neither
+        AUTOINCREMENT (SQLite) nor a sequence (PostgreSQL) ever gives it again.
+        """
+        # New secrets: media URLs are cached as immutable, so new content needs new names.
+        secret, original_secret = (self.new_secret(_SECRET_BYTES),
+                                   self.new_secret(_SECRET_BYTES))
+        with db.atomic():
+            if target is None:
+                doc_id = Doc.insert(owner=ticket.user_id, secret=secret,
+                                    original_secret=original_secret).execute()
+                Doc.delete().where(Doc.id == doc_id).execute()
+            else:
+                doc_id = target.id
+            names = [storage_name(doc_id, original_secret, ORIGINAL, rendered.sniffed.ext)]
+            names += [storage_name(doc_id, secret, label, "jpg")
+                      for label, _w, _h, _data in rendered.thumbs]
+            self.renew(ticket, stored_names=json.dumps(names))
+        return _Plan(doc_id=doc_id, secret=secret, original_secret=original_secret, names=names)
+
+    def _store(self, ticket: UploadTicket, plan: _Plan, rendered: _Rendered,
+               written: list[str]) -> None:
+        """Put the original and the thumbnails in storage under the planned names, each name in
+        ``written`` before its file is, renewing the lease between files."""
+        original, *thumb_names = plan.names
+        written.append(original)
+        with open(ticket.file_path, "rb") as handle:
+            self.storage.put(original, handle)
+        for name, (_label, _w, _h, data) in zip(thumb_names, rendered.thumbs, strict=True):
+            self.renew(ticket)
+            written.append(name)
+            self.storage.put(name, io.BytesIO(data))
+
     def _write(self, ticket: UploadTicket, options: dict[str, Any], target: Doc | None,
-               rendered: _Rendered, written: list[str]) -> list[str]:
-        """Store the files and rows (inside the caller's transaction); names of files now stale."""
+               rendered: _Rendered, plan: _Plan) -> list[str]:
+        """Write the rows (inside the caller's transaction) and mark the ticket done if its claim
+        still holds (else ClaimLost, rolling it all back); the names of files now stale."""
         now = self.now()
         stale: list[str] = []
         file_fields = {
@@ -132,12 +205,10 @@ class UploadQueue(TicketQueue):
             "original_ext": rendered.sniffed.ext, "original_mime": rendered.sniffed.mime,
             "original_size": ticket.file_size, "exif": json.dumps(rendered.info.exif),
             "camera": rendered.info.camera[:128], "modified_at": now,
-            # New secrets: media URLs are cached as immutable, so new content needs new names.
-            "secret": self.new_secret(_SECRET_BYTES),
-            "original_secret": self.new_secret(_SECRET_BYTES),
+            "secret": plan.secret, "original_secret": plan.original_secret,
         }
         if target is None:
-            doc = Doc.create(owner=ticket.user_id, posted_at=now,
+            doc = Doc.create(id=plan.doc_id, owner=ticket.user_id, posted_at=now,
                              **self._described(options, rendered.info, now), **file_fields)
         else:
             doc = target
@@ -146,13 +217,17 @@ class UploadQueue(TicketQueue):
             for name, value in file_fields.items():
                 setattr(doc, name, value)
             doc.save()
-        self._store(doc, ticket.file_path, rendered, written)
+        rows = [{"doc": doc, "label": label, "w": width, "h": height, "ext": "jpg"}
+                for label, width, height, _data in rendered.thumbs]
+        if rows:
+            Thumb.insert_many(rows).execute()
         if target is None:
             self._attach(doc, options, ticket.user, now)
-        (UploadTicket
-         .update(state=DONE, doc=doc, finished_at=now)
-         .where(UploadTicket.id == ticket.id)
-         .execute())
+        if (UploadTicket
+                .update(state=DONE, doc=doc, finished_at=now)
+                .where(held(ticket))
+                .execute()) != 1:
+            raise ClaimLost(f"upload ticket {ticket.id} was queued again before it was done")
         return stale
 
     @staticmethod
@@ -169,21 +244,6 @@ class UploadQueue(TicketQueue):
         if isinstance(geo, list):
             fields["lat"], fields["lng"] = geo
         return fields
-
-    def _store(self, doc: Doc, source: str, rendered: _Rendered, written: list[str]) -> None:
-        """Put the original and the thumbnails in storage, recording each name as it is written."""
-        name = storage_name(doc.id, doc.original_secret, ORIGINAL, doc.original_ext)
-        with open(source, "rb") as handle:
-            written.append(name)
-            self.storage.put(name, handle)
-        rows = []
-        for label, width, height, data in rendered.thumbs:
-            name = storage_name(doc.id, doc.secret, label, "jpg")
-            written.append(name)
-            self.storage.put(name, io.BytesIO(data))
-            rows.append({"doc": doc, "label": label, "w": width, "h": height, "ext": "jpg"})
-        if rows:
-            Thumb.insert_many(rows).execute()
 
     @staticmethod
     def _attach(doc: Doc, options: dict[str, Any], owner: User, now: int) -> None:

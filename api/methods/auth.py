@@ -49,7 +49,10 @@ def auth_answer(token: str, permissions: dict[str, str], user: User, extra: str)
 @group.method("auth.getFrob", title="Ask for a Frob.", sign=True,
               response="<auth><frob>12345-a0b1c2d3e4f5</frob></auth>")
 def get_frob(call: Call) -> dict:
-    """Returns a single-use frob for the authorization link; it expires after a few minutes."""
+    """Returns a single-use frob for the authorization link; it expires after a few minutes.
+
+    Each caller address may create only so many (API_RATELIMIT_FROBS; 113 beyond that)."""
+    call.limit_address("frob")  # every frob is a row: a loop must not fill the table
     frob = frobs.new_frob(call.require_key().key, now=call.now(), ttl=call.ctx.settings.frob_ttl,
                               new_secret=call.ctx.new_secret)
     return {"auth": {"frob": Text(frob)}}

@@ -8,8 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated
 
+from peewee import CharField
+
 from api.core.context import Call
-from api.core.errors import method_error
+from api.core.errors import ApiError, method_error
 from api.core.ids import as_id
 
 READ = {"doc": "read"}
@@ -35,6 +37,14 @@ Safesurf = Annotated[int | None, "Maximum safety level: 1 (default), 2, 3 (3 nee
 Thumbsize = Annotated[str, "Thumbnail size: 75x (default), 100, 240, 250x, 500, 560, 640, 800, "
                            "1024 …"]
 MediaFilter = Annotated[str, "photo, video, audio or other (a comma list is accepted)."]
+
+
+def fitting(value: str, column: CharField, error: type[ApiError]) -> str:
+    """``value`` if it fits ``column``, else ``error``: PostgreSQL refuses text longer than a
+    VARCHAR (a 500), where SQLite would have stored it."""
+    if column.max_length is not None and len(value) > column.max_length:
+        raise error(f"{column.name} longer than {column.max_length} characters")
+    return value
 
 
 def extra_help(extras: Iterable[str]) -> str:

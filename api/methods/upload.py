@@ -93,8 +93,10 @@ def _checked_file(call: Call, codes: _Codes, media_hint: str | None = None
     if upload is None or upload.size == 0:
         raise codes.missing()
     try:
+        settings = call.ctx.settings
         sniffed: Sniffed | None = sniff(upload.path, upload.filename,
-                                        max_pixels=call.ctx.settings.max_image_pixels)
+                                        max_pixels=settings.max_image_pixels,
+                                        max_decode_bytes=settings.max_decode_bytes)
     except Rejected:
         sniffed = None
     media = sniffed.media if sniffed else (media_hint or "photo")

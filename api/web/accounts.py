@@ -123,10 +123,15 @@ class Accounts:
                           "underscores, not only digits.")
         if len(password) < MIN_PASSWORD:
             raise Refused(f"Choose a password of at least {MIN_PASSWORD} characters.")
+        # Saying so tells no more than user.get tells anyone (docs/protocol-choices.md, "Rate
+        # limits"); checked before the password is hashed, so a probe costs no argon2 run.
+        taken = Refused("This user name is taken. Choose another.")
+        if store.find_user_by_username(username) is not None:
+            raise taken
         try:
             return store.add_user(username, password, realname=realname.strip()[:128])
         except store.KeyStoreError:
-            raise Refused("This user name is taken.") from None
+            raise taken from None
 
     def login(self, username: str, password: str, address: str) -> User:
         """The account if the password is right; Refused when wrong, throttled or closed."""

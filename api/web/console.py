@@ -4,9 +4,11 @@
 Anyone logged in may register applications. A key's page (``/apps/keys/<api_key>``) shows its
 settings and its audit list; its forms reveal the secret (a POST: never in a URL, answered
 ``Cache-Control: no-store`` like every page), rotate it with a grace period the owner chooses, turn
-the key on or off, and change the name, description, callback, "always signed" and the allowed
-addresses (CIDR ranges). Every change goes through ``keys.store`` (which writes the audit line) and
-drops the key from the in-process cache at once. Another member's key, and ``/admin/keys`` for a
+the key on or off, and change the name, description, callback, "always signed", the allowed
+addresses (CIDR ranges), the key's rate limit (an owner may lower the server's default, not raise
+it: operators do that with ``python -m keys ratelimit``), "require HMAC-SHA256" and "OAuth 1.0
+clients". Every change goes through ``keys.store`` (which writes the audit line) and drops the key
+from the in-process cache at once. Another member's key, and ``/admin/keys`` for a
 non-administrator, are 404: whether a key exists is never revealed.
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 import falcon
 from peewee import Case, fn
 
+from api.runtime import ratelimit
 from api.web.pages import SESSION_COOKIE, BadRequest, Page, Pages, read_form
 from keys import store
 from keys.db import as_tuples
@@ -163,9 +166,13 @@ class KeyDetail(OwnKeyPage):
             secret=row.secret if revealed else "",
             previous_secret=row.previous_secret if revealed and in_grace else "",
             audit=store.audit_list(row), grace_choices=GRACE_CHOICES,
+            default_limit=self.pages.ctx.settings.ratelimit_per_key,
             form=form or {"name": row.name, "description": row.description,
                           "callback_url": row.callback_url, "allowed": allowed,
-                          "always_signed": "1" if row.always_signed else ""},
+                          "always_signed": "1" if row.always_signed else "",
+                          "rate_limit": row.rate_limit,
+                          "require_hmac": "1" if row.require_hmac else "",
+                          "legacy_oauth": "1" if row.legacy_oauth else ""},
             csrf_token=self.csrf_token(req))
 
     def change(self, req: falcon.Request, resp: falcon.Response, api_key: str) -> None:
@@ -224,13 +231,33 @@ class KeyDetail(OwnKeyPage):
                 description=form.get("description", "").strip(),
                 callback_url=(form.get("callback_url", "").strip() if row.auth_type == "web"
                               else None),
-                always_signed=bool(form.get("always_signed")), allowed=networks)
+                always_signed=bool(form.get("always_signed")), allowed=networks,
+                rate_limit=(self.owners_limit(row, form["rate_limit"]) if "rate_limit" in form
+                            else None),  # a form from before the field: unchanged
+                require_hmac=bool(form.get("require_hmac")),
+                legacy_oauth=bool(form.get("legacy_oauth")))
         except store.KeyStoreError as error:
             message = str(error).replace("--callback URL", "a callback URL")
             return self.show(req, resp, user, row, error=message[:1].upper() + message[1:],
                              form=form)
         self.pages.ctx.keys.invalidate(row.key)
         self.pages.redirect(resp, f"{KEYS_HOME}/{row.key}")
+
+
+    def owners_limit(self, row: ApiKey, text: str) -> str:
+        """The form's rate limit as stored; a new one must stay within API_RATELIMIT_PER_KEY (an
+        owner is anyone who signed up: raising their own key's budget would void it)."""
+        try:
+            limit = store.check_rate_limit(text)
+        except store.KeyStoreError as error:
+            raise store.KeyStoreError(f"Rate limit: {error}.") from None
+        default = self.pages.ctx.settings.ratelimit_per_key
+        if limit and limit != row.rate_limit and not ratelimit.within(limit, default):
+            raise store.KeyStoreError(
+                f"Rate limit: {limit} allows more calls than this server's default ({default}) "
+                "in one of its windows. Give each of them a window of yours no more generous, "
+                "or ask the operators to raise the limit.")
+        return limit
 
 
 class AdminKeys(ConsolePage):

@@ -2,9 +2,9 @@
 
 The newest failed calls (api/runtime/request_log.py keeps ``Settings.request_log_bound`` per key):
 time, method, code, message, client address and format; for a 105 (invalid signature) the string
-the server signed (md5.signature_base_string with ``<secret>`` for the secret and the auth_token
-cut to 4 characters) and the api_sig the client sent, so the owner can compare with what their
-client signed. Another member's key, or no key, is 404 like the key's page.
+the server signed (md5.signature_base_string with ``<secret>`` for the secret, or the HMAC-SHA256
+base string, the auth_token cut to 4 characters) and the api_sig the client sent, so the owner can
+compare with what their client signed. Another member's key, or no key, is 404 like the key's page.
 """
 
 from __future__ import annotations

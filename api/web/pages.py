@@ -8,6 +8,7 @@ HTML error page with a 4xx status, never a traceback.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -19,10 +20,11 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api.auth import frobs
 from api.auth.frobs import FlowError
-from api.core.context import AppContext
+from api.core.context import AppContext, Quota
 from api.core.errors import RETRY_AFTER_SECONDS, ApiError
 from api.core.permissions import described
 from api.core.transport import decode_urlencoded
+from api.runtime import ratelimit
 from api.web import authorize, static
 from api.web.accounts import Accounts, Refused, session_secret
 from keys.db import is_busy
@@ -47,9 +49,11 @@ _SECURITY_HEADERS = {
 class BadRequest(Exception):
     """A form or link the pages refuse; the message is shown on the error page."""
 
-    def __init__(self, message: str, status: str = falcon.HTTP_400) -> None:
+    def __init__(self, message: str, status: str = falcon.HTTP_400, *,
+                 retry_after: int = 0) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after  # seconds, sent as Retry-After (a 429)
 
 
 def safe_next(target: str | None) -> str:
@@ -129,6 +133,17 @@ class Pages:
         """The injected clock in whole seconds."""
         return int(self.ctx.clock())
 
+    def limit(self, req: falcon.Request, scope: str) -> None:
+        """Spend one of the client address's ``scope`` posts (API_RATELIMIT_SIGNUP, _LOGIN: each
+        costs a password hash); past the limit, a 429 page saying when to come back."""
+        quotas: list[Quota] = []
+        if self.ctx.limits is not None and self.ctx.limits.spend(quotas, scope,
+                                                                 req.remote_addr or ""):
+            wait = ratelimit.retry_after(quotas)
+            raise BadRequest(f"Too many attempts from your address. Please try again in "
+                             f"{math.ceil(wait / 60)} minute(s).", falcon.HTTP_429,
+                             retry_after=wait)
+
 
 def read_form(req: falcon.Request) -> dict[str, str]:
     """The urlencoded form body; BadRequest when too large or undecodable."""
@@ -168,6 +183,8 @@ class Page:
             responder(req, resp)
         except BadRequest as error:
             self.error(resp, str(error), error.status)
+            if error.retry_after:
+                resp.set_header("Retry-After", str(error.retry_after))
         except (FlowError, ApiError) as error:
             self.error(resp, str(error) if isinstance(error, FlowError)
                        else "The request could not be read.", falcon.HTTP_400)
@@ -190,9 +207,11 @@ class Page:
 
 
 class AccountForm(Page):
-    """Shared by the sign-up and login pages: the form, shown again with a reason when refused."""
+    """Shared by the sign-up and login pages: the form, shown again with a reason when refused;
+    each post spends one of the address's ``scope`` rate limit."""
 
     template = ""
+    scope = ""
 
     def get(self, req: falcon.Request, resp: falcon.Response) -> None:
         target = safe_next(req.get_param("next"))
@@ -211,6 +230,7 @@ class AccountForm(Page):
     def post(self, req: falcon.Request, resp: falcon.Response) -> None:
         form = read_form(req)
         self.pages.check_csrf(req, form)
+        self.pages.limit(req, self.scope)
         try:
             user = self.accept(req, form)
         except Refused as refused:
@@ -227,6 +247,7 @@ class SignUp(AccountForm):
     """``/signup``: create an account, then log in and go back where the visitor came from."""
 
     template = "signup.html"
+    scope = "signup"
 
     def accept(self, req: falcon.Request, form: Mapping[str, str]) -> User:
         return self.pages.accounts.sign_up(form.get("username", ""), form.get("realname", ""),
@@ -237,6 +258,7 @@ class Login(AccountForm):
     """``/login``: throttled password login; a new session id each time."""
 
     template = "login.html"
+    scope = "login"
 
     def accept(self, req: falcon.Request, form: Mapping[str, str]) -> User:
         return self.pages.accounts.login(form.get("username", ""), form.get("password", ""),

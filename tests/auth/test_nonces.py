@@ -56,25 +56,29 @@ def test_expired_rows_are_swept(ctx, clock, monkeypatch):
     assert left == ["new-nonce-0", "new-nonce-1", "new-nonce-2"]
 
 
+def _race(store, nonce: str, threads: int = 8) -> list[bool]:
+    """``threads`` threads offering one nonce at the same instant; each one's answer."""
+    wins: list[bool] = []
+    start = threading.Barrier(threads)
+
+    def attempt() -> None:
+        start.wait()
+        try:
+            wins.append(store.first_use("hmac", "race", nonce, 600))
+        finally:
+            db.close()
+
+    running = [threading.Thread(target=attempt) for _ in range(threads)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join()
+    return wins
+
+
 def test_racing_threads_let_exactly_one_use_through(stores):
     for store in stores:
-        nonce = secrets.token_hex(8)
-        wins: list[bool] = []
-        start = threading.Barrier(8)
-
-        def attempt(store=store, nonce=nonce) -> None:
-            start.wait()
-            try:
-                wins.append(store.first_use("hmac", "race", nonce, 600))
-            finally:
-                db.close()
-
-        threads = [threading.Thread(target=attempt) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert sorted(wins) == [False] * 7 + [True]
+        assert sorted(_race(store, secrets.token_hex(8))) == [False] * 7 + [True]
 
 
 def test_an_unreachable_redis_is_a_503_not_a_pass():

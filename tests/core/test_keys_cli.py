@@ -174,3 +174,64 @@ def test_simultaneous_rotations_each_replace_a_different_secret(ctx, owner):
     for thread in threads:
         thread.join(timeout=60)
     assert len(replaced) == 8 and len(set(replaced)) == 8  # every rotation saw the one before
+
+
+def test_require_hmac_and_legacy_oauth_switch_on_and_off(keys_cli):
+    key = issued_key(keys_cli)
+    assert json.loads(keys_cli("require-hmac", key, "on").stdout) == {
+        "api_key": key, "require_hmac": True}
+    assert json.loads(keys_cli("legacy-oauth", key.upper(), "on").stdout) == {
+        "api_key": key, "legacy_oauth": True}
+    listed = json.loads(keys_cli("list").stdout)[0]
+    assert (listed["require_hmac"], listed["legacy_oauth"]) == (True, True)
+    assert json.loads(keys_cli("require-hmac", key, "off").stdout)["require_hmac"] is False
+    assert json.loads(keys_cli("legacy-oauth", key, "off").stdout)["legacy_oauth"] is False
+    assert keys_cli("require-hmac", key, "maybe").returncode == 2  # argparse: on or off only
+    for command in ("require-hmac", "legacy-oauth"):
+        done = keys_cli(command, "f" * 32, "on")
+        assert done.returncode == 1 and "no key" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_ratelimit_sets_prints_and_clears_a_keys_own_limit(keys_cli):
+    key = issued_key(keys_cli)
+    assert json.loads(keys_cli("ratelimit", key).stdout) == {"api_key": key, "rate_limit": None}
+    done = json.loads(keys_cli("ratelimit", key, " 10/second; 5000/hours ").stdout)
+    assert done == {"api_key": key, "rate_limit": "10/second;5000/hour"}  # normalised
+    assert json.loads(keys_cli("ratelimit", key).stdout) == done  # just prints
+    assert json.loads(keys_cli("list").stdout)[0]["rate_limit"] == "10/second;5000/hour"
+    assert json.loads(keys_cli("ratelimit", key, "2/5 minutes").stdout)["rate_limit"] == \
+        "2/5 minute"
+    assert json.loads(keys_cli("ratelimit", key, "--clear").stdout)["rate_limit"] is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (("lots",), "not a rate limit: 'lots'"),
+    (("1/second;" * 7 + "1/second",), "at most 64 characters"),
+    (("10/hour", "--clear"), "give a LIMIT or --clear, not both"),
+])
+def test_ratelimit_refuses_what_is_no_limit_and_changes_nothing(keys_cli, args, message):
+    key = issued_key(keys_cli)
+    keys_cli("ratelimit", key, "3600/hour")
+    done = keys_cli("ratelimit", key, *args)
+    assert done.returncode == 1 and message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert json.loads(keys_cli("ratelimit", key).stdout)["rate_limit"] == "3600/hour"
+    assert "no key" in keys_cli("ratelimit", "f" * 32, "1/hour").stderr
+
+
+def test_the_three_settings_are_audited_as_the_cli(keys_cli, tmp_path):
+    import sqlite3
+
+    key = issued_key(keys_cli)
+    keys_cli("require-hmac", key, "on")
+    keys_cli("legacy-oauth", key, "on")
+    keys_cli("ratelimit", key, "100/minute")
+    keys_cli("ratelimit", key, "100/minute")  # no change: no line
+    keys_cli("ratelimit", key, "--clear")
+    with sqlite3.connect(tmp_path / "cli.sqlite3") as database:
+        lines = database.execute("SELECT actor, action FROM key_audit ORDER BY id").fetchall()
+    assert lines[1:] == [("cli", "turned 'require HMAC' on"),
+                         ("cli", "turned 'OAuth 1.0 clients' on"),
+                         ("cli", "set the rate limit to 100/minute"),
+                         ("cli", "set the rate limit to the server's default")]

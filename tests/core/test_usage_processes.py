@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlencode
 
 from api.models.usage import UsageLatency, UsageUser
@@ -22,11 +24,11 @@ from tests.conftest import free_port
 from tests.core.test_serve import ROOT, wait_for_line
 
 
-def start_server(settings, tmp_path, name: str):
+def start_server(settings, tmp_path, name: str, **extra_env: str):
     port = free_port()
     env = {"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1",
            "API_USAGE_FLUSH_SECONDS": "3600",  # only the stop flushes: SIGTERM must write them
-           "API_ACCESS_LOG": "0"}
+           "API_ACCESS_LOG": "0", **extra_env}
     if "HOME" in os.environ:
         env["HOME"] = os.environ["HOME"]
     process = subprocess.Popen(
@@ -35,6 +37,23 @@ def start_server(settings, tmp_path, name: str):
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     wait_for_line(process, "listening on")
     return process, f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def two_servers(settings, tmp_path, **extra_env: str) -> Iterator[list[str]]:
+    """Two servers on one database: their base URLs; both stopped with SIGTERM after the block
+    (a clean exit, status 0, is part of the test), killed if the block failed."""
+    servers = [start_server(settings, tmp_path, name, **extra_env) for name in ("one", "two")]
+    try:
+        yield [base for _, base in servers]
+        for process, _ in servers:
+            process.send_signal(signal.SIGTERM)
+        for process, _ in servers:
+            assert process.wait(timeout=30) == 0
+    finally:
+        for process, _ in servers:
+            if process.poll() is None:
+                process.kill()
 
 
 def api_call(base: str, api_key, method: str, **params: str) -> int:
@@ -49,12 +68,11 @@ def api_call(base: str, api_key, method: str, **params: str) -> int:
 def test_two_processes_count_every_call_exactly(settings, ctx, client, api_key, owner, member,
                                                 token_for, tmp_path):
     token = token_for(member)
-    servers = [start_server(settings, tmp_path, "one"), start_server(settings, tmp_path, "two")]
     made = 0
     errors = 0
-    try:
+    with two_servers(settings, tmp_path) as bases:
         for i in range(40):
-            base = servers[i % 2][1]
+            base = bases[i % 2]
             if i % 5 == 0:
                 code = api_call(base, api_key, "user.get", user_id="999999")
             elif i % 5 == 1:
@@ -63,14 +81,6 @@ def test_two_processes_count_every_call_exactly(settings, ctx, client, api_key, 
                 code = api_call(base, api_key, "test.hello")
             made += 1
             errors += code != 0
-        for process, _ in servers:
-            process.send_signal(signal.SIGTERM)
-        for process, _ in servers:
-            assert process.wait(timeout=30) == 0
-    finally:
-        for process, _ in servers:
-            if process.poll() is None:
-                process.kill()
     assert errors == 8
     with db.connection_context():
         assert sum(r.calls for r in UsageCounter.select()) == made

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import ExifTags, Image
+
+from api.media.names import doc_file_names
+from api.models.docs import Doc
 
 
 def jpeg(width: int = 300, height: int = 200, *, exif: Image.Exif | None = None,
@@ -31,6 +35,17 @@ def camera_exif(*, orientation: int = 1) -> Image.Exif:
     gps[ExifTags.GPS.GPSLongitudeRef] = "E"
     gps[ExifTags.GPS.GPSLongitude] = (151.0, 12.0, 36.0)  # 151.21 E
     return exif
+
+
+def media_files(settings: Any) -> set[str]:
+    """Every file under the media dir (partial writes included), as storage names."""
+    root = Path(settings.data_dir) / "media"
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def doc_files() -> set[str]:
+    """The files the committed docs and their thumbs refer to."""
+    return {name for doc in Doc.select() for name in doc_file_names(doc, list(doc.thumbs))}
 
 
 @pytest.fixture

@@ -98,7 +98,7 @@ def test_other_documents_download_and_never_render(client, upload, queue):
 def test_sniffing_reads_content_not_names(tmp_path, head, media, ext):
     path = tmp_path / "upload"
     path.write_bytes(head + b"\x00" * 64)
-    found = sniff(str(path), "notes.txt", max_pixels=10**6)
+    found = sniff(str(path), "notes.txt", max_pixels=10**6, max_decode_bytes=2**30)
     assert (found.media, found.ext) == (media, ext)
 
 
@@ -107,7 +107,7 @@ def test_sniffing_refuses_broken_images(tmp_path):
     for head in (b"\xff\xd8\xff\xe0junk", b"GIF89a\x00", b"RIFF\x00\x00\x00\x00WEBPVP8 "):
         path.write_bytes(head + b"\x01" * 32)
         with pytest.raises(Rejected):
-            sniff(str(path), "a.bin", max_pixels=10**6)
+            sniff(str(path), "a.bin", max_pixels=10**6, max_decode_bytes=2**30)
 
 
 def test_keywords_follow_the_quoting_rule():

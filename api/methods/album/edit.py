@@ -25,7 +25,7 @@ from api.methods.album.shared import (
     own_doc_ids,
     visibility_flags,
 )
-from api.methods.common import WRITE, InvalidArgument, parse_ids
+from api.methods.common import WRITE, InvalidArgument, fitting, parse_ids
 from api.models.docs import Album, AlbumDoc
 from keys.db import db
 
@@ -47,7 +47,7 @@ _SINGLE_SHAPE = "<album album_id link title><description/><visibility/><dates/><
 @group.method("album.create", title="Create a new album", token=True, sign=True, post=True,
               perms=WRITE, missing=InvalidArgument, invalid=InvalidArgument,
               response=_SINGLE_SHAPE + "<can/><permissions/></album>")
-def create(call: Call, title: Annotated[str, "The album title."],
+def create(call: Call, title: Annotated[str, "The album title (max 255)."],
            description: Annotated[str, "The album description."] = "",
            cover_id: Annotated[int | None, "One of your docs: added to the album and shown as "
                                            "its cover."] = None,
@@ -59,7 +59,9 @@ def create(call: Call, title: Annotated[str, "The album title."],
         raise InvalidArgument(f"cover_id {cover_id} is not one of your docs")
     now = call.now()
     with db.atomic():
-        album = Album.create(owner=owner, title=title.strip(), description=description,
+        album = Album.create(owner=owner, title=fitting(title.strip(), Album.title,
+                                                        InvalidArgument),
+                             description=description,
                              perm_comment=perm_comment, cover=cover_id, created_at=now,
                              modified_at=now)
         if cover_id is not None:
@@ -79,7 +81,8 @@ def create(call: Call, title: Annotated[str, "The album title."],
               missing=AlbumNotFound, invalid=InvalidArgument,
               response=_SINGLE_SHAPE.replace("<cover/>", "<cover cover_id doc_id/>")
               + "<permissions/></album>")
-def edit(call: Call, album_id: OwnAlbumId, title: Annotated[str | None, "A new title."] = None,
+def edit(call: Call, album_id: OwnAlbumId,
+         title: Annotated[str | None, "A new title (max 255)."] = None,
          description: Annotated[str | None, "A new description."] = None,
          cover_id: Annotated[int | None, "A doc of the album to show as its cover."] = None
          ) -> dict:
@@ -92,7 +95,7 @@ def edit(call: Call, album_id: OwnAlbumId, title: Annotated[str | None, "A new t
     if title is not None:
         if not title.strip():
             raise InvalidArgument("an album needs a title")
-        album.title = title.strip()
+        album.title = fitting(title.strip(), Album.title, InvalidArgument)
     if description is not None:
         album.description = description
     album.modified_at = call.now()

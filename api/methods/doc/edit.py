@@ -22,6 +22,7 @@ from api.methods.common import (
     IsFamily,
     IsFriend,
     IsPublic,
+    fitting,
 )
 from api.methods.doc.shared import CallersDocId, DocId, can_tree, permissions_tree
 from api.models.docs import SAFETY_LEVELS, SHARE_LEVELS, Album, Doc, Thumb, share_flags
@@ -39,8 +40,8 @@ def set_(call: Call, doc_id: DocId, title: Annotated[str | None, "The new title 
          description: Annotated[str | None, "The new description."] = None) -> dict:
     """Change the title and/or description of one of the caller's documents."""
     doc = owned_doc(call, doc_id, DocNotFound)
-    if title is not None and len(title) > 255:
-        raise InvalidArgument("title longer than 255")
+    if title is not None:
+        fitting(title, Doc.title, InvalidArgument)
     changes = {k: v for k, v in (("title", title), ("description", description)) if v is not None}
     _save(call, doc, **changes)
     return {"doc": {"doc_id": doc.id, "title": doc.title, "share": doc.share,

@@ -52,6 +52,7 @@ SearchInvalidArgument = method_error(3, "Invalid argument", "An argument has an 
                                                             "(enumeration, date, tags, dist).")
 
 MAX_TAGS = 20
+MAX_WORD = 1000  # characters of one text word: 4,000 UTF-8 bytes at most
 MAX_MD5 = 20
 CONTEXT_DEFAULT, MAX_CONTEXT = 1, 50  # doc.getContext prev/next
 DEFAULT_DIST, MAX_DIST = 5000, 30000  # metres (§10.4)
@@ -118,7 +119,7 @@ def search(call: Call,
            media: Annotated[str, "photo, video, audio, other, or a comma list of them."] = "",
            share: Share = None, safesurf: Safesurf = None,
            text: Annotated[str, "Words that must all appear in the title, description or "
-                                "tags."] = "",
+                                f"tags (each at most {MAX_WORD} characters)."] = "",
            tags: Annotated[str, f"Up to {MAX_TAGS} comma-separated keywords; a doc must carry "
                                 "all of them."] = "",
            album_id: Annotated[int | None, "Only docs in this album."] = None,
@@ -188,6 +189,8 @@ def _text_clause(text: str) -> Expression | None:
     """Every word must be in the title, the description or a keyword tag (case-insensitive)."""
     clause = None
     for word in text.split()[:MAX_TAGS]:
+        if len(word) > MAX_WORD:  # SQLite refuses LIKE patterns over 50,000 bytes
+            raise SearchInvalidArgument(f"a word longer than {MAX_WORD} characters")
         tagged = Tag.select(Tag.doc).where(Tag.norm == word.lower(), Tag.type == "keyword")
         match = Doc.title.contains(word) | Doc.description.contains(word) | Doc.id.in_(tagged)
         clause = match if clause is None else clause & match

@@ -1,0 +1,99 @@
+"""Request bodies (issue 10): forms are capped at max_form_bytes, only the ``file`` part may use
+max_body_bytes, media types are matched in any case, and a refused key stops an upload before
+its file part is spooled (docs/protocol-choices.md, "Bounded resources")."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.core import transport
+from tests.conftest import _multipart
+
+FORM_CAP = 4096
+
+
+@pytest.fixture
+def settings(settings):
+    return settings.with_(max_form_bytes=FORM_CAP)
+
+
+def post(client, body: bytes, content_type: str, query: str = ""):
+    return client.simulate_post("/api/test.echo/json", query_string=query, body=body,
+                                headers={"Content-Type": content_type})
+
+
+def code(result) -> int:
+    assert result.status_code == 200, result.text[:200]
+    return int(result.json["api"].get("code", 0))
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded",
+                                          "APPLICATION/X-WWW-FORM-URLENCODED",
+                                          "Application/X-Www-Form-Urlencoded; charset=UTF-8"])
+def test_urlencoded_in_any_case_and_capped(client, api_key, content_type):
+    fits = f"api_key={api_key.key}&echo=" + "a" * (FORM_CAP - 100)
+    assert post(client, fits.encode(), content_type).json["echo"] == "a" * (FORM_CAP - 100)
+    too_big = fits + "a" * 200
+    assert code(post(client, too_big.encode(), content_type)) == 141
+
+
+@pytest.mark.parametrize("case", [str.lower, str.upper, str.title])
+def test_multipart_in_any_case(client, api_key, case):
+    content_type, body = _multipart({"api_key": api_key.key, "echo": "hi"}, {})
+    media_type, _, boundary = content_type.partition(";")
+    assert post(client, body, case(media_type) + ";" + boundary).json["echo"] == "hi"
+
+
+def test_multipart_fields_share_the_form_cap_but_the_file_part_does_not(client, api_key):
+    big_file = {"file": ("x.bin", b"\xff" * (4 * FORM_CAP))}
+    content_type, body = _multipart({"api_key": api_key.key, "echo": "hi"}, big_file)
+    assert post(client, body, content_type).json["echo"] == "hi"  # the file part is not capped
+    content_type, body = _multipart({"api_key": api_key.key, "echo": "a" * FORM_CAP}, {})
+    assert code(post(client, body, content_type)) == 141
+    half = "a" * (FORM_CAP // 2 + 10)
+    content_type, body = _multipart({"api_key": api_key.key, "echo": half, "other": half}, {})
+    assert code(post(client, body, content_type)) == 141
+    stray = {"photo": ("x.bin", b"\xff" * (2 * FORM_CAP))}  # not the file part: the form's cap
+    content_type, body = _multipart({"api_key": api_key.key, "echo": "hi"}, stray)
+    assert code(post(client, body, content_type)) == 141
+
+
+@pytest.fixture
+def spooled(monkeypatch) -> list[str]:
+    """Every file part the transport spools."""
+    seen: list[str] = []
+    spool = transport._spool
+
+    def recording(stream, budget, tmpdir):
+        path, size = spool(stream, budget, tmpdir)
+        seen.append(path)
+        return path, size
+
+    monkeypatch.setattr(transport, "_spool", recording)
+    return seen
+
+
+@pytest.mark.parametrize("where", ["query", "field"])
+def test_an_unknown_key_is_refused_before_the_file_part_is_spooled(client, api_key, spooled,
+                                                                   where):
+    photo = {"file": ("x.jpg", b"\xff" * 50_000)}
+    fields = {"echo": "hi"} if where == "query" else {"api_key": "0" * 32, "echo": "hi"}
+    content_type, body = _multipart(fields, photo)
+    query = "api_key=" + "0" * 32 if where == "query" else ""
+    assert code(post(client, body, content_type, query)) == 101
+    assert spooled == []
+    content_type, body = _multipart({"api_key": api_key.key, "echo": "hi"}, photo)
+    assert post(client, body, content_type).json["echo"] == "hi"
+    assert len(spooled) == 1  # a known key's file part is spooled as before
+
+
+def test_a_disabled_key_is_refused_before_the_file_part_is_spooled(client, ctx, api_key,
+                                                                   spooled):
+    from keys import store
+
+    store.set_enabled(api_key.key, False)
+    ctx.keys.invalidate(api_key.key)
+    content_type, body = _multipart({"api_key": api_key.key, "echo": "hi"},
+                                    {"file": ("x.jpg", b"\xff" * 1000)})
+    assert code(post(client, body, content_type)) == 101
+    assert spooled == []
