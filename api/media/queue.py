@@ -308,11 +308,11 @@ class TicketQueue:
     # -- the worker thread ----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Recover from a crash, then process tickets in a daemon thread until ``stop``."""
+        """Recover from a crash, then process tickets in a daemon thread until ``stop`` (a
+        recovery the database cuts short is finished by the thread's checks)."""
         if self._thread is not None:
             return
-        with db.connection_context():
-            self.recover()
+        _guarded(self.recover)
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="upload-worker", daemon=True)
         self._thread.start()
