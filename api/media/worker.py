@@ -108,7 +108,7 @@ class UploadQueue(TicketQueue):
             return
         except Exception as error:
             if database_failed(error):  # not the file's fault: queue it again
-                log.warning("upload ticket %s requeued, database unavailable: %r", ticket.id,
+                log.warning("upload ticket %s interrupted, database unavailable: %r", ticket.id,
                             error)
                 # Unless requeued, the doc may have committed after all (a commit whose answer
                 # was lost): the files stay, and whoever requeues the ticket removes them.
