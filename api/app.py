@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import falcon
@@ -13,7 +14,6 @@ from api.core.dispatch import Dispatcher, Reply
 from api.core.errors import RETRY_AFTER_SECONDS
 from api.core.transport import discard_files, read_request
 from api.media.names import DEFAULT_ICON_PATH
-from api.media.queue import SPOOL
 from api.media.route import IconResource, MediaResource
 from api.media.worker import build_uploads
 from api.methods import build_registry
@@ -58,20 +58,13 @@ def build_context(settings: Settings, *, clock=time.time, grants=None) -> AppCon
                      grants=grants or DatabaseGrants(clock=clock),
                      usage=usage, storage=uploads.storage, uploads=uploads,
                      access_log=access_log, request_log=request_log, clock=clock,
-                     nonces=build_nonces(settings.redis_url, clock),
+                     nonces=build_nonces(settings.redis_url, clock,
+                                         redis_prefix=settings.redis_prefix),
                      limits=ratelimit.build_limiter(settings),
                      background=[usage, request_log, *([access_log] if access_log else []),
                                  uploads, pruner])
     ctx.oauth = OAuthProvider(ctx)  # OAuth-signed calls (spec §5.5)
     return ctx
-
-
-def spool_dir(settings: Settings) -> Path:
-    """Where request file parts wait while their call runs (emptied after every call, and at
-    start-up by the upload queue's recovery)."""
-    path = Path(settings.data_dir) / SPOOL
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 class DatabaseMiddleware:
@@ -88,23 +81,32 @@ class ApiResource:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self.dispatcher = Dispatcher(ctx)
-        # File parts are spooled beside the upload queue's files, so keeping one is a rename.
-        self.spool = str(spool_dir(ctx.settings))
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, method: str | None = None,
                fmt: str | None = None) -> None:
         settings = self.ctx.settings
-        request = read_request(req, method, fmt, settings.max_body_bytes, tmpdir=self.spool,
+        # The address's budget first: one over it has no file part spooled (113 in its format).
+        address = self.dispatcher.admit(req.remote_addr or "")
+        over = any(quota.exceeded for quota in address)
+        # File parts wait in this process's spool (its own: another process's start-up leaves it
+        # alone), beside the upload queue's files, so keeping one is a rename.
+        spool = str(self.ctx.uploads.own_spool())
+        request = read_request(req, method, fmt, settings.max_body_bytes, tmpdir=spool,
                                public_url=settings.public_url.rstrip("/"),
                                max_form=settings.max_form_bytes,
-                               key_refused=self.dispatcher.key_refused)
+                               key_refused=_refuse_all if over else self.dispatcher.key_refused)
         try:
-            reply = self.dispatcher.handle(request)
+            reply = self.dispatcher.handle(request, address)
         finally:
             discard_files(request.files)
         write_reply(resp, reply)
 
     on_post = on_get
+
+
+def _refuse_all(params: Mapping[str, str]) -> bool:
+    """read_request's early check for an address over its budget: never spool its file part."""
+    return True
 
 
 def write_reply(resp: falcon.Response, reply: Reply) -> None:

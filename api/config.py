@@ -38,10 +38,16 @@ class Settings:
     # closed (API_CHANNEL_TIMEOUT).
     channel_timeout: int = 60
     # Seconds from a request's first byte to the end of its headers (API_HEADER_TIMEOUT), and to
-    # the end of its body (API_BODY_TIMEOUT); a slower request's connection is closed
-    # (docs/protocol-choices.md, "Bounded resources").
+    # the end of its body (API_BODY_TIMEOUT: 110 MiB at 1 Mbit/s fits); a body must also average
+    # API_MIN_BODY_RATE bytes a second over each API_BODY_RATE_WINDOW seconds. A slower request
+    # is answered 408 and its connection closed (docs/protocol-choices.md, "Bounded resources").
     header_timeout: float = 10.0
-    body_timeout: float = 600.0
+    body_timeout: float = 1200.0
+    min_body_rate: float = 2048.0
+    body_rate_window: float = 15.0
+    # Seconds a connection may stay open with no request, from its accept or its last answer
+    # (API_IDLE_TIMEOUT).
+    idle_timeout: float = 15.0
     # Seconds a key lookup stays cached; changes made in this process invalidate at once
     # (API_KEY_CACHE_TTL).
     key_cache_ttl: float = 10.0
@@ -98,6 +104,10 @@ class Settings:
     # names is removed; never younger, so a file a request just moved there is safe
     # (API_UPLOAD_ORPHAN_SECONDS).
     upload_orphan_seconds: int = 3600
+    # Claims of one upload ticket, at most: the next is refused and the ticket marked failed ("too
+    # many attempts"), so a file that kills its worker or outlasts every lease is not retried for
+    # ever (API_UPLOAD_MAX_ATTEMPTS, docs/uploads.md "Leases and recovery").
+    upload_max_attempts: int = 3
     # Secret used to sign session cookies and CSRF tokens; empty means one is generated and kept in
     # data_dir (API_SESSION_SECRET).
     session_secret: Secret = field(default=Secret(""), repr=False)
@@ -121,9 +131,9 @@ class Settings:
     ratelimit_frobs: str = "30/minute;300/hour"
     ratelimit_signup: str = "10/minute;100/day"
     ratelimit_login: str = "30/minute;300/hour"
-    # Prefix of the rate-limit counters' Redis keys, so deployments can share one Redis
-    # (API_RATELIMIT_PREFIX).
-    ratelimit_prefix: str = "ipernity:ratelimit"
+    # Prefix of every Redis key (rate-limit counters under <prefix>:ratelimit, used nonces under
+    # <prefix>:nonce), so deployments can share one Redis (API_REDIS_PREFIX).
+    redis_prefix: str = "ipernity"
 
     @property
     def resolved_database_url(self) -> str:

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from peewee import ImproperlyConfigured
@@ -56,11 +57,18 @@ def print_demo(settings: Settings) -> None:
 
 
 class _StampedParser(HTTPRequestParser):
-    """waitress makes one parser per request when its first bytes arrive: note the time."""
+    """waitress makes one parser per request when its first bytes arrive: note the time, and
+    count the bytes of the current rate window (close_slow_requests)."""
 
     def __init__(self, adj: Any) -> None:
         super().__init__(adj)
-        self.received_at = time.time()
+        self.received_at = self.window_start = time.time()
+        self.window_bytes = 0
+
+    def received(self, data: bytes) -> int:
+        consumed: int = super().received(data)
+        self.window_bytes += consumed
+        return consumed
 
 
 class _StampedTask(WSGITask):
@@ -74,10 +82,20 @@ class _StampedTask(WSGITask):
 
 class StampedChannel(HTTPChannel):
     """A channel whose requests say when they began to arrive: waitress buffers a whole body
-    before calling the app, and an HMAC upload's api_ts is judged by its start, not its end."""
+    before calling the app, and an HMAC upload's api_ts is judged by its start, not its end. The
+    channel itself notes when it was accepted and when its last answer was made (``idle_since``),
+    so a connection that sends nothing is closed too."""
 
     parser_class = _StampedParser
     task_class = _StampedTask
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.idle_since = self.creation_time
+
+    def service(self) -> None:
+        super().service()
+        self.idle_since = time.time()
 
 
 def stamp_arrivals(server: Any) -> Any:
@@ -112,30 +130,79 @@ def raise_open_files(connections: int) -> None:
                     limit, wanted, connections)
 
 
-def close_slow_requests(socket_map: dict[int, Any], now: float, *, header_timeout: float,
-                        body_timeout: float) -> int:
-    """Close connections whose request has been arriving for too long: waitress's channel_timeout
-    only counts silence, so a byte a second would hold a connection for ever. The clock is the
-    parser's (StampedChannel); the number closed is returned."""
+@dataclass(frozen=True)
+class Timeouts:
+    """What close_slow_requests allows (docs/protocol-choices.md, "Bounded resources")."""
+
+    header: float  # first byte of a request to the end of its headers
+    body: float  # first byte to the end of its body, however fast
+    idle: float  # a connection with no request, since accepted or since its last answer
+    min_body_rate: float  # bytes a second a body must average over each window …
+    rate_window: float  # … of this many seconds, the first starting at the request's first byte
+
+    @classmethod
+    def of(cls, settings: Settings) -> Timeouts:
+        return cls(header=settings.header_timeout, body=settings.body_timeout,
+                   idle=settings.idle_timeout, min_body_rate=settings.min_body_rate,
+                   rate_window=settings.body_rate_window)
+
+
+# What a connection closed in the middle of its request is told (RFC 9110 §15.5.9).
+_TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+              b"Content-Length: 16\r\n\r\nRequest Timeout\n")
+
+
+def close_slow_requests(socket_map: dict[int, Any], now: float, limits: Timeouts) -> int:
+    """Close connections that hold a place without using it: waitress's channel_timeout only
+    counts silence, so a byte a second would hold a connection for ever, and one that sends
+    nothing stays until channel_timeout. A request arriving too slowly is answered 408 and its
+    connection closed once that is sent; an idle connection is closed. A connection with an
+    answer being made or sent is never touched, and the clock of a request queued behind that
+    answer restarts (the channel does not read meanwhile). The number closed is returned."""
     closed = 0
     for channel in list(socket_map.values()):
-        request = getattr(channel, "request", None)  # the one still arriving, if any
-        if request is None or channel.will_close or channel.requests:  # never cut an answer
-            continue
-        limit = body_timeout if request.headers_finished else header_timeout
-        if now - getattr(request, "received_at", now) > limit:
-            channel.will_close = True  # the loop closes it on its next pass
+        if not hasattr(channel, "requests") or channel.will_close or channel.close_when_flushed:
+            continue  # the listener and the trigger; or already closing
+        request = channel.request  # the one still arriving, if any
+        if channel.requests or channel.total_outbufs_len:
+            channel.idle_since = now
+            if request is not None:
+                request.window_start, request.window_bytes = now, 0
+        elif request is None:
+            if now - channel.idle_since > limits.idle:
+                channel.will_close = True  # the loop closes it on its next pass
+                closed += 1
+        elif _too_slow(request, now, limits):
+            with channel.outbuf_lock:
+                channel.outbufs[-1].append(_TIMED_OUT)
+                channel.total_outbufs_len += len(_TIMED_OUT)
+            channel.close_when_flushed = True  # reads stop; closed once the 408 is sent
             closed += 1
     if closed:
-        log.info("closed %s connection(s) sending a request too slowly", closed)
+        log.info("closed %s idle or too slow connection(s)", closed)
     return closed
 
 
+def _too_slow(request: Any, now: float, limits: Timeouts) -> bool:
+    """Whether a request still arriving is past its time; starts its next rate window if not."""
+    if not request.headers_finished:
+        return bool(now - request.window_start > limits.header)
+    if now - request.received_at > limits.body:
+        return True
+    elapsed = now - request.window_start
+    if elapsed < limits.rate_window:
+        return False
+    if request.window_bytes < limits.min_body_rate * elapsed:
+        return True
+    request.window_start, request.window_bytes = now, 0
+    return False
+
+
 def serve_until(server: Any, stop: threading.Event, *, grace: float = 30.0,
-                timeouts: tuple[float, float] | None = None) -> None:
+                timeouts: Timeouts | None = None) -> None:
     """Run waitress's loop until ``stop`` is set; then accept nothing new, let requests in flight
     finish and their answers go out (at most ``grace`` seconds), close idle connections, return.
-    ``timeouts`` (header, body seconds): once a second, close_slow_requests.
+    ``timeouts``: once a second, close_slow_requests.
 
     waitress's own ``run`` drops answers still in flight when interrupted: its loop is what sends.
     """
@@ -145,8 +212,7 @@ def serve_until(server: Any, stop: threading.Event, *, grace: float = 30.0,
         wasyncore.loop(timeout=0.5, map=socket_map, count=1, use_poll=True)
         if timeouts is not None and time.monotonic() >= next_sweep:
             next_sweep = time.monotonic() + 1.0
-            close_slow_requests(socket_map, time.time(), header_timeout=timeouts[0],
-                                body_timeout=timeouts[1])
+            close_slow_requests(socket_map, time.time(), timeouts)
     wasyncore.dispatcher.close(server)  # the listening socket; the trigger still wakes the loop
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
@@ -216,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     log.info("listening on http://%s:%s", settings.host, settings.port)
     try:
-        serve_until(server, stop, timeouts=(settings.header_timeout, settings.body_timeout))
+        serve_until(server, stop, timeouts=Timeouts.of(settings))
     finally:
         for worker in reversed(ctx.background):  # producers first, the flushers last
             worker.stop()

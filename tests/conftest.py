@@ -21,6 +21,7 @@ from waitress.server import create_server
 from api.app import build_context, create_app
 from api.auth.tokens import issue_token
 from api.config import Settings
+from api.runtime import ratelimit
 from api.runtime.schema import ALL_MODELS, create_schema
 from api.server import serve_until, stamp_arrivals
 from api.signing import md5
@@ -123,6 +124,19 @@ def ctx(settings, clock):
     yield context
     for worker in context.background:
         worker.stop()
+
+
+@pytest.fixture
+def limit(ctx):
+    """``limit(per_key=…, per_address=…, …)``: the app's limits from now on (the rest off)."""
+
+    def apply(**policies: str) -> None:
+        values = {name: "" for name in ratelimit.SCOPE_SETTINGS.values()}
+        values.update({f"ratelimit_{scope}": policy for scope, policy in policies.items()})
+        ctx.settings = ctx.settings.with_(**values)
+        ctx.limits = ratelimit.build_limiter(ctx.settings)
+
+    return apply
 
 
 @pytest.fixture

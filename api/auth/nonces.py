@@ -64,19 +64,19 @@ class DatabaseNonces:
 
 
 class RedisNonces:
-    """Nonces in Redis (``API_REDIS_URL``): every process and host sees every nonce at once."""
+    """Nonces in Redis (``API_REDIS_URL``): every process and host sees every nonce at once,
+    under ``<prefix>:nonce:`` (API_REDIS_PREFIX)."""
 
-    PREFIX = "ipernity:nonce:"
-
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, prefix: str = "ipernity") -> None:
         self.client = client
+        self.prefix = f"{prefix}:nonce:"
 
     def first_use(self, scope: str, api_key: str, nonce: str, ttl: int) -> bool:
         """Like DatabaseNonces.first_use; Redis unreachable answers 503 (retry), never a pass."""
         import redis
 
         try:
-            return bool(self.client.set(f"{self.PREFIX}{scope}:{api_key}:{nonce}", b"1",
+            return bool(self.client.set(f"{self.prefix}{scope}:{api_key}:{nonce}", b"1",
                                         nx=True, ex=max(1, ttl)))
         except redis.RedisError as error:
             log.warning("redis unavailable for nonces: %s", type(error).__name__)
@@ -91,10 +91,11 @@ def redis_client(url: str) -> Any:
     return redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
 
 
-def build_nonces(redis_url: str, clock: Callable[[], float] = time.time) -> Any:
+def build_nonces(redis_url: str, clock: Callable[[], float] = time.time, *,
+                 redis_prefix: str = "ipernity") -> Any:
     """The nonce store the settings ask for."""
     if redis_url:
-        return RedisNonces(redis_client(redis_url))
+        return RedisNonces(redis_client(redis_url), redis_prefix)
     return DatabaseNonces(clock)
 
 

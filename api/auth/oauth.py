@@ -6,7 +6,12 @@ string and checks HMAC-SHA1, HMAC-SHA256 and PLAINTEXT signatures; ``Validator``
 and policy (oauth_request_tokens, tokens, ctx.nonces) and the endpoints add the original's MD5
 (api.signing.oauth1). oauthlib calls every protocol fault ``invalid_request``, so before it runs,
 ``_check_protocol`` gives each the code spec §3.1 has for it (130-135); after it, the validator's
-log says which check refused (133 nonce, 101 key, 107 token or verifier, 105 signature).
+log says which check refused (101 key, 107 token or verifier, 105 signature). A nonce is recorded
+(133 when used) only once oauthlib found the request valid, so junk never fills the store.
+
+oauthlib's ``Request`` answers any attribute it lacks with the request parameter of that name, so
+what the validator learns about a request lives in a ``_State`` read from the request's own
+``__dict__`` (``vars``), never through ``getattr`` or ``hasattr``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import hmac
 import logging
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -39,8 +44,9 @@ from oauthlib.oauth1.rfc5849.endpoints.base import BaseEndpoint
 from api.auth.frobs import PERM_PREFIX, FlowError
 from api.auth.tokens import token_hash
 from api.core import errors
-from api.core.context import AppContext, OAuthCaller, OAuthRequest
+from api.core.context import AppContext, OAuthCaller, OAuthRequest, Quota
 from api.models.grants import OAuthRequestToken, Token, levels_of
+from api.runtime import ratelimit
 from api.signing.oauth1 import SIGNATURE_MD5, verify_md5
 from keys.db import db
 from keys.models import User
@@ -61,16 +67,19 @@ RECEIVE_SLACK = 3600
 _DUMMY = "0" * TOKEN_CHARS  # oauthlib signs on with dummies after a miss (no early exit)
 NO_VERIFIER = _DUMMY  # stands in for the verifier an OAuth 1.0 client never sends
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+REALM = "realm"  # signed in the query or body, but left out of the base string by oauthlib
+RATE_LIMITED = "rate_limited"  # our oauth_problem for a 429 (the extension has no word for it)
 
 
 class Refused(Exception):
     """An OAuth request refused: ``error`` for an API call's envelope, ``problem`` (the OAuth
     Problem Reporting word), ``status`` and ``extra`` for a reply of /apps/oauth/*."""
 
-    def __init__(self, error: errors.ApiError, problem: str, status: int = 401,
-                 **extra: str) -> None:
+    def __init__(self, error: errors.ApiError, problem: str, status: int = 401, *,
+                 retry_after: int = 0, **extra: str) -> None:
         super().__init__(problem)
         self.error, self.problem, self.status, self.extra = error, problem, status, extra
+        self.retry_after = retry_after  # seconds, sent as Retry-After (a 429)
 
     def reply(self) -> str:
         """The form-encoded body of an /apps/oauth/* refusal."""
@@ -78,21 +87,21 @@ class Refused(Exception):
 
 
 # oauthlib's validator log → what refused, in the order that explains it best (a bad token also
-# fails the signature, which was computed with a dummy secret).
-_FAILURES = (("nonce", errors.OAuthNonceUsed, "nonce_used"),
-             ("client", errors.ApiKeyInvalid, "consumer_key_unknown"),
-             ("callback", errors.OAuthParametersMissing, "parameter_rejected"),
-             ("resource_owner", errors.TokenInvalid, "token_rejected"),
-             ("verifier", errors.TokenInvalid, "verifier_invalid"),
-             ("signature", errors.SignatureInvalid, "signature_invalid"))
+# fails the signature, which was computed with a dummy secret), with the HTTP status: a rejected
+# callback is a malformed request (400), the rest refusals (401).
+_FAILURES = (("client", errors.ApiKeyInvalid, "consumer_key_unknown", 401),
+             ("callback", errors.OAuthParametersMissing, "parameter_rejected", 400),
+             ("resource_owner", errors.TokenInvalid, "token_rejected", 401),
+             ("verifier", errors.TokenInvalid, "verifier_invalid", 401),
+             ("signature", errors.SignatureInvalid, "signature_invalid", 401))
 
 
 def _failure(request: Any) -> Refused:
     """Why oauthlib refused ``request`` (None: it could not even read it)."""
     log = request.validator_log if request is not None else {}
-    for name, error, problem in _FAILURES:
+    for name, error, problem, status in _FAILURES:
         if log.get(name) is False:
-            return Refused(error(), problem)
+            return Refused(error(), problem, status)
     return Refused(errors.SignatureInvalid("OAuth parameters repeated or in several places"),
                    "parameter_rejected", 400)
 
@@ -112,6 +121,25 @@ def callback_allowed(key: KeyRecord | None, callback: str) -> bool:
         return True
     mine, theirs = urlsplit(key.callback_url), urlsplit(callback)
     return (mine.scheme, mine.netloc.lower()) == (theirs.scheme, theirs.netloc.lower())
+
+
+@dataclass
+class _State:
+    """What the validator learned about one request: the token rows it looked up (None: not
+    good), and whether an OAuth 1.0 client's exchange goes without a verifier (AccessTokens)."""
+
+    rows: dict[type, Any] = field(default_factory=dict)
+    without_verifier: bool = False
+
+
+_STATE = "_ipernity_oauth_state"
+
+
+def _state(request: Any) -> _State:
+    """``request``'s _State, kept in and read from its instance dictionary: a request parameter
+    of any name reaches ``getattr(request, name)``, never ``vars(request)``."""
+    state: _State = vars(request).setdefault(_STATE, _State())
+    return state
 
 
 class Validator(RequestValidator):
@@ -152,12 +180,17 @@ class Validator(RequestValidator):
     def validate_timestamp_and_nonce(self, client_key: str, timestamp: str, nonce: str,
                                      request: Any, request_token: str | None = None,
                                      access_token: str | None = None) -> bool:
-        """A nonce signs once per key within twice the window (133), in every process."""
+        """Shapes only (_check_protocol, check_nonce): oauthlib asks before the signature, so the
+        nonce is recorded by ``use_nonce`` once the request is found valid."""
+        return True
+
+    def use_nonce(self, key: KeyRecord, nonce: str) -> None:
+        """A valid request's nonce signs once per key within twice the window (133), in every
+        process."""
         store = self.ctx.nonces
-        fresh = store is None or store.first_use(NONCE_SCOPE, client_key.strip().lower(), nonce,
-                                                 2 * self.ctx.settings.oauth_window)
-        request.validator_log["nonce"] = fresh
-        return fresh
+        if store is not None and not store.first_use(NONCE_SCOPE, key.key, nonce,
+                                                     2 * self.ctx.settings.oauth_window):
+            raise Refused(errors.OAuthNonceUsed(), "nonce_used")
 
     def validate_redirect_uri(self, client_key: str, redirect_uri: str, request: Any) -> bool:
         return callback_allowed(self.key(client_key), redirect_uri)
@@ -193,14 +226,14 @@ class Validator(RequestValidator):
         """The row of ``token`` if ``client_key``'s and still good (a request token approved and
         fresh, an access token live with a secret); looked up once per request, as oauthlib asks
         for it several times."""
-        attr = f"{model.__name__}_row"
-        if not hasattr(request, attr):
+        rows = _state(request).rows
+        if model not in rows:
             row = model.get_or_none(model.token_hash == token_hash(token))
             good = row is not None and row.api_key == client_key.strip().lower() and (
                 not row.revoked_at and bool(row.oauth_secret) if isinstance(row, Token)
                 else row.state == "approved" and row.expires_at > self.ctx.clock())
-            setattr(request, attr, row if good else None)
-        return getattr(request, attr)
+            rows[model] = row if good else None
+        return rows[model]
 
     def validate_request_token(self, client_key: str, token: str, request: Any) -> bool:
         return self._row(OAuthRequestToken, client_key, token, request) is not None
@@ -216,7 +249,7 @@ class Validator(RequestValidator):
         row = self._row(OAuthRequestToken, client_key, token, request)
         if row is None:
             return False
-        if getattr(request, "without_verifier", False):
+        if _state(request).without_verifier:
             key = self.key(client_key)
             return key is not None and key.legacy_oauth
         return hmac.compare_digest(row.verifier.encode(), token_hash(verifier).encode())
@@ -272,7 +305,8 @@ class AccessTokens(_Md5Endpoint, AccessTokenEndpoint):
 
     def validate_access_token_request(self, request: Any) -> tuple[bool, Any]:
         if not request.verifier:  # OAuthProvider.access_token let it through: a legacy key
-            request.verifier, request.without_verifier = NO_VERIFIER, True
+            request.verifier = NO_VERIFIER
+            _state(request).without_verifier = True
         return super().validate_access_token_request(request)
 
 
@@ -293,19 +327,50 @@ class Pending:
     owner: User
 
 
+def _unsigned(signed: OAuthRequest) -> bool:
+    """Whether the body's fields escape the signature: a multipart body's text fields are signed
+    only when they carry the oauth_* parameters, as the original's clients sign them; otherwise a
+    multipart body is not signed (RFC 5849 §3.4.1.3.1)."""
+    return signed.multipart and not any(name.startswith(OAUTH_PREFIX) for name in signed.body)
+
+
 def _inputs(signed: OAuthRequest) -> tuple[str, str, dict[str, str]]:
     """The URI, body and headers oauthlib reads. Query and body are written again from their
-    decoded values (a signature covers values, not their escaping). A multipart body's text
-    fields are a body only when they carry the oauth_* parameters, as the original's clients
-    sign them; otherwise a multipart body is not signed (RFC 5849 §3.4.1.3.1)."""
+    decoded values (a signature covers values, not their escaping)."""
     uri = signed.url + ("?" + urlencode(list(signed.query.items())) if signed.query else "")
     headers = {"Authorization": signed.authorization} if signed.authorization else {}
     body = ""
-    if signed.body and (not signed.multipart
-                        or any(name.startswith(OAUTH_PREFIX) for name in signed.body)):
+    if signed.body and not _unsigned(signed):
         body = urlencode(list(signed.body.items()))
         headers.update(FORM)
     return uri, body, headers
+
+
+def _read(signed: OAuthRequest) -> tuple[str, str, dict[str, str], dict[str, str]]:
+    """_inputs and the oauth_* parameters. A ``realm`` query or body parameter is refused (146):
+    oauthlib leaves it out of the base string when the Authorization header names a realm, so it
+    would travel unsigned."""
+    if REALM in signed.query or REALM in signed.body:
+        raise Refused(errors.UnknownParameter(shown=REALM), "parameter_rejected", 400,
+                      oauth_parameters_rejected=REALM)
+    uri, body, headers = _inputs(signed)
+    return uri, body, headers, _oauth_params(uri, body, headers)
+
+
+def _check_unsigned(signed: OAuthRequest, upload: bool) -> None:
+    """Multipart text fields the signature does not cover (OAuth in the header or the query)
+    only on an upload, and none named as a query parameter, which they would override (140)."""
+    if not (signed.body and _unsigned(signed)):
+        return
+    if not upload:
+        raise Refused(errors.MalformedRequest(
+            shown="multipart fields are not signed: send them urlencoded"),
+            "parameter_rejected", 400)
+    repeated = sorted(signed.body.keys() & signed.query.keys())
+    if repeated:
+        raise Refused(errors.MalformedRequest(
+            shown="unsigned multipart field repeats a query parameter: " + ", ".join(repeated)),
+            "parameter_rejected", 400)
 
 
 def _oauth_params(uri: str, body: str, headers: Mapping[str, str]) -> dict[str, str]:
@@ -367,19 +432,33 @@ class OAuthProvider:
         key = self.validator.key(oauth["oauth_consumer_key"])
         if key is None:
             raise Refused(errors.ApiKeyInvalid(), "consumer_key_unknown")
+        if key.require_hmac and method in (SIGNATURE_MD5, SIGNATURE_PLAINTEXT):
+            raise Refused(errors.OAuthSignatureMethod("MD5 or PLAINTEXT on a require_hmac key"),
+                          "signature_method_rejected", 400)
         return key
 
-    def verify_call(self, signed: OAuthRequest, params: Mapping[str, str]) -> OAuthCaller:
-        """An OAuth-signed API call's key and grant (OAuthVerifier), or its ApiError."""
+    def _limit_key(self, key: KeyRecord) -> None:
+        """One call of the consumer key's budget (112): every request token is a row."""
+        quotas: list[Quota] = []
+        if self.ctx.limits is not None and self.ctx.limits.spend(quotas, "key", key.key,
+                                                                 policy=key.rate_limit):
+            raise Refused(errors.ApplicationQuota(), RATE_LIMITED, 429,
+                          retry_after=ratelimit.retry_after(quotas))
+
+    def verify_call(self, signed: OAuthRequest, params: Mapping[str, str], *,
+                    upload: bool = False) -> OAuthCaller:
+        """An OAuth-signed API call's key and grant (OAuthVerifier), or its ApiError; ``upload``:
+        the method takes a file, so its multipart text fields may go unsigned."""
         try:
-            return self._verify_call(signed, params)
+            return self._verify_call(signed, params, upload)
         except Refused as refused:
             raise refused.error from None
 
-    def _verify_call(self, signed: OAuthRequest, params: Mapping[str, str]) -> OAuthCaller:
-        uri, body, headers = _inputs(signed)
-        oauth = _oauth_params(uri, body, headers)
+    def _verify_call(self, signed: OAuthRequest, params: Mapping[str, str],
+                     upload: bool) -> OAuthCaller:
+        uri, body, headers, oauth = _read(signed)
         key = self._check_protocol(oauth, uri, signed.received_at)
+        _check_unsigned(signed, upload)
         api_key = params.get("api_key", "").strip().lower()
         if api_key and api_key != key.key:
             raise Refused(errors.ApiKeyInvalid("api_key is not oauth_consumer_key"),
@@ -397,10 +476,13 @@ class OAuthProvider:
                                                                 headers)
         if not valid:
             raise _failure(request)
+        self.validator.use_nonce(key, oauth["oauth_nonce"])
         # auth_token without oauth_token: a token sent beside the consumer's signature, as
-        # beside an api_sig (spec §5.1)
-        token = token or auth_token
-        return OAuthCaller(key=key, grant=self.ctx.grants.resolve(token, key) if token else None)
+        # beside an api_sig (spec §5.1); an OAuth access token is refused there (107): it is
+        # used with its secret or not at all.
+        grant = (self.ctx.grants.resolve(token or auth_token, key, oauth_token=bool(token))
+                 if token or auth_token else None)
+        return OAuthCaller(key=key, grant=grant)
 
     def _request(self, endpoint: BaseEndpoint, uri: str, http_method: str, body: str,
                  headers: Mapping[str, str]) -> Any:
@@ -412,8 +494,7 @@ class OAuthProvider:
 
     def request_token(self, signed: OAuthRequest) -> str:
         """/apps/oauth/request: a new request token's form-encoded reply, or Refused."""
-        uri, body, headers = _inputs(signed)
-        oauth = _oauth_params(uri, body, headers)
+        uri, body, headers, oauth = _read(signed)
         key = self._check_protocol(oauth, uri, signed.received_at)
         if not oauth.get("oauth_callback") and not key.legacy_oauth:
             raise _missing(["oauth_callback"])
@@ -423,13 +504,14 @@ class OAuthProvider:
         valid, request = self._request_tokens.validate_request_token_request(request)
         if not valid:
             raise _failure(request)
+        self.validator.use_nonce(key, oauth["oauth_nonce"])
+        self._limit_key(key)
         return str(self._request_tokens.create_request_token(request, {}))
 
     def access_token(self, signed: OAuthRequest) -> str:
         """/apps/oauth/access: the access token's form-encoded reply, or Refused. Without
         oauth_verifier only for a legacy_oauth key (OAuth 1.0 clients; docs/oauth.md)."""
-        uri, body, headers = _inputs(signed)
-        oauth = _oauth_params(uri, body, headers)
+        uri, body, headers, oauth = _read(signed)
         key = self._check_protocol(oauth, uri, signed.received_at, (*REQUIRED, "oauth_token"))
         if not oauth.get("oauth_verifier") and not key.legacy_oauth:
             raise _missing(["oauth_verifier"])
@@ -437,6 +519,7 @@ class OAuthProvider:
         valid, request = self._access_tokens.validate_access_token_request(request)
         if not valid:
             raise _failure(request)
+        self.validator.use_nonce(key, oauth["oauth_nonce"])
         return str(self._access_tokens.create_access_token(request, {}))
 
     def pending(self, token: str) -> Pending:

@@ -24,14 +24,17 @@ class DatabaseGrants:
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
 
-    def resolve(self, token: str, key: KeyRecord) -> Grant:
-        """The grant for ``token`` sent with ``key``; 107 if unknown, revoked or another key's."""
+    def resolve(self, token: str, key: KeyRecord, *, oauth_token: bool = False) -> Grant:
+        """The grant for ``token`` sent with ``key``; 107 if unknown, revoked or another key's.
+        ``oauth_token``: it came as the oauth_token of a verified OAuth signature, which its
+        secret signed. An OAuth access token (one with a secret) only so, another token never."""
         row = (Token
                .select(Token, User)
                .join(User)
                .where(Token.token_hash == token_hash(token))
                .first())
-        if row is None or row.revoked_at or row.api_key != key.key:
+        if (row is None or row.revoked_at or row.api_key != key.key
+                or bool(row.oauth_secret) != oauth_token):
             raise errors.TokenInvalid()
         if not row.user.is_open:
             raise errors.AccountClosed()

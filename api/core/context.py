@@ -6,6 +6,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from api.config import Settings
@@ -32,8 +33,9 @@ class Grant:
 class GrantStore(Protocol):
     """Resolves an ``auth_token`` sent with a key into a Grant (the grant flow owns it)."""
 
-    def resolve(self, token: str, key: KeyRecord) -> Grant:
-        """The grant, or raise TokenInvalid (107) / AccountClosed (108)."""
+    def resolve(self, token: str, key: KeyRecord, *, oauth_token: bool = False) -> Grant:
+        """The grant, or raise TokenInvalid (107) / AccountClosed (108); ``oauth_token``: sent as
+        the oauth_token of a verified OAuth signature (an OAuth access token needs it)."""
         ...
 
 
@@ -100,8 +102,10 @@ class OAuthCaller:
 class OAuthVerifier(Protocol):
     """Verifies OAuth-signed API calls (api.auth.oauth.OAuthProvider, on oauthlib)."""
 
-    def verify_call(self, signed: OAuthRequest, params: Mapping[str, str]) -> OAuthCaller:
-        """The caller, or the ApiError the spec gives (101, 105, 107, 108, 130-135)."""
+    def verify_call(self, signed: OAuthRequest, params: Mapping[str, str], *,
+                    upload: bool = False) -> OAuthCaller:
+        """The caller, or the ApiError the spec gives (101, 105, 107, 108, 130-135; 140 for
+        unsigned multipart fields, allowed only when ``upload``, 146 for ``realm``)."""
         ...
 
 
@@ -169,6 +173,10 @@ class Uploads(Protocol):
 
     def wait(self, ticket_id: int, timeout: float) -> None:
         """Finish the ticket now, or wait (bounded) for whoever claimed it."""
+        ...
+
+    def own_spool(self) -> Path:
+        """This process's dir for request file parts (made again if missing)."""
         ...
 
 

@@ -4,8 +4,9 @@ Steps, in the order the spec implies (each raises the right ApiError):
 
  1. transport (done by the caller): method, format, parameters, files, client address
  2. format known? (102, rendered as JSON); JSONP callback valid and not on a token call? (142)
-    Just before it, every request spends one call of its client address's rate limit: 113
-    once the format is known, so in that format (limits and headers: api.runtime.ratelimit)
+    Just before it (before the body is read, when the REST edge calls ``admit``), every request
+    spends one call of its client address's rate limit: 113 once the format is known, so in that
+    format (limits and headers: api.runtime.ratelimit)
  3. transport-level problem found while reading the request? (140, 141)
  4. method known? (103)
  5. key present, known and enabled? (100, 101) - ``api.methods.getList`` may go without one
@@ -30,6 +31,8 @@ Steps, in the order the spec implies (each raises the right ApiError):
 from __future__ import annotations
 
 import logging
+import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -86,8 +89,9 @@ class Dispatcher:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
 
-    def handle(self, request: ApiRequest) -> Reply:
-        """Answer one request; never raises."""
+    def handle(self, request: ApiRequest, address: list[Quota] | None = None) -> Reply:
+        """Answer one request; never raises. ``address``: what ``admit`` spent for it, when the
+        caller did so before reading the request (else it is spent here: once per call)."""
         started = time.perf_counter()
         fmt: Format = FORMATS[DEFAULT_FORMAT]
         key: KeyRecord | None = None
@@ -95,9 +99,9 @@ class Dispatcher:
         user_id = 0
         quotas: list[Quota] = []
         try:
-            address_spent = self._spend(quotas, "address", request.client_addr)
+            quotas.extend(self.admit(request.client_addr) if address is None else address)
             fmt = self._format(request)
-            if address_spent:
+            if any(quota.exceeded for quota in quotas):
                 raise errors.ClientIpQuota()
             if request.transport_error is not None:
                 raise request.transport_error
@@ -178,6 +182,14 @@ class Dispatcher:
         api_key = params.get("api_key", "")
         return bool(api_key) and self._enabled_key(api_key) is None
 
+    def admit(self, client_addr: str) -> list[Quota]:
+        """Step 2's call of the client address's budget (exceeded when a window says so). The
+        REST edge spends it before reading the body, so an address over its budget never has an
+        upload spooled (api/app.py), and hands it to ``handle``."""
+        quotas: list[Quota] = []
+        self._spend(quotas, "address", client_addr)
+        return quotas
+
     @staticmethod
     def _check_address(request: ApiRequest, key: KeyRecord | None) -> None:
         if key is not None and not key.allows(request.client_addr):  # addresses, CIDR ranges
@@ -228,7 +240,7 @@ class Dispatcher:
         elif not any(md5.verify(_signed_params(request), spec.name, secret.reveal(), sent)
                      for secret in key.secrets_at(self.ctx.clock())):
             raise errors.SignatureInvalid()
-        _check_declared(request.params, spec)
+        _check_declared(request, spec, md5_signed=hmac_sig.METHOD_PARAM not in request.params)
 
     def _check_hmac(self, request: ApiRequest, key: KeyRecord) -> None:
         """HMAC-SHA256: parameters (104 missing, 105 malformed), signature (105), then the
@@ -247,13 +259,21 @@ class Dispatcher:
         if not any(hmac_sig.verify(request.http_method, request.path, params, secret.reveal(),
                                    sent) for secret in key.secrets_at(now)):
             raise errors.SignatureInvalid()
-        window = self.ctx.settings.hmac_window
+        settings = self.ctx.settings
+        window = settings.hmac_window
         began = now if request.received_at is None else request.received_at
+        # The longest a request may take from its first byte to dispatch: api/server.py closes
+        # slower arrivals, and one that then waited longer for a thread is refused here, so no
+        # call is dispatched after its nonce is forgotten (a replay trickled in slowly).
+        arriving = math.ceil(settings.header_timeout + settings.body_timeout)
         shown = f"server time {int(now)}"
-        if abs(began - int(stamp)) > window:
+        if abs(int(began) - int(stamp)) > window or now - began > arriving:
             raise errors.TimestampOutOfRange(f"api_ts {stamp}", shown=shown)
+        # Kept until the last moment a call with this api_ts could be dispatched: begun before
+        # api_ts + window + 1, arrived within `arriving`; +1 for the store's whole seconds.
+        ttl = int(stamp) + window + 1 + arriving + 1 - int(now)
         if self.ctx.nonces is not None and not self.ctx.nonces.first_use(
-                NONCE_SCOPE, key.key, nonce, 2 * window):  # a nonce outlives its timestamp
+                NONCE_SCOPE, key.key, nonce, max(1, ttl)):
             raise errors.NonceUsed(shown=shown)
 
     def _oauth(self, request: ApiRequest, spec: MethodSpec) -> OAuthCaller | None:
@@ -262,7 +282,8 @@ class Dispatcher:
         auth_token) the token; None for any other call."""
         if request.oauth is None or self.ctx.oauth is None:
             return None
-        caller = self.ctx.oauth.verify_call(request.oauth, request.params)
+        upload = any(param.name == "file" for param in spec.params)  # upload.file, .replace
+        caller = self.ctx.oauth.verify_call(request.oauth, request.params, upload=upload)
         if spec.token and caller.grant is None:
             raise errors.TokenMissing()
         return caller
@@ -317,22 +338,52 @@ SECRET_SHOWN = "<secret>"
 TOKEN_SHOWN_CHARS = 4
 NONCE_SCOPE = "hmac"  # ctx.nonces scope of api_nonce (OAuth keeps its own)
 # What a signed call may send beside the method's own parameters (146 otherwise): the protocol's
-# (oauth_* too) and lg, which clients add to every call (spec §10.5).
+# (oauth_* too) and lg, which clients add to every call (spec §10.5); on MD5, of a strict shape.
 PROTOCOL_PARAMS = frozenset({"api_key", md5.SIGNATURE_PARAM, "auth_token", "method", "format",
                              "callback", hmac_sig.METHOD_PARAM, hmac_sig.TIMESTAMP_PARAM,
                              hmac_sig.NONCE_PARAM, "lg"})
 OAUTH_PREFIX = "oauth_"
+# What an MD5-signed call's parameters that nothing reads must look like, so that the tail of a
+# value split off into one must be a whole token of that shape (docs/signing.md): a language
+# code (spec §10.5: "fr", "en", "de", "pt-BR"), and the local path of an upload's text ``file``
+# field beside its file part (ipernity-api 0.13 sends it: something with a slash or a backslash,
+# or a file name with an extension).
+LANGUAGE = re.compile(r"[a-z]{2}(?:[-_][A-Za-z]{2})?")
+LOCAL_PATH = re.compile(r".*[/\\].*|[^/\\]+\.[A-Za-z0-9]{1,10}", re.DOTALL)
+HMAC_ONLY = (hmac_sig.TIMESTAMP_PARAM, hmac_sig.NONCE_PARAM)  # on an MD5 call, nothing reads them
 
 
-def _check_declared(params: Mapping[str, str], spec: MethodSpec) -> None:
+def _check_declared(request: ApiRequest, spec: MethodSpec, *, md5_signed: bool) -> None:
     """146 for a parameter the method does not take: MD5 concatenates names and values, so a
     signed ``title="Sunset over the zoo"`` also signs ``title="Sunset over the "`` + ``zoo=""``,
-    and an ignored ``zoo`` let a captured call change the title."""
+    and an ignored ``zoo`` let a captured call change the title. The same for an allowed
+    parameter nothing reads, unless it has its strict shape: ``method`` and ``format`` sent as
+    parameters must name what the path routed (signed calls); on MD5 calls, ``lg`` must be a
+    language code, ``callback`` comes only with JSON (where step 2 checks it), ``api_ts`` and
+    ``api_nonce`` not at all, and an upload's text ``file`` must look like a local path."""
+    params = request.params
     declared = {param.name for param in spec.params}
     for name in sorted(params):
         if name not in declared and name not in PROTOCOL_PARAMS and not name.startswith(
                 OAUTH_PREFIX):
             raise errors.UnknownParameter(f"undeclared {name!r}", shown=name[:40])
+    fmt = request.format_name or DEFAULT_FORMAT
+    for name, routed in (("method", request.method_name), ("format", fmt)):
+        if (name in params and name not in declared and name not in request.unsigned
+                and params[name] != routed):
+            raise errors.UnknownParameter(f"{name} is not the routed one", shown=name)
+    if not md5_signed:
+        return  # HMAC signs names and values apart: nothing can be split off
+    unread = [name for name in HMAC_ONLY if name in params]
+    if "lg" in params and "lg" not in declared and not LANGUAGE.fullmatch(params["lg"]):
+        unread.append("lg")
+    if "callback" in params and fmt != "json":
+        unread.append("callback")
+    if "file" in request.files and not LOCAL_PATH.fullmatch(params.get("file", "/")):
+        unread.append("file")
+    if unread:
+        raise errors.UnknownParameter(f"{unread[0]} is unread and not of its shape",
+                                      shown=unread[0])
 
 
 def _signed_params(request: ApiRequest) -> Mapping[str, str] | list[tuple[str, str]]:

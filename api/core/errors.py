@@ -109,7 +109,8 @@ NonceUsed = _global(145, "nonce_used", "Nonce already used",
 UnknownParameter = _global(146, "unknown_parameter", "Unknown parameter",
                            "A signed call sent a parameter this method does not take (named in "
                            "the message); only the protocol's own parameters and lg may be "
-                           "added.")
+                           "added, and on an MD5 call those nothing reads only in their strict "
+                           "shape (docs/signing.md).")
 ServiceError = _global(500, "service_error", "Service error",
                        "Service error: something went wrong on our side.")
 MaintenanceMode = _global(501, "maintenance_mode", "Maintenance mode",

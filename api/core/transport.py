@@ -43,14 +43,14 @@ def decode_urlencoded(raw: str | bytes) -> dict[str, str]:
         text = raw.decode("utf-8", "strict") if isinstance(raw, bytes) else raw
         if "\x00" in text or "%00" in text:
             raise errors.MalformedRequest(_NUL)
+        if text.count("&") >= _MAX_FIELDS:  # as parse_qsl's max_num_fields counts
+            raise errors.MalformedRequest(f"more than {_MAX_FIELDS} parameters")
         if "%" not in text and "+" not in text:
             # The common case (hex keys, plain names): nothing to unescape.
-            return dict(pair.partition("=")[::2] for pair in text.split("&")[:_MAX_FIELDS]
-                        if pair)
+            return dict(pair.partition("=")[::2] for pair in text.split("&") if pair)
         if _BAD_PERCENT.search(text):
             raise errors.MalformedRequest("malformed percent-encoding")
-        return dict(parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict",
-                              max_num_fields=_MAX_FIELDS))
+        return dict(parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict"))
     except (UnicodeDecodeError, ValueError):
         raise errors.MalformedRequest("undecodable parameters") from None
 
@@ -100,13 +100,17 @@ def oauth_request(req: falcon.Request, url: str, query: Mapping[str, str],
     ``Authorization: OAuth`` header, or ``oauth_*`` names in the query or the body (multipart
     text fields too: the original's clients put them there)."""
     authorization = req.get_header("Authorization") or ""
-    if (authorization[:6].lower() != "oauth "
-            and not any(name.startswith(OAUTH_PREFIX) for name in query)
-            and not any(name.startswith(OAUTH_PREFIX) for name in body)):
+    if not _oauth_signed(authorization, query, body):
         return None
     multipart = (req.content_type or "").lower().startswith("multipart/form-data")
     return OAuthRequest(http_method=req.method, url=url, authorization=authorization,
                         query=query, body=body, multipart=multipart, received_at=received_at)
+
+
+def _oauth_signed(authorization: str, *params: Mapping[str, str]) -> bool:
+    """An ``Authorization: OAuth`` header, or an ``oauth_*`` name among ``params``."""
+    return (authorization[:6].lower() == "oauth "
+            or any(name.startswith(OAUTH_PREFIX) for names in params for name in names))
 
 
 def path_as_sent(env: Mapping[str, object]) -> str:
@@ -169,10 +173,14 @@ def _read_multipart(req: falcon.Request, files: dict[str, UploadedFile],
                                            req.content_length):
             if not part.name:
                 raise errors.MalformedRequest("multipart part without a name")
+            if "\x00" in part.name or "\x00" in (part.filename or ""):
+                raise errors.MalformedRequest(_NUL)
             if part.filename is not None and part.name == FILE_PART:
                 if FILE_PART in files:
                     raise errors.MalformedRequest("more than one file part")
-                if limits.key_refused is not None and limits.key_refused({**query, **fields}):
+                seen = {**query, **fields}
+                if _anonymous(req, seen) or (limits.key_refused is not None
+                                             and limits.key_refused(seen)):
                     return fields  # the rest is never read; the key step answers
                 path, size = _spool(part.stream, limits.file, tmpdir)
                 files[FILE_PART] = UploadedFile(filename=part.filename, path=path, size=size,
@@ -192,6 +200,13 @@ def _read_multipart(req: falcon.Request, files: dict[str, UploadedFile],
     except (falcon.MediaMalformedError, falcon.HTTPBadRequest, falcon.MediaNotFoundError):
         raise errors.MalformedRequest("broken multipart body") from None
     return fields
+
+
+def _anonymous(req: falcon.Request, params: Mapping[str, str]) -> bool:
+    """No api_key and nothing OAuth-signed before a file part: step 5 answers 100 whatever
+    follows, so the file is not spooled."""
+    return not params.get("api_key") and not _oauth_signed(req.get_header("Authorization") or "",
+                                                           params)
 
 
 def _drain(stream: ReadableIO, budget: int) -> int:

@@ -9,6 +9,7 @@ import ctypes
 import functools
 import io
 import re
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,7 @@ ALWAYS_SQUARE = "75x"  # made for every photo, however small, so each one has a 
 PHOTO_FORMATS: dict[str, tuple[str, str]] = {
     "JPEG": ("jpg", "image/jpeg"), "PNG": ("png", "image/png"), "GIF": ("gif", "image/gif"),
     "WEBP": ("webp", "image/webp"), "TIFF": ("tif", "image/tiff"), "BMP": ("bmp", "image/bmp"),
+    "MPO": ("jpg", "image/jpeg"),  # a JPEG with more pictures after it (phones, 3-D cameras)
 }
 # Signatures of image files: a file that starts like one but does not open is refused, not "other".
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
@@ -40,7 +42,14 @@ _IFD_POINTERS = frozenset(int(ifd) for ifd in ExifTags.IFD)  # offsets, not info
 _SAFE_EXT = re.compile(r"[a-z0-9]{1,8}")
 _HEAD_BYTES = 256
 _EXIF_TEXT_MAX = 256
+_EXIF_TAG_MAX = 4 * _EXIF_TEXT_MAX  # raw bytes of a tag worth reading (texts, single numbers)
+_EXIF_MAX = 1024 * 1024  # EXIF blocks and sub-IFDs beyond are not read
+# Bytes per value of each TIFF field type (an unknown one counted at 8, the largest).
+_TIFF_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
 _THUMB_QUALITY = 85
+_WORKING_BYTES = 16  # per pixel of the picture thumbnails are made from (decode_bytes)
+_WEBP_BYTES = 16  # per pixel of a WebP: libwebp's RGBA frame and Pillow's copies of it
+DECODE_MARGIN = 40 * 1024 * 1024  # what measured peaks may exceed decode_bytes by (docs/uploads.md)
 OTHER_MIME = "application/octet-stream"
 
 
@@ -107,6 +116,8 @@ def _open_photo(path: str, max_pixels: int, max_decode_bytes: int) -> Sniffed | 
         raise Rejected("image has too many pixels")
     if cost > max_decode_bytes:
         raise Rejected("image needs too much memory to decode")
+    if fmt not in PHOTO_FORMATS:  # a plugin reporting a format of its own
+        raise Rejected(f"unsupported image format {fmt or 'unknown'}")
     ext, mime = PHOTO_FORMATS[fmt]
     return Sniffed("photo", ext, mime, width, height)
 
@@ -184,24 +195,56 @@ _SIMPLE_MAGIC = (
 
 def read_photo(image: Image.Image) -> PhotoInfo:
     """Date taken, GPS position, orientation, camera and readable tags from a photo's EXIF."""
-    exif = image.getexif()
     info = PhotoInfo()
-    orientation = exif.get(ExifTags.Base.Orientation)
+    block = image.info.get("exif")  # JPEG APP1, PNG eXIf, WebP EXIF: unpacked tag by tag below
+    if isinstance(block, bytes) and len(block) > _EXIF_MAX:
+        return info  # a 1x1 picture with 50 MB of tags unpacked to +576 MB
+    exif = image.getexif()
+    orientation = _tag(exif, ExifTags.Base.Orientation)
     if orientation in _TRANSPOSE:
         info.orientation = int(orientation)
-    details = exif.get_ifd(ExifTags.IFD.Exif)
+    details = _sub_ifd(image, exif, ExifTags.IFD.Exif)
     info.created = _exif_date(details.get(ExifTags.Base.DateTimeOriginal)
-                              or exif.get(ExifTags.Base.DateTime))
-    info.lat, info.lng = _exif_position(exif.get_ifd(ExifTags.IFD.GPSInfo))
-    make = str(exif.get(ExifTags.Base.Make, "")).strip("\x00 ")
-    model = str(exif.get(ExifTags.Base.Model, "")).strip("\x00 ")
+                              or _tag(exif, ExifTags.Base.DateTime))
+    info.lat, info.lng = _exif_position(_sub_ifd(image, exif, ExifTags.IFD.GPSInfo))
+    make = str(_tag(exif, ExifTags.Base.Make) or "").strip("\x00 ")
+    model = str(_tag(exif, ExifTags.Base.Model) or "").strip("\x00 ")
     info.camera = model if model.startswith(make) else f"{make} {model}".strip()
     for tags in (exif, details):
-        for tag, value in tags.items():
-            text = _exif_text(value)
-            if text is not None and tag in ExifTags.TAGS and tag not in _IFD_POINTERS:
-                info.exif[ExifTags.TAGS[tag]] = text
+        for tag in list(tags):
+            if tag in ExifTags.TAGS and tag not in _IFD_POINTERS:
+                text = _exif_text(_tag(tags, tag))
+                if text is not None:
+                    info.exif[ExifTags.TAGS[tag]] = text
     return info
+
+
+def _tag(tags: Any, tag: int) -> Any:
+    """A tag's value, None when absent or when its raw value is longer than any text we keep:
+    Pillow unpacks a value when it is read (25 million SHORTs take +576 MB)."""
+    pending = getattr(getattr(tags, "_info", None), "_tagdata", {})  # Exif: the values not read
+    if len(pending.get(tag, b"")) > _EXIF_TAG_MAX:
+        return None
+    return tags.get(tag)
+
+
+def _sub_ifd(image: Image.Image, exif: Image.Exif, pointer: int) -> dict[int, Any]:
+    """The Exif or GPS IFD, {} when its values would take more than _EXIF_MAX bytes: Pillow
+    unpacks a whole sub-IFD at once. An EXIF block is bounded as a whole (read_photo); a TIFF
+    file's sub-IFD is measured from its entries first (classic TIFF; BigTIFF's are skipped)."""
+    if image.format == "TIFF" and "exif" not in image.info:
+        offset, fp = _tag(exif, pointer), getattr(image, "fp", None)
+        if not isinstance(offset, int) or exif.bigtiff or fp is None:
+            return {}
+        order = "<" if exif.endian == "<" else ">"
+        fp.seek(offset)
+        (count,) = struct.unpack(order + "H", fp.read(2).ljust(2, b"\x00"))
+        entries = fp.read(12 * count)
+        values = sum(number * _TIFF_TYPE_BYTES.get(kind, 8) for _, kind, number, _ in
+                     struct.iter_unpack(order + "HHII", entries[:len(entries) // 12 * 12]))
+        if values > _EXIF_MAX:
+            return {}
+    return exif.get_ifd(pointer)
 
 
 def _exif_text(value: Any) -> str | None:
@@ -263,21 +306,47 @@ def plan_thumbs(width: int, height: int) -> list[tuple[str, int]]:
 
 def _draft(image: Image.Image) -> None:
     """Have a JPEG decoded at a reduced scale (1/2 … 1/8), never below twice the largest thumb."""
-    if image.format == "JPEG":
+    if image.format in ("JPEG", "MPO"):
         image.draft("RGB", (2 * LARGEST_THUMB, 2 * LARGEST_THUMB))
 
 
 def decode_bytes(image: Image.Image) -> int:
-    """Memory ``render_thumbs`` holds at its peak for ``image`` (opened, not loaded): the pixels
-    it decodes (after ``_draft``) × the bytes Pillow keeps per pixel, and the RGB(A) copy
-    ``_reduced`` makes of a mode ``Image.reduce`` refuses. Measured peaks add at most ~70 MB of
-    thumbnail-sized working copies and decoder buffers (docs/uploads.md, "Memory")."""
-    _draft(image)
-    pixels = image.size[0] * image.size[1]
-    cost = pixels * _pixel_bytes(image.mode)
-    if image.mode not in _REDUCIBLE_MODES and max(image.size) >= 2 * LARGEST_THUMB:
-        cost += pixels * 4
-    return cost
+    """Memory reading and ``render_thumbs`` hold at their peak for ``image`` (just opened: not
+    drafted, not loaded): the pixels it decodes (after ``_draft``) × the bytes Pillow keeps per
+    pixel; a progressive JPEG's coefficient buffers, which libjpeg keeps at full size whatever the
+    draft scale (2 bytes per sample of each component); the RGB(A) copy ``_reduced`` makes of a
+    mode ``Image.reduce`` refuses; and _WORKING_BYTES per pixel of the picture thumbnails are cut
+    from (its RGB conversions and copies, the resampling). A WebP costs _WEBP_BYTES per pixel
+    instead: libwebp returns the whole frame in RGBA and Pillow copies it. A TIFF's tag values
+    not unpacked yet are counted twice (read when opened, and again by ``getexif``). Measured
+    peaks stay within this + DECODE_MARGIN (docs/uploads.md, "Memory")."""
+    full = image.size[0] * image.size[1]
+    if image.format == "WEBP":
+        cost = full * _WEBP_BYTES
+    else:
+        _draft(image)
+        cost = image.size[0] * image.size[1] * _pixel_bytes(image.mode)
+    if image.info.get("progressive"):
+        cost += int(full * _component_share(image) * 2)
+    pending = getattr(getattr(image, "tag_v2", None), "_tagdata", {})  # TIFF: raw tag values
+    cost += 2 * sum(len(raw) for raw in pending.values())
+    width, height = image.size
+    factor = max(width, height) // LARGEST_THUMB
+    if factor >= 2:
+        if image.mode not in _REDUCIBLE_MODES:
+            cost += width * height * 4
+        width, height = -(-width // factor), -(-height // factor)
+    return cost + width * height * _WORKING_BYTES
+
+
+def _component_share(image: Image.Image) -> float:
+    """Samples per pixel of a JPEG's components, subsampled ones counted at their share (3 for
+    4:4:4 YCbCr, 1.5 for 4:2:0, 4 for CMYK)."""
+    layers = getattr(image, "layer", None) or []
+    if not layers:
+        return float(len(image.getbands()))
+    most = max(h for _, h, _, _ in layers) * max(v for _, _, v, _ in layers)
+    return sum(h * v for _, h, v, _ in layers) / most
 
 
 def _pixel_bytes(mode: str) -> int:

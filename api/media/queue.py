@@ -4,15 +4,19 @@ while it works, so no ticket is processed twice and one whose worker died is que
 any number of workers on one database, SQLite or PostgreSQL alike (docs/uploads.md, "Leases").
 
 ``TicketQueue`` accepts, claims and recovers tickets and runs the worker thread; turning a claimed
-ticket into a doc is ``UploadQueue.process`` (worker.py). Also the monthly usage the quota reads.
+ticket into a doc is ``UploadQueue.process`` (worker.py). Also each process's spool of request
+files, and the monthly usage the quota reads.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import secrets
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +28,7 @@ from peewee import Expression, InterfaceError, OperationalError, fn
 
 from api.config import Settings
 from api.core.context import Ticket, UploadedFile
-from api.media.storage import Storage
+from api.media.storage import PRIVATE_DIR, Storage
 from api.models.docs import Doc, UploadTicket
 from keys.db import as_tuples, db, is_busy
 from keys.models import User
@@ -37,6 +41,9 @@ _WAIT_STEP = 0.05
 _SETTLE_ATTEMPTS = 6  # each waits out the busy timeout first: about a minute in all
 SPOOL, INCOMING = "spool", "incoming"  # data_dir's folders: request files, files of tickets
 _SWEEP_BATCH = 500  # old files looked up per sweep: one bounded IN list, the rest next time
+_SPOOL_MARGIN = 600  # seconds past body_timeout after which another process's spool is abandoned
+_DISK_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})  # the disk's fault
+TOO_MANY_ATTEMPTS = "too many attempts"  # the error of a ticket claimed upload_max_attempts times
 
 
 class ClaimLost(Exception):
@@ -47,6 +54,12 @@ def database_failed(error: BaseException) -> bool:
     """Whether ``error`` came from the database (busy, unreachable, connection cut), not from the
     file: such a ticket is tried again later, never marked failed."""
     return is_busy(error) or isinstance(error, OperationalError | InterfaceError)
+
+
+def disk_failed(error: BaseException) -> bool:
+    """Whether ``error`` is a full or failing disk (ENOSPC, EDQUOT, EIO), not the file's fault:
+    such a ticket is tried again later, like after a database failure."""
+    return isinstance(error, OSError) and error.errno in _DISK_FAILURES
 
 
 def held(ticket: UploadTicket) -> Expression:
@@ -96,7 +109,10 @@ class TicketQueue:
         self.clock = clock
         self.new_secret = new_secret
         self.incoming = Path(settings.data_dir) / INCOMING
-        self.spool = Path(settings.data_dir) / SPOOL
+        # Request file parts being received: a dir per process, so no start-up removes another
+        # process's files in flight (``sweep_spools``).
+        self.spools = Path(settings.data_dir) / SPOOL
+        self.spool = self.spools / f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -106,6 +122,12 @@ class TicketQueue:
     def now(self) -> int:
         """The injected clock in whole seconds."""
         return int(self.clock())
+
+    def own_spool(self) -> Path:
+        """This process's spool dir, made again if it is missing (a request's file parts go
+        there; ``api/app.py`` asks for it with each request)."""
+        self.spool.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+        return self.spool
 
     # -- accepting ------------------------------------------------------------------------------
 
@@ -117,7 +139,7 @@ class TicketQueue:
         ``admit`` (the monthly quota check) runs under the queue's lock right before the insert,
         so parallel uploads of one server cannot all squeeze under the limit together.
         """
-        self.incoming.mkdir(parents=True, exist_ok=True)
+        self.incoming.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
         kept = self.incoming / secrets.token_hex(12)
         with self._accepting:
             admit()
@@ -192,37 +214,81 @@ class TicketQueue:
         renewed = UploadTicket.update(lease_until=now + lease, **fields).where(held(ticket))
         if renewed.execute() != 1:
             raise ClaimLost(f"upload ticket {ticket.id} was queued again")
-        ticket.lease_until = now + lease
+        for name, value in {"lease_until": now + lease, **fields}.items():
+            setattr(ticket, name, value)
+
+    def back_off(self, ticket: UploadTicket) -> bool:
+        """Queue a claimed ticket again after a database or disk failure, not to be claimed
+        before a delay that doubles with each attempt (a lease, two, four …); whether it was
+        written (see ``settle``)."""
+        delay = self.settings.upload_lease_seconds * 2 ** max(ticket.attempts - 1, 0)
+        return self.settle(ticket, state=QUEUED, started_at=0, lease_until=self.now() + delay)
 
     def discard(self, names: list[str]) -> None:
         """Remove stored files nothing refers to (a missing one is fine)."""
         for name in names:
             self.storage.delete(name)
 
+    def tidy(self, ticket_id: int, recorded: str, file_path: str) -> None:
+        """Once a ticket's done or failed has committed: remove the files its ``stored_names``
+        lists (``recorded``: none a doc refers to), then its upload, then empty the list. A crash
+        in between leaves them to ``recover``."""
+        self.discard(stored_names(recorded))
+        Path(file_path).unlink(missing_ok=True)
+        if not recorded:
+            return
+        try:
+            (UploadTicket.update(stored_names="")
+             .where(UploadTicket.id == ticket_id, UploadTicket.state.in_((DONE, FAILED)))
+             .execute())
+        except Exception as error:
+            if not database_failed(error):
+                raise
+            log.warning("upload ticket %s: its removed files stay listed: %r", ticket_id, error)
+
     # -- the queue ------------------------------------------------------------------------------
 
     def claim(self, ticket_id: int) -> UploadTicket | None:
-        """Move one ticket from queued to working under a fresh lease; only one claimer ever
-        succeeds. Files an earlier attempt recorded are removed first: they belong to no doc (a
-        done ticket is never queued again), and a crash may have cut their removal short."""
+        """Move one ticket from queued to working under a fresh lease, counting the attempt;
+        only one claimer ever succeeds. Files an earlier attempt recorded are removed first: they
+        belong to no doc (a done ticket is never queued again), and a crash may have cut their
+        removal short. A ticket backing off is not claimed yet; one claimed
+        ``upload_max_attempts`` times already is marked failed instead."""
         now = self.now()
         claimed = (UploadTicket
                    .update(state=WORKING, started_at=now,
-                           lease_until=now + self.settings.upload_lease_seconds)
-                   .where(UploadTicket.id == ticket_id, UploadTicket.state == QUEUED)
+                           lease_until=now + self.settings.upload_lease_seconds,
+                           attempts=UploadTicket.attempts + 1)
+                   .where(UploadTicket.id == ticket_id, UploadTicket.state == QUEUED,
+                          UploadTicket.lease_until <= now,
+                          UploadTicket.attempts < self.settings.upload_max_attempts)
                    .execute())
         if claimed != 1:
+            self._give_up(ticket_id, now)
             return None
         ticket = UploadTicket.get_by_id(ticket_id)
         self.discard(stored_names(ticket.stored_names))
         return ticket
+
+    def _give_up(self, ticket_id: int, now: int) -> None:
+        """Mark ``ticket_id`` failed if it is queued with its attempts used up, then tidy it."""
+        if (UploadTicket
+                .update(state=FAILED, error=TOO_MANY_ATTEMPTS, finished_at=now)
+                .where(UploadTicket.id == ticket_id, UploadTicket.state == QUEUED,
+                       UploadTicket.attempts >= self.settings.upload_max_attempts)
+                .execute()) != 1:
+            return
+        log.warning("upload ticket %s failed: %s", ticket_id, TOO_MANY_ATTEMPTS)
+        ticket = UploadTicket.get_by_id(ticket_id)
+        self.tidy(ticket.id, ticket.stored_names, ticket.file_path)
 
     def run_once(self) -> bool:
         """Claim and process the oldest queued ticket; False when there was none to claim."""
         # Read the candidates fully first: an open SELECT would pin a stale SQLite snapshot.
         candidates = list(UploadTicket
                           .select(UploadTicket.id)
-                          .where(UploadTicket.state == QUEUED)
+                          .where(UploadTicket.state == QUEUED,
+                                 UploadTicket.lease_until <= self.now())
                           .order_by(UploadTicket.id)
                           .limit(10)
                           .scalars())
@@ -241,18 +307,44 @@ class TicketQueue:
         return count
 
     def recover(self) -> int:
-        """At start-up: empty the spool (request files a killed process was receiving; no request
-        of this process has begun), then ``check``; the number of tickets queued again."""
-        if self.spool.is_dir():
-            for path in self.spool.iterdir():
-                path.unlink(missing_ok=True)
+        """At start-up: remove the spools of processes that are gone, finish the removals of
+        ended tickets a crash cut short, then ``check``; the number of tickets queued again."""
+        self.sweep_spools()
+        ended = list(as_tuples(UploadTicket
+                               .select(UploadTicket.id, UploadTicket.stored_names,
+                                       UploadTicket.file_path)
+                               .where(UploadTicket.state.in_((DONE, FAILED)),
+                                      UploadTicket.stored_names != "")
+                               .tuples()))
+        for ticket_id, recorded, file_path in ended:
+            self.tidy(ticket_id, recorded, file_path)
         return self.check()
 
     def check(self) -> int:
-        """What the worker does now and then: requeue expired leases, sweep old orphan files."""
+        """What the worker does now and then: mark this process's spool alive, requeue expired
+        leases, sweep old orphan files."""
+        os.utime(self.own_spool())
         requeued = self.requeue_expired()
         self.sweep_incoming()
         return requeued
+
+    def sweep_spools(self) -> None:
+        """Remove the spool dirs of other processes that are gone: named after this host and a
+        process id no process has now, or untouched (dir and files) for longer than a request's
+        body may take plus a margin, whatever their host (a live process touches its own with
+        each ``check``). Loose files of the old one-spool layout go by age too."""
+        if not self.spools.is_dir():
+            return
+        cutoff = time.time() - self.settings.body_timeout - _SPOOL_MARGIN
+        host = socket.gethostname()
+        for path in self.spools.iterdir():
+            if path == self.spool or not (_dead_owner(path.name, host)
+                                          or _newest(path) < cutoff):
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
     def requeue_expired(self) -> int:
         """Queue again the ``working`` tickets whose lease ran out (their worker died, hangs or
@@ -281,28 +373,31 @@ class TicketQueue:
         return requeued
 
     def sweep_incoming(self) -> int:
-        """Remove files of ``incoming`` older than ``upload_orphan_seconds`` that no queued or
-        working ticket names (their ticket ended, or its insert never committed); the number.
+        """Remove the files of ``incoming`` a done or failed ticket names (at any age: a crash
+        came between its commit and the unlink), and those older than ``upload_orphan_seconds``
+        that no queued or working ticket names (their insert never committed); the number. The
+        oldest ``_SWEEP_BATCH`` files are looked at each time.
 
-        Only by age: a request moves its file here just before its ticket commits, possibly in
-        another process, so "no ticket names it" alone would remove a file about to be named.
-        Ages are the file system's (modification times), hence wall-clock time.
+        Unnamed ones only by age: a request moves its file here just before its ticket commits,
+        possibly in another process, so "no ticket names it" alone would remove a file about to
+        be named. Ages are the file system's (modification times), hence wall-clock time.
         """
         if not self.incoming.is_dir():
             return 0
         cutoff = time.time() - self.settings.upload_orphan_seconds
-        old = [path for path in self.incoming.iterdir() if _modified(path) < cutoff]
-        old = old[:_SWEEP_BATCH]
-        if not old:
+        ages = sorted((_modified(path), str(path)) for path in self.incoming.iterdir())
+        batch = dict((path, age) for age, path in ages[:_SWEEP_BATCH])
+        if not batch:
             return 0
-        named = set(UploadTicket
-                    .select(UploadTicket.file_path)
-                    .where(UploadTicket.state.in_((QUEUED, WORKING)),
-                           UploadTicket.file_path.in_([str(path) for path in old]))
-                    .scalars())
-        orphans = [path for path in old if str(path) not in named]
+        states = dict(as_tuples(UploadTicket
+                                .select(UploadTicket.file_path, UploadTicket.state)
+                                .where(UploadTicket.file_path.in_(list(batch)))
+                                .tuples()))
+        orphans = [path for path, age in batch.items()
+                   if states.get(path) in (DONE, FAILED)
+                   or (age < cutoff and states.get(path) not in (QUEUED, WORKING))]
         for path in orphans:
-            path.unlink(missing_ok=True)
+            Path(path).unlink(missing_ok=True)
         return len(orphans)
 
     # -- the worker thread ----------------------------------------------------------------------
@@ -325,6 +420,7 @@ class TicketQueue:
         self._wake.set()
         self._thread.join(timeout=60)
         self._thread = None
+        shutil.rmtree(self.spool, ignore_errors=True)  # the server answers no request any more
 
     def _loop(self) -> None:
         next_check = 0.0
@@ -366,3 +462,27 @@ def _modified(path: Path) -> float:
         return path.stat().st_mtime
     except FileNotFoundError:
         return float("inf")
+
+
+def _newest(path: Path) -> float:
+    """The latest modification time of ``path`` and (a dir) the files in it."""
+    try:
+        inside = list(path.iterdir()) if path.is_dir() else []
+    except FileNotFoundError:
+        return float("inf")  # gone already
+    return max([_modified(path), *(_modified(entry) for entry in inside)])
+
+
+def _dead_owner(name: str, host: str) -> bool:
+    """Whether a spool dir named ``<host>-<pid>-<random>`` is this host's and its process has
+    ended (a pid used again only keeps the dir until its age bound)."""
+    owner = name.rsplit("-", 2)
+    if len(owner) != 3 or owner[0] != host or not owner[1].isdigit():
+        return False
+    try:
+        os.kill(int(owner[1]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False

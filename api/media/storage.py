@@ -17,6 +17,11 @@ from typing import BinaryIO, Protocol
 
 from api.config import Settings
 
+# Media, spooled and queued files are the server user's alone, whatever the umask: originals of
+# private documents among them (the media route reads them in-process).
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
 # Slash-separated parts of letters, digits, dots, dashes and underscores; no part starts with a dot.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
 
@@ -72,10 +77,11 @@ class LocalStorage:
     def put(self, name: str, source: BinaryIO) -> None:
         """Copy ``source`` into place atomically."""
         target = self._path(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+        target.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
         temp = self._partial(target)
         try:
-            with temp.open("wb") as out:
+            with os.fdopen(os.open(temp, _CREATE, PRIVATE_FILE), "wb") as out:
                 shutil.copyfileobj(source, out, 1 << 20)
             os.replace(temp, target)
         except BaseException:

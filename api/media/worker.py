@@ -3,9 +3,10 @@ the names of the files it will store (committed first, so recovery can remove th
 store them, and write the doc, its thumbs, tags and album entry in one transaction.
 
 A file goes only after the state change that makes it unneeded has committed: the upload once the
-ticket is done or failed, stored files once the ticket is failed or queued again. A database
-failure queues the ticket again instead of failing it; when even that cannot be written, the
-ticket's lease runs out and any worker queues it again (queue.py).
+ticket is done or failed, stored files once the ticket is failed or queued again, a replaced doc's
+old files once they are recorded in its done ticket. A database or disk failure queues the ticket
+again (backing off) instead of failing it; when even that cannot be written, the ticket's lease
+runs out and any worker queues it again (queue.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from peewee import fn
@@ -38,10 +38,18 @@ from api.media.imaging import (
     sniff,
 )
 from api.media.names import ORIGINAL, doc_file_names, storage_name
-from api.media.queue import DONE, FAILED, QUEUED, ClaimLost, TicketQueue, database_failed, held
+from api.media.queue import (
+    DONE,
+    FAILED,
+    ClaimLost,
+    TicketQueue,
+    database_failed,
+    disk_failed,
+    held,
+)
 from api.media.storage import Storage, build_storage
 from api.models.docs import Album, AlbumDoc, Doc, Thumb, UploadTicket
-from keys.db import db
+from keys.db import db, locked
 from keys.models import User
 
 log = logging.getLogger("api.uploads")
@@ -101,32 +109,32 @@ class UploadQueue(TicketQueue):
             plan = self._plan(ticket, target, rendered)
             self._store(ticket, plan, rendered, written)
             with db.atomic():
-                stale = self._write(ticket, options, target, rendered, plan)
+                stale = self._write(ticket, options, rendered, plan)
         except ClaimLost as error:  # the ticket and its upload are another worker's now
             log.warning("upload ticket %s abandoned: %s", ticket.id, error)
             self.discard(written)
             return
         except Exception as error:
-            if database_failed(error):  # not the file's fault: queue it again
-                log.warning("upload ticket %s interrupted, database unavailable: %r", ticket.id,
-                            error)
+            if database_failed(error) or disk_failed(error):  # not the file's fault: again later
+                log.warning("upload ticket %s interrupted, %s unavailable: %r", ticket.id,
+                            "database" if database_failed(error) else "disk", error)
                 # Unless requeued, the doc may have committed after all (a commit whose answer
                 # was lost): the files stay, and whoever requeues the ticket removes them.
-                if self.settle(ticket, state=QUEUED, started_at=0, lease_until=0):
+                if self.back_off(ticket):
                     self.discard(written)
                 return
             if isinstance(error, Rejected):
                 log.info("upload ticket %s refused: %s", ticket.id, error)
             else:
                 log.exception("upload ticket %s failed", ticket.id)
-            failed = self.settle(ticket, state=FAILED, error=type(error).__name__,
-                                 finished_at=self.now())
-            self.discard(written)  # the doc's transaction did not commit: nothing refers to them
-            if failed:
-                Path(ticket.file_path).unlink(missing_ok=True)
+            # The doc's transaction did not commit: nothing refers to the files stored.
+            if self.settle(ticket, state=FAILED, error=type(error).__name__,
+                           finished_at=self.now()):
+                self.tidy(ticket.id, ticket.stored_names, ticket.file_path)
+            else:
+                self.discard(written)
             return
-        self.discard(stale)
-        Path(ticket.file_path).unlink(missing_ok=True)
+        self.tidy(ticket.id, stale, ticket.file_path)
 
     def _render(self, ticket: UploadTicket, options: dict[str, Any],
                 target: Doc | None) -> _Rendered:
@@ -193,10 +201,16 @@ class UploadQueue(TicketQueue):
             written.append(name)
             self.storage.put(name, io.BytesIO(data))
 
-    def _write(self, ticket: UploadTicket, options: dict[str, Any], target: Doc | None,
-               rendered: _Rendered, plan: _Plan) -> list[str]:
+    def _write(self, ticket: UploadTicket, options: dict[str, Any], rendered: _Rendered,
+               plan: _Plan) -> str:
         """Write the rows (inside the caller's transaction) and mark the ticket done if its claim
-        still holds (else ClaimLost, rolling it all back); the names of files now stale."""
+        still holds (else ClaimLost, rolling it all back), recording in its ``stored_names`` the
+        names of files now stale; that record ("" when none).
+
+        A replacement re-reads its doc here (locked) and writes only the file fields: edits made
+        while it ran stay, and the stale names are those of the files the doc has now, whoever
+        stored them (an overlapping replacement's included).
+        """
         now = self.now()
         stale: list[str] = []
         file_fields = {
@@ -207,28 +221,28 @@ class UploadQueue(TicketQueue):
             "camera": rendered.info.camera[:128], "modified_at": now,
             "secret": plan.secret, "original_secret": plan.original_secret,
         }
-        if target is None:
+        if not ticket.replace_doc_id:
             doc = Doc.create(id=plan.doc_id, owner=ticket.user_id, posted_at=now,
                              **self._described(options, rendered.info, now), **file_fields)
+            self._attach(doc, options, ticket.user, now)
         else:
-            doc = target
+            doc = locked(Doc.select().where(Doc.id == plan.doc_id), Doc).get_or_none()
+            if doc is None:
+                raise Rejected("the doc to replace was deleted meanwhile")
             stale = doc_file_names(doc, list(doc.thumbs))
             Thumb.delete().where(Thumb.doc == doc).execute()
-            for name, value in file_fields.items():
-                setattr(doc, name, value)
-            doc.save()
+            Doc.update(**file_fields).where(Doc.id == doc.id).execute()
         rows = [{"doc": doc, "label": label, "w": width, "h": height, "ext": "jpg"}
                 for label, width, height, _data in rendered.thumbs]
         if rows:
             Thumb.insert_many(rows).execute()
-        if target is None:
-            self._attach(doc, options, ticket.user, now)
+        recorded = json.dumps(stale) if stale else ""
         if (UploadTicket
-                .update(state=DONE, doc=doc, finished_at=now)
+                .update(state=DONE, doc=doc, finished_at=now, stored_names=recorded)
                 .where(held(ticket))
                 .execute()) != 1:
             raise ClaimLost(f"upload ticket {ticket.id} was queued again before it was done")
-        return stale
+        return recorded
 
     @staticmethod
     def _described(options: dict[str, Any], info: PhotoInfo, now: int) -> dict[str, Any]:

@@ -309,12 +309,16 @@ class UploadTicket(BaseModel):
     started_at = IntegerField(default=0)
     finished_at = IntegerField(default=0)
     error = CharField(max_length=255, default="")
-    # Migration 6 (issue 10): the storage names this ticket will write, committed before any file
-    # is stored, so recovery can remove what a crash left; and until when (UNIX seconds) the
-    # worker holding a ``working`` ticket is known alive (renewed while it works; an older one
-    # is re-queued).
+    # Migration 6 (issue 10), per state (docs/uploads.md, "Leases and recovery"):
+    # ``stored_names`` (a JSON list) of a queued or working ticket names the files its attempt
+    # will write, committed before any is stored, so recovery can remove what a crash left; of a
+    # done or failed one, files no doc refers to that are still to be removed (a replacement's
+    # old files), emptied once they are gone. ``lease_until`` (UNIX seconds) of a working ticket:
+    # until when its worker is known alive (renewed while it works; an older one is re-queued);
+    # of a queued one: not claimed before (a back-off). ``attempts``: claims so far.
     stored_names = TextField(default="", constraints=[SQL("DEFAULT ''")])
     lease_until = IntegerField(default=0, constraints=[SQL("DEFAULT 0")])
+    attempts = IntegerField(default=0, constraints=[SQL("DEFAULT 0")])
 
     class Meta:
         table_name = "upload_tickets"

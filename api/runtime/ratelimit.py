@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
+from typing import Any
 
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
@@ -87,60 +88,129 @@ class RateLimiter:
         self.fallback = fallback
         self.clock = clock
         self._failed_until = 0.0
-        self._lock = threading.Lock()  # guards only _failed_until
+        self._lock = threading.Lock()  # guards only _failed_until and _reported
+        # limits' MemoryStorage is not thread-safe (5.8: concurrent incr calls race to restart
+        # its expiry timer, "threads can only be started once"): one call at a time into it.
+        # It is this process's own object, so a process-local lock is all it needs.
+        self._memory_lock = threading.Lock()
+        self._reported: set[str] = set()  # unexpected error types already logged
 
     def spend(self, quotas: list[Quota], scope: str, identity: str, *, policy: str = "") -> bool:
         """Spend one call of ``identity``'s budget in ``scope``, window by window from the
         shortest; past an exceeded window the longer ones are only read (a call refused for a
-        burst does not eat the hour). Appends the windows to ``quotas``; True when refused."""
+        burst does not eat the hour). Appends the windows to ``quotas``; True when refused.
+        A limiter that fails unexpectedly lets the call through (logged once per error type):
+        a broken counter must not turn every call into a 500."""
         try:
             items = windows(policy or self.policies.get(scope, ""))
         except ValueError:  # a key's limit written by hand that does not parse: the default
             items = windows(self.policies.get(scope, ""))
         if not items:
             return False
-        storage = self.storage
-        if self.fallback is not None and self.clock() < self._failed_until:
-            storage = self.fallback
         try:
-            spent = _spend(storage, items, scope, identity)
-        except StorageError as error:
-            if self.fallback is None or storage is self.fallback:
-                raise
+            spent = self._counted(items, scope, identity)
+        except Exception as error:  # anything: the call goes on uncounted
             with self._lock:
-                self._failed_until = self.clock() + FALLBACK_SECONDS
-            # The error's type only: its text may hold the Redis URL and its password.
-            log.warning("rate limits: redis unavailable (%s); counting in this process's memory "
-                        "for %d s", type(error.storage_error).__name__, FALLBACK_SECONDS)
-            spent = _spend(self.fallback, items, scope, identity)
+                first = type(error).__name__ not in self._reported
+                self._reported.add(type(error).__name__)
+            if first:  # the type only: a message may hold a URL and its password
+                log.error("rate limits: counting failed (%s); calls pass uncounted while it "
+                          "lasts", type(error).__name__)
+            return False
         quotas.extend(spent)
         return any(quota.exceeded for quota in spent)
+
+    def _counted(self, items: Sequence[RateLimitItem], scope: str,
+                 identity: str) -> list[Quota]:
+        """The windows spent in the storage, or in the fallback while Redis fails."""
+        fallback = self.fallback
+        if fallback is None or self.clock() >= self._failed_until:
+            try:
+                return self._spend_in(self.storage, items, scope, identity)
+            except StorageError as error:
+                if fallback is None:
+                    raise
+                with self._lock:
+                    self._failed_until = self.clock() + FALLBACK_SECONDS
+                # The error's type only: its text may hold the Redis URL and its password.
+                log.warning("rate limits: redis unavailable (%s); counting in this process's "
+                            "memory for %d s", type(error.storage_error).__name__,
+                            FALLBACK_SECONDS)
+        return self._spend_in(fallback, items, scope, identity)
+
+    def _spend_in(self, storage: Storage, items: Sequence[RateLimitItem], scope: str,
+                  identity: str) -> list[Quota]:
+        if isinstance(storage, MemoryStorage):
+            with self._memory_lock:
+                return _spend(storage, items, scope, identity)
+        return _spend(storage, items, scope, identity)
+
+
+def counter_key(scope: str, identity: str, length: int) -> str:
+    """A window's counter: scope, identity and window length, never the amount (limits'
+    ``key_for`` holds it), so a limit changed on the console keeps counting what was spent."""
+    return f"LIMITER/{scope}/{identity}/{length}s"
 
 
 def _spend(storage: Storage, items: Sequence[RateLimitItem], scope: str,
            identity: str) -> list[Quota]:
-    """The fixed-window strategy's own storage calls (limits.FixedWindowRateLimiter.hit), keeping
-    the count ``incr`` returns: each call's ``remaining`` is its own, exact across processes."""
+    """The fixed-window strategy's storage calls (as limits.FixedWindowRateLimiter.hit), keeping
+    the count the increment returns: each call's ``remaining`` is its own, exact across
+    processes."""
     spent: list[Quota] = []
     refused = False
     for item in items:
-        key = item.key_for(scope, identity)
-        used = storage.get(key) if refused else storage.incr(key, item.get_expiry())
+        length = item.get_expiry()
+        used, reset_at = _count(storage, counter_key(scope, identity, length), length,
+                                spend=not refused)
         exceeded = not refused and used > item.amount
         refused = refused or exceeded
-        spent.append(Quota(name=f"{scope}-{item.get_expiry()}s", limit=item.amount,
-                           window=item.get_expiry(), remaining=max(0, item.amount - used),
-                           reset_at=storage.get_expiry(key), exceeded=exceeded))
+        spent.append(Quota(name=f"{scope}-{length}s", limit=item.amount, window=length,
+                           remaining=max(0, item.amount - used), reset_at=reset_at,
+                           exceeded=exceeded))
     return spent
 
 
+# One round trip per window: the increment (the expiry set by the first), or only a read, and
+# the time left in milliseconds. limits' own get_expiry asks TTL, whole seconds rounded, so a
+# window with 0.4 s left showed t=0 while it still refused.
+_REDIS_COUNT = b"""
+local used = tonumber(redis.call("get", KEYS[1]) or "0")
+if ARGV[2] == "1" then
+  used = redis.call("incr", KEYS[1])
+  if used == 1 then redis.call("pexpire", KEYS[1], ARGV[1]) end
+end
+return {used, redis.call("pttl", KEYS[1])}
+"""
+
+
+def _count(storage: Storage, key: str, length: int, *, spend: bool) -> tuple[int, float]:
+    """The count of ``key`` after one more call (``spend``) or as it stands, and when its window
+    ends (UNIX seconds, exact: the headers round it up)."""
+    if not isinstance(storage, RedisStorage):
+        used = storage.incr(key, length) if spend else storage.get(key)
+        return used, storage.get_expiry(key)
+    try:
+        used, left_ms = _redis_script(storage)(keys=[storage.prefixed_key(key)],
+                                               args=[length * 1000, int(spend)])
+    except storage.base_exceptions as error:
+        raise StorageError(error) from None
+    return int(used), time.time() + max(0, int(left_ms)) / 1000.0
+
+
+@lru_cache(maxsize=8)
+def _redis_script(storage: RedisStorage) -> Any:
+    """_REDIS_COUNT registered on the storage's client (EVALSHA, loaded again when missing)."""
+    return storage.get_connection().register_script(_REDIS_COUNT)
+
+
 def build_limiter(settings: Settings) -> RateLimiter:
-    """The limiter the settings ask for: Redis (API_REDIS_URL, keys under API_RATELIMIT_PREFIX)
-    with this process's memory as its fallback, or memory alone."""
+    """The limiter the settings ask for: Redis (API_REDIS_URL, keys under API_REDIS_PREFIX
+    + ``:ratelimit``) with this process's memory as its fallback, or memory alone."""
     policies = {scope: getattr(settings, name) for scope, name in SCOPE_SETTINGS.items()}
     if not settings.redis_url:
         return RateLimiter(policies, MemoryStorage())
-    redis = RedisStorage(settings.redis_url, key_prefix=settings.ratelimit_prefix,
+    redis = RedisStorage(settings.redis_url, key_prefix=f"{settings.redis_prefix}:ratelimit",
                          wrap_exceptions=True, socket_timeout=REDIS_TIMEOUT,
                          socket_connect_timeout=REDIS_TIMEOUT)
     return RateLimiter(policies, redis, fallback=MemoryStorage())

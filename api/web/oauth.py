@@ -1,6 +1,8 @@
 """The OAuth pages (spec §5.5, docs/oauth.md). ``/apps/oauth/request`` and ``/apps/oauth/access``
 answer form-encoded, as OAuth clients read them: a refusal is 400 or 401 with ``oauth_problem``,
-our own failure a bare 500/503, never a page or a traceback. ``/apps/oauth/authorize`` is the
+429 past a rate limit, our own failure a bare 500/503, never a page or a traceback. Each costs
+the client address one call of its ``frob`` budget (API_RATELIMIT_FROBS, as auth.getFrob), and a
+request token one of its consumer key's (api.auth.oauth). ``/apps/oauth/authorize`` is the
 authorize page's consent form for a request token, with the levels asked as ``perm_*``.
 """
 
@@ -12,9 +14,9 @@ from collections.abc import Callable, Mapping
 import falcon
 
 from api.auth import frobs
-from api.auth.oauth import FORM, OOB, OAuthProvider, Pending, Refused
+from api.auth.oauth import FORM, OOB, RATE_LIMITED, OAuthProvider, Pending, Refused
 from api.core.context import OAuthRequest
-from api.core.errors import RETRY_AFTER_SECONDS, ApiError
+from api.core.errors import RETRY_AFTER_SECONDS, ApiError, ClientIpQuota
 from api.core.transport import path_as_sent
 from api.web.authorize import AuthorizeLink, with_query
 from api.web.pages import SESSION_COOKIE, BadRequest, Page, Pages, read_form, read_query
@@ -23,6 +25,7 @@ from keys.db import is_busy
 log = logging.getLogger("api.web")
 
 DENIED_PROBLEM = "permission_denied"  # what the callback gets on Deny (OAuth Problem Reporting)
+ADDRESS_SCOPE = "frob"  # a request token is OAuth's frob: the same per-address budget
 
 
 def signed_request(req: falcon.Request, public_url: str) -> OAuthRequest:
@@ -46,10 +49,14 @@ class TokenEndpoint:
         resp.content_type = FORM["Content-Type"]
         resp.set_header("Cache-Control", "no-store")
         try:
+            self.pages.limit(req, ADDRESS_SCOPE)
             resp.text = self.issue(signed_request(req, self.pages.ctx.settings.public_url))
         except Refused as refused:
             self.refuse(resp, refused)
         except (BadRequest, ApiError) as error:
+            if isinstance(error, BadRequest) and error.status == falcon.HTTP_429:
+                return self.refuse(resp, Refused(ClientIpQuota(), RATE_LIMITED, 429,
+                                                 retry_after=error.retry_after))
             if isinstance(error, ApiError) and error.code >= 500:  # the nonce store is down
                 return self.fail(resp, falcon.HTTP_503)
             self.refuse(resp, Refused(ApiError(), "parameter_rejected", 400))
@@ -63,10 +70,13 @@ class TokenEndpoint:
 
     @staticmethod
     def refuse(resp: falcon.Response, refused: Refused) -> None:
-        """400 or 401 with oauth_problem (a 401 names the scheme, as HTTP requires)."""
+        """400, 401 or 429 with oauth_problem (a 401 names the scheme, as HTTP requires; a 429
+        says when to come back)."""
         resp.status = refused.status
         if refused.status == 401:
             resp.set_header("WWW-Authenticate", 'OAuth realm="ipernity"')
+        if refused.retry_after:
+            resp.set_header("Retry-After", str(refused.retry_after))
         resp.text = refused.reply()
 
     @staticmethod

@@ -97,3 +97,37 @@ def test_a_disabled_key_is_refused_before_the_file_part_is_spooled(client, ctx, 
                                     {"file": ("x.jpg", b"\xff" * 1000)})
     assert code(post(client, body, content_type)) == 101
     assert spooled == []
+
+
+def test_no_key_and_no_oauth_before_the_file_part_spools_nothing(client, api_key, spooled):
+    """Without api_key, an Authorization: OAuth header or an oauth_* field before the file part,
+    step 5 answers 100 whatever follows: the file was spooled all the same."""
+    content_type, body = _multipart({"echo": "hi"}, {"file": ("x.jpg", b"\xff" * 50_000)})
+    assert code(post(client, body, content_type)) == 100
+    assert spooled == []
+    content_type, body = _multipart({"oauth_consumer_key": api_key.key, "echo": "hi"},
+                                    {"file": ("x.jpg", b"\xff" * 1000)})
+    post(client, body, content_type)  # refused by OAuth, after the file part was read
+    assert len(spooled) == 1
+    client.simulate_post("/api/test.echo/json", body=body, headers={
+        "Content-Type": content_type, "Authorization": 'OAuth oauth_consumer_key="x"'})
+    assert len(spooled) == 2
+
+
+@pytest.mark.parametrize("filename", [b'filename="a\x00b.jpg"', b"filename*=UTF-8''a%00b.jpg"])
+def test_a_nul_in_a_file_name_is_140(client, api_key, spooled, filename):
+    """PostgreSQL cannot store NUL: it was a 500 when the ticket was written."""
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"api_key\"\r\n\r\n"
+            + api_key.key.encode() + b"\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; "
+            + filename + b"\r\n\r\nxx\r\n--b--\r\n")
+    assert code(post(client, body, "multipart/form-data; boundary=b")) == 140
+    assert spooled == []
+
+
+@pytest.mark.parametrize("escaped", [False, True])
+def test_more_than_1000_parameters_is_140_on_both_paths(client, api_key, escaped):
+    """The unescaped path kept the first 1,000 silently (a later api_key: 100)."""
+    pairs = [f"p{n}={'a%20b' if escaped else 'x'}" for n in range(1500)]
+    query = "&".join([*pairs, f"api_key={api_key.key}"])
+    assert code(client.simulate_get("/api/test.echo/json", query_string=query)) == 140
+    assert transport.decode_urlencoded("&".join(pairs[:1000])) is not None

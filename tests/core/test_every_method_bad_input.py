@@ -116,3 +116,11 @@ def test_junk_with_a_file(call, ctx, member_token, method):
         assert UploadTicket.select().count() > 0  # some junk is acceptable ("", " 7 ")
     ctx.uploads.process_pending()  # whatever was accepted processes without a crash
     assert UploadTicket.select().where(UploadTicket.state.not_in(["done", "failed"])).count() == 0
+
+
+@pytest.mark.parametrize("filename", ["a\x00b.jpg", "\x00"])
+def test_a_nul_in_the_file_name(call, member_token, filename):
+    """A 500 on PostgreSQL, which cannot store NUL: now 140 like a NUL anywhere else."""
+    result = call.raw("upload.file", "json", token=member_token, files={"file": (filename, jpeg())})
+    check(result)
+    assert result.json["api"]["code"] == "140"

@@ -4,9 +4,11 @@ narrowed (the database) or reported (a directory someone may share on purpose)."
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import stat
+import tempfile
 
 from keys.db import db, open_database, private_directory
 
@@ -52,3 +54,24 @@ def test_an_existing_open_directory_is_left_alone_but_reported(tmp_path, caplog)
         private_directory(shared)
     assert mode(shared) == 0o755
     assert "chmod 700" in caplog.text
+
+
+def test_media_spool_and_incoming_files_are_private_whatever_the_umask(ctx, owner, tmp_path):
+    """Originals of private documents were 0644 in 0755 directories (0666 under umask 000)."""
+    from api.core.context import UploadedFile
+    from api.media.storage import LocalStorage
+
+    old = os.umask(0)
+    try:
+        media = tmp_path / "m" / "media"
+        LocalStorage(media).put("26/49/1.secret.jpg", io.BytesIO(b"x"))
+        assert (mode(media), mode(media / "26/49/1.secret.jpg")) == (0o700, 0o600)
+        spool = ctx.uploads.own_spool()
+        assert mode(spool) == 0o700
+        handle, path = tempfile.mkstemp(dir=spool)
+        os.close(handle)
+        ticket = ctx.uploads.enqueue(user=owner, api_key="k", options={}, upload=UploadedFile(
+            filename="x.jpg", path=path, size=0, content_type=""))
+        assert mode(ctx.uploads.incoming) == 0o700 and mode(ticket.file_path) == 0o600
+    finally:
+        os.umask(old)

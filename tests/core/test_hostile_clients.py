@@ -57,9 +57,12 @@ def timed_hello(url: str) -> float:
 
 
 def closed_by_server(sock: socket.socket) -> bool:
+    """Whether the server closed ``sock`` (within 2 s), after what it had to say (a 408)."""
     sock.settimeout(2)
     try:
-        return sock.recv(1) == b""
+        while sock.recv(65536):
+            pass
+        return True
     except ConnectionResetError:
         return True
     except TimeoutError:
@@ -146,19 +149,3 @@ def test_a_100_mb_form_body_costs_no_memory(server):
     assert json.loads(connection.getresponse().read())["api"]["code"] == "141"
     connection.close()
     assert peak_mb(pid) - before < 20, (before, peak_mb(pid))
-
-
-def test_close_slow_requests_times_headers_and_bodies_apart():
-    from types import SimpleNamespace
-
-    from api.server import close_slow_requests
-
-    def channel(age: float, headers_done: bool, running: int = 0) -> SimpleNamespace:
-        request = SimpleNamespace(received_at=1000.0 - age, headers_finished=headers_done)
-        return SimpleNamespace(request=request, will_close=False, requests=[None] * running)
-
-    channels = {1: channel(5, False), 2: channel(11, False), 3: channel(11, True),
-                4: channel(601, True), 5: channel(700, True, running=1),
-                6: SimpleNamespace(will_close=False)}  # the listener: no request
-    assert close_slow_requests(channels, 1000.0, header_timeout=10, body_timeout=600) == 2
-    assert [n for n, c in channels.items() if c.will_close] == [2, 4]

@@ -8,6 +8,8 @@ none rolls over while it runs."""
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import time
 
 import pytest
@@ -15,24 +17,11 @@ import pytest
 from api.config import Settings
 from api.models.grants import Frob
 from api.runtime import ratelimit
-from api.runtime.ratelimit import RateLimiter, build_limiter, windows, within
+from api.runtime.ratelimit import RateLimiter, build_limiter, counter_key, windows, within
 from keys import store
 from keys.db import db
 from keys.models import User
 from tests.auth.conftest import Browser, csrf_of
-
-
-@pytest.fixture
-def limit(ctx):
-    """``limit(per_key=…, per_address=…, …)``: the app's limits from now on (the rest off)."""
-
-    def apply(**policies: str) -> None:
-        values = {name: "" for name in ratelimit.SCOPE_SETTINGS.values()}
-        values.update({f"ratelimit_{scope}": policy for scope, policy in policies.items()})
-        ctx.settings = ctx.settings.with_(**values)
-        ctx.limits = build_limiter(ctx.settings)
-
-    return apply
 
 
 def items(header: str) -> dict[str, dict[str, int]]:
@@ -231,11 +220,11 @@ def test_the_fallback_gives_way_to_redis_again(monkeypatch):
     limiter = RateLimiter({"key": "5/minute"}, primary, fallback=fallback, clock=lambda: clock[0])
     limiter._failed_until = 30.0
     limiter.spend([], "key", "k")
-    assert (primary.get(windows("5/minute")[0].key_for("key", "k")),
-            fallback.get(windows("5/minute")[0].key_for("key", "k"))) == (0, 1)
+    counter = counter_key("key", "k", 60)
+    assert (primary.get(counter), fallback.get(counter)) == (0, 1)
     clock[0] = 31.0
     limiter.spend([], "key", "k")
-    assert primary.get(windows("5/minute")[0].key_for("key", "k")) == 1
+    assert primary.get(counter) == 1
 
 
 def test_a_policy_that_does_not_parse_stops_the_start():
@@ -274,3 +263,122 @@ def test_headers_name_each_window_and_the_binding_one():
     assert ratelimit.headers([]) == {}
     assert ratelimit.retry_after(quotas, now=1000.0) == 1  # nothing exceeded: at least 1
 
+
+
+# -- review of issue 10 (rate limits) -----------------------------------------------------------
+
+def test_a_changed_amount_keeps_counting_what_was_spent(ctx, call, limit, api_key):
+    """The counter is the scope's, the identity's and the window length's: an owner who edits
+    "…/minute" by one does not get a fresh budget (limits' key_for holds the amount)."""
+    limit(per_key="5/minute", per_address="1000/hour")
+    assert [call.raw("test.hello").status_code for _ in range(6)] == [200] * 5 + [429]
+    for policy in ("4/minute", "6/minute"):
+        store.update_key(api_key.key, actor="owner", rate_limit=policy)
+        ctx.keys.invalidate()
+        assert call.raw("test.hello").status_code == 429
+
+
+def test_the_memory_limiter_takes_many_threads_at_once(monkeypatch):
+    """limits 5.8's MemoryStorage restarts its expiry timer racily ("threads can only be started
+    once"); with the switch interval tiny, 32 threads meet right after each timer ends."""
+    import sys
+    import threading
+
+    from limits.storage import MemoryStorage
+
+    failures: list[str] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda hook: failures.append(repr(hook.exc_value)))
+    monkeypatch.setattr(threading, "excepthook", lambda hook: failures.append(repr(hook.exc_value)))
+    limiter = RateLimiter({"key": "1000000/second"}, MemoryStorage())
+    start = threading.Barrier(32)
+
+    def hammer() -> None:
+        for _ in range(60):
+            try:
+                start.wait(timeout=5)
+            except threading.BrokenBarrierError:
+                pass
+            try:
+                limiter.spend([], "key", "k")
+            except Exception as error:  # what would have been a 500
+                failures.append(repr(error))
+            time.sleep(0.015)  # the 10 ms expiry timer ends: the next calls restart it
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=hammer) for _ in range(32)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []
+
+
+def test_a_failing_limiter_lets_calls_through_and_logs_its_type_once(ctx, call, limit, caplog):
+    limit(per_key="5/minute", per_address="1000/hour")
+
+    class Broken(RuntimeError):
+        pass
+
+    def fail(*args, **kwargs):
+        raise Broken("secret-looking detail")
+
+    ctx.limits._spend_in = fail
+    with caplog.at_level(logging.ERROR, logger="api.ratelimit"):
+        answers = [call.raw("test.hello") for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [200] * 3
+    assert "RateLimit" not in answers[0].headers
+    assert len(caplog.records) == 1 and "Broken" in caplog.text
+    assert "secret-looking" not in caplog.text
+
+
+def test_an_address_over_its_budget_has_no_upload_spooled(call, limit, owner, token_for,
+                                                          monkeypatch):
+    from api.core import transport
+    from tests.upload.conftest import jpeg
+
+    limit(per_address="1/minute")
+    spooled: list[int] = []
+    real = transport._spool
+    monkeypatch.setattr(transport, "_spool",
+                        lambda *args: spooled.append(1) or real(*args))  # type: ignore[func-returns-value]
+    token = token_for(owner, doc="write")
+    first = call.raw("upload.file", token=token, files={"file": ("a.jpg", jpeg())})
+    assert first.status_code == 200 and spooled == [1]
+    refused = call.raw("upload.file", token=token, files={"file": ("a.jpg", jpeg())})
+    assert refused.status_code == 429 and refused.json["api"]["code"] == "113"
+    assert spooled == [1]  # refused before its file part was read
+    assert items(refused.headers["RateLimit"])["address-60s"]["r"] == 0
+
+
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
+
+
+@pytest.mark.skipif(not TEST_REDIS_URL, reason="TEST_REDIS_URL is not set")
+def test_redis_windows_end_to_the_millisecond():
+    """TTL answers whole seconds (rounded): 0.4 s before a window's end it said 0, so a 429
+    showed t=0. PTTL, rounded up in the headers: a client that waits t seconds gets through."""
+    import redis
+
+    prefix = f"apitest-{os.getpid()}-{secrets.token_hex(4)}"
+    limiter = build_limiter(Settings(redis_url=TEST_REDIS_URL, redis_prefix=prefix,
+                                     ratelimit_per_key="1/second"))
+    try:
+        assert not limiter.spend([], "key", "k")
+        time.sleep(0.6)
+        quotas: list = []
+        assert limiter.spend(quotas, "key", "k")
+        now = time.time()
+        assert 0.2 < quotas[0].reset_at - now < 0.45
+        assert items(ratelimit.headers(quotas, now=now)["RateLimit"])["key-1s"]["t"] == 1
+        assert ratelimit.retry_after(quotas, now=now) == 1
+        time.sleep(quotas[0].reset_at - time.time() + 0.01)
+        assert not limiter.spend([], "key", "k")
+    finally:
+        client = redis.Redis.from_url(TEST_REDIS_URL)
+        for name in client.scan_iter(match=f"{prefix}:*"):
+            client.delete(name)
+        client.close()

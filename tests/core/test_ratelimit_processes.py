@@ -53,7 +53,7 @@ def test_two_processes_spend_one_keys_budget(settings, ctx, api_key, tmp_path, r
     import redis
 
     store.update_key(api_key.key, actor="cli", rate_limit=f"{LIMIT}/hour")
-    shared = {"API_REDIS_URL": TEST_REDIS_URL, "API_RATELIMIT_PREFIX": redis_prefix}
+    shared = {"API_REDIS_URL": TEST_REDIS_URL, "API_REDIS_PREFIX": redis_prefix}
     with two_servers(settings, tmp_path, **shared) as bases:
         answers = [hello(bases[i % 2], api_key) for i in range(LIMIT + 2)]
     assert [status for status, _, _ in answers] == [200] * LIMIT + [429, 429]

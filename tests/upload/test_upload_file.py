@@ -257,7 +257,7 @@ def test_text_file_field_signed_with_and_without_it(call, api_key, token, queue,
                                         headers={"Content-Type": content_type}).json
     assert refused["api"]["code"] == "105"  # no client we know sends it unsigned
     assert UploadTicket.select().count() == 1
-    assert not any((Path(settings.data_dir) / "spool").glob("*"))
+    assert not any(path.is_file() for path in (Path(settings.data_dir) / "spool").rglob("*"))
 
 
 def test_two_file_parts_with_filenames_are_still_140(call, api_key, token):
