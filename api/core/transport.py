@@ -62,7 +62,8 @@ def read_request(req: falcon.Request, method: str | None, fmt: str | None,
 
     ``max_body`` bounds the ``file`` part, ``max_form`` (default: ``max_body``) an urlencoded body
     and all other multipart parts together. ``key_refused`` is asked, with the parameters read so
-    far, before a file part is spooled: True stops reading there (the dispatcher answers 100/101).
+    far, before a file part is spooled: True stops reading there (the dispatcher answers 101), and
+    so does a file part with no api_key or OAuth signature before it (100).
     """
     params: dict[str, str] = {}
     query: dict[str, str] = {}
@@ -179,8 +180,8 @@ def _read_multipart(req: falcon.Request, files: dict[str, UploadedFile],
                 if FILE_PART in files:
                     raise errors.MalformedRequest("more than one file part")
                 seen = {**query, **fields}
-                if _anonymous(req, seen) or (limits.key_refused is not None
-                                             and limits.key_refused(seen)):
+                if limits.key_refused is not None and (_anonymous(req, seen)
+                                                       or limits.key_refused(seen)):
                     return fields  # the rest is never read; the key step answers
                 path, size = _spool(part.stream, limits.file, tmpdir)
                 files[FILE_PART] = UploadedFile(filename=part.filename, path=path, size=size,

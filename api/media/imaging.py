@@ -28,6 +28,9 @@ PHOTO_FORMATS: dict[str, tuple[str, str]] = {
     "WEBP": ("webp", "image/webp"), "TIFF": ("tif", "image/tiff"), "BMP": ("bmp", "image/bmp"),
     "MPO": ("jpg", "image/jpeg"),  # a JPEG with more pictures after it (phones, 3-D cameras)
 }
+# What Image.open may try: Pillow's JPEG opener returns an MPO itself, and "MPO" has no opener
+# until every plugin is loaded (a KeyError in Image.open before that).
+_OPENED_AS = [name for name in PHOTO_FORMATS if name != "MPO"]
 # Signatures of image files: a file that starts like one but does not open is refused, not "other".
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
 _IMAGE_BRANDS = (b"heic", b"heix", b"mif1", b"msf1", b"avif", b"avis")  # ISO-BMFF still images
@@ -102,7 +105,7 @@ def sniff(path: str, filename: str = "", *, max_pixels: int, max_decode_bytes: i
 def _open_photo(path: str, max_pixels: int, max_decode_bytes: int) -> Sniffed | None:
     """The photo's type and size from its header, None if Pillow does not know it."""
     try:
-        with Image.open(path, formats=list(PHOTO_FORMATS)) as image:
+        with Image.open(path, formats=_OPENED_AS) as image:
             width, height = image.size
             fmt = image.format or ""
             cost = decode_bytes(image)

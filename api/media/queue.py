@@ -221,7 +221,7 @@ class TicketQueue:
         """Queue a claimed ticket again after a database or disk failure, not to be claimed
         before a delay that doubles with each attempt (a lease, two, four …); whether it was
         written (see ``settle``)."""
-        delay = self.settings.upload_lease_seconds * 2 ** max(ticket.attempts - 1, 0)
+        delay = self.settings.upload_lease_seconds * 2 ** (ticket.attempts - 1)
         return self.settle(ticket, state=QUEUED, started_at=0, lease_until=self.now() + delay)
 
     def discard(self, names: list[str]) -> None:
@@ -321,11 +321,11 @@ class TicketQueue:
         return self.check()
 
     def check(self) -> int:
-        """What the worker does now and then: mark this process's spool alive, requeue expired
-        leases, sweep old orphan files."""
-        os.utime(self.own_spool())
+        """What the worker does now and then: requeue expired leases, sweep orphan files, mark
+        this process's spool alive."""
         requeued = self.requeue_expired()
         self.sweep_incoming()
+        os.utime(self.own_spool())
         return requeued
 
     def sweep_spools(self) -> None:

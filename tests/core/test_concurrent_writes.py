@@ -369,7 +369,7 @@ def test_a_busy_database_answers_503_not_500(call, client, monkeypatch):
 
 
 def test_an_upload_the_database_was_too_busy_for_is_queued_again(ctx, call, token_for, owner,
-                                                                  monkeypatch):
+                                                                  monkeypatch, clock):
     queue = ctx.uploads
     ticket = int(call("upload.file", token=token_for(owner, doc="write"), title="later",
                       files={"file": ("p.jpg", image("JPEG", 1))})["ticket"])
@@ -383,6 +383,8 @@ def test_an_upload_the_database_was_too_busy_for_is_queued_again(ctx, call, toke
     assert queue.run_once()
     row = UploadTicket.get_by_id(ticket)
     assert row.state == "queued" and Path(row.file_path).exists()  # the file waits for next time
+    assert queue.process_pending() == 0  # backing off
+    clock.advance(ctx.settings.upload_lease_seconds)
     assert queue.process_pending() == 1
     assert Doc.get_by_id(UploadTicket.get_by_id(ticket).doc_id).title == "later"
 
@@ -458,7 +460,7 @@ def test_a_busy_database_never_holds_a_password_hash(monkeypatch):
 
 
 def test_a_ticket_is_settled_even_when_the_database_stays_busy_a_while(ctx, call, token_for,
-                                                                       owner, monkeypatch):
+                                                                       owner, monkeypatch, clock):
     queue = ctx.uploads
     ticket = int(call("upload.file", token=token_for(owner, doc="write"), title="later",
                       files={"file": ("p.jpg", image("JPEG", 2))})["ticket"])
@@ -480,6 +482,7 @@ def test_a_ticket_is_settled_even_when_the_database_stays_busy_a_while(ctx, call
     assert queue.run_once()
     monkeypatch.setattr(UploadTicket, "update", execute)
     assert UploadTicket.get_by_id(ticket).state == "queued"  # not stuck in "working"
+    clock.advance(ctx.settings.upload_lease_seconds)  # its back-off
     assert queue.process_pending() == 1
 
 

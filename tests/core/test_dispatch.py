@@ -333,10 +333,12 @@ def test_file_parts_never_outlive_the_call(call, client, settings):
     assert spooled(settings) == []
 
 
-def test_two_file_parts_are_140_and_leave_nothing(client, settings):
+def test_two_file_parts_are_140_and_leave_nothing(client, settings, api_key):
+    key = (b'--xyz\r\nContent-Disposition: form-data; name="api_key"\r\n\r\n'
+           + api_key.key.encode() + b"\r\n")  # without a key the first file part ends it (100)
     part = (b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n'
             + b"1" * 5000 + b"\r\n")
-    result = client.simulate_post("/api/test.echo", body=part * 30 + b"--xyz--\r\n",
+    result = client.simulate_post("/api/test.echo", body=key + part * 30 + b"--xyz--\r\n",
                                   headers={"Content-Type": "multipart/form-data; boundary=xyz"})
     assert result.json["api"]["code"] == "140"
     assert spooled(settings) == []
@@ -486,7 +488,8 @@ def test_only_a_part_with_a_filename_is_the_file(ctx, api_key):
     discard_files(dict(read.files))
 
 
-def test_an_empty_filename_still_makes_a_file_part(client):
-    headers, body = multipart([("file", "", b"x"), ("file", "b.jpg", b"y")])
+def test_an_empty_filename_still_makes_a_file_part(client, api_key):
+    headers, body = multipart([("api_key", None, api_key.key.encode()), ("file", "", b"x"),
+                               ("file", "b.jpg", b"y")])
     assert client.simulate_post("/api/test.echo", body=body, headers=headers).json["api"][
         "code"] == "140"  # two file parts, as before

@@ -37,12 +37,16 @@ def png(mode: str, size: tuple[int, int]) -> bytes:
     return out.getvalue()
 
 
+WORKING = 16  # bytes per pixel of the picture thumbnails are cut from (reduced by 2 here)
+
+
 @pytest.mark.parametrize("mode, size, expected", [
-    ("RGB", (5000, 4000), 5000 * 4000 * 4),
-    ("L", (5000, 4000), 5000 * 4000),
-    ("P", (5000, 4000), 5000 * 4000 * (1 + 4)),  # and the RGB(A) copy Image.reduce needs
-    ("P", (3000, 2000), 3000 * 2000),  # too small to be reduced: no copy
-    ("I;16", (5000, 4000), 5000 * 4000 * 2 + 5000 * 4000 * 4),
+    ("RGB", (5000, 4000), 5000 * 4000 * 4 + 2500 * 2000 * WORKING),
+    ("L", (5000, 4000), 5000 * 4000 + 2500 * 2000 * WORKING),
+    # and the RGB(A) copy Image.reduce needs
+    ("P", (5000, 4000), 5000 * 4000 * (1 + 4) + 2500 * 2000 * WORKING),
+    ("P", (3000, 2000), 3000 * 2000 * (1 + WORKING)),  # too small to be reduced: no copy
+    ("I;16", (5000, 4000), 5000 * 4000 * (2 + 4) + 2500 * 2000 * WORKING),
 ])
 def test_decode_bytes_by_mode(mode, size, expected):
     assert decode_bytes(Image.open(io.BytesIO(png(mode, size)))) == expected
@@ -50,23 +54,24 @@ def test_decode_bytes_by_mode(mode, size, expected):
 
 def test_a_jpeg_counts_at_the_scale_it_is_decoded_at():
     image = Image.open(io.BytesIO(jpeg(8200, 8200)))
-    assert decode_bytes(image) == 4100 * 4100 * 4  # decoded at 1/2: still ≥ 4096 px each way
+    # decoded at 1/2 (still ≥ 4096 px each way), then reduced by 2 for the thumbnails
+    assert decode_bytes(image) == 4100 * 4100 * 4 + 2050 * 2050 * WORKING
 
 
 def test_sniff_refuses_an_image_over_the_byte_budget(tmp_path):
     path = tmp_path / "wide.png"
     path.write_bytes(png("RGB", (5000, 4000)))
-    assert sniff(str(path), max_pixels=10**8, max_decode_bytes=80 * MB).media == "photo"
+    assert sniff(str(path), max_pixels=10**8, max_decode_bytes=160 * MB).media == "photo"
     with pytest.raises(Rejected, match="memory"):
-        sniff(str(path), max_pixels=10**8, max_decode_bytes=60 * MB)
+        sniff(str(path), max_pixels=10**8, max_decode_bytes=150 * MB)
 
 
 def test_upload_file_answers_code_3_beyond_the_budget(call, token_for, owner):
     token = token_for(owner, doc="write")
-    answer = call("upload.file", token=token, files={"file": ("big.png", png("L", (6000, 5000)))})
-    assert answer["api"]["status"] == "ok"  # 30 MB in L
-    answer = call("upload.file", token=token, files={"file": ("big.png", png("RGB", (6000, 5000)))})
-    assert answer["api"]["code"] == "3"  # 120 MB in RGB
+    answer = call("upload.file", token=token, files={"file": ("big.png", png("L", (2000, 1200)))})
+    assert answer["api"]["status"] == "ok"  # 2.4 + 38.4 MB in L
+    answer = call("upload.file", token=token, files={"file": ("big.png", png("RGB", (2000, 1200)))})
+    assert answer["api"]["code"] == "3"  # 9.6 + 38.4 MB in RGB
 
 
 # The memory test's process: 20 decodes of a 24-MP PNG (96 MB each) through UploadQueue.process,

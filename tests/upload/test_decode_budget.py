@@ -143,6 +143,12 @@ def test_an_mpo_is_a_jpeg_photo(tmp_path):
     assert Image.open(path).format == "MPO"
     sniffed = sniff(str(path), max_pixels=10**6, max_decode_bytes=10**8)
     assert (sniffed.media, sniffed.ext, sniffed.mime) == ("photo", "jpg", "image/jpeg")
+    # A fresh process, with none of Pillow's plugins loaded: "MPO" had no opener there.
+    code = ("import sys; from api.media.imaging import sniff; "
+            "print(sniff(sys.argv[1], max_pixels=10**6, max_decode_bytes=10**8).mime)")
+    result = subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "image/jpeg", result.stderr[-2000:]
 
 
 def test_upload_file_takes_an_mpo(call, ctx, token_for, owner, tmp_path):

@@ -186,3 +186,19 @@ def _dead_pid() -> int:
         os._exit(0)
     os.waitpid(pid, 0)
     return pid
+
+
+def test_a_doc_deleted_while_its_file_is_replaced_leaves_no_file(photo, replace, queue, call,
+                                                                  token_for, owner, settings):
+    replace(photo.id, jpeg(640, 480))
+    deleted: list[Any] = []
+
+    def delete(name: str) -> None:
+        if not deleted:
+            deleted.append(call("doc.delete", token=token_for(owner, doc="delete"),
+                                doc_id=photo.id))
+
+    queue.storage = WatchedStorage(queue.storage, delete)
+    queue.process_pending()
+    assert deleted[0]["api"]["status"] == "ok" and Doc.select().count() == 0
+    assert media_files(settings) == set()
