@@ -9,6 +9,7 @@ from pathlib import Path
 import falcon
 
 from api.config import Settings
+from api.core.addresses import TrustedProxies
 from api.core.context import AppContext
 from api.core.dispatch import Dispatcher, Reply
 from api.core.errors import RETRY_AFTER_SECONDS
@@ -31,6 +32,7 @@ from api.web.key_log import add_routes as add_key_log_routes
 from api.web.oauth import add_routes as add_oauth_routes
 from api.web.pages import add_routes as add_page_routes
 from api.web.stats import add_routes as add_stats_routes
+from keys.changes import KeyWatch
 from keys.db import db, open_database, private_directory
 from keys.store import KeyCache
 
@@ -39,22 +41,28 @@ from keys.store import KeyCache
 _HTTP_STATUS = {112: 429, 113: 429, 500: 500, 501: 503, 503: 503}
 
 
+def open_schema(settings: Settings, *, migrate: bool = True) -> int:
+    """Open the database (the data dir made private first) and migrate its schema to the latest
+    version, or (``migrate`` False) only check that it is there; the version."""
+    private_directory(Path(settings.data_dir))
+    open_database(settings.resolved_database_url, max_connections=settings.threads + 4)
+    return create_schema(migrate=migrate)
+
+
 def build_context(settings: Settings, *, clock=time.time, grants=None) -> AppContext:
-    """Open the database, make sure the schema exists, and assemble the collaborators."""
+    """Open the database, make sure the schema is current, and assemble the collaborators."""
     from api.auth.nonces import build_nonces
     from api.auth.oauth import OAuthProvider
     from api.auth.tokens import DatabaseGrants
 
-    private_directory(Path(settings.data_dir))
-    open_database(settings.resolved_database_url, max_connections=settings.threads + 4)
-    create_schema()
+    open_schema(settings, migrate=settings.auto_migrate)
     access_log = AccessLog(clock=clock) if settings.access_log else None
     usage = UsageRecorder(clock, settings.usage_flush_seconds)
     request_log = RequestLog(clock, settings.request_log_bound, settings.usage_flush_seconds)
     pruner = UsagePruner(clock, settings.usage_retention_days)
     uploads = build_uploads(settings, clock=clock)
-    ctx = AppContext(settings=settings, registry=build_registry(),
-                     keys=KeyCache(settings.key_cache_ttl),
+    keys = KeyCache(settings.key_cache_ttl)
+    ctx = AppContext(settings=settings, registry=build_registry(), keys=keys,
                      grants=grants or DatabaseGrants(clock=clock),
                      usage=usage, storage=uploads.storage, uploads=uploads,
                      access_log=access_log, request_log=request_log, clock=clock,
@@ -62,7 +70,7 @@ def build_context(settings: Settings, *, clock=time.time, grants=None) -> AppCon
                                          redis_prefix=settings.redis_prefix),
                      limits=ratelimit.build_limiter(settings),
                      background=[usage, request_log, *([access_log] if access_log else []),
-                                 uploads, pruner])
+                                 uploads, pruner, KeyWatch(keys.invalidate)])
     ctx.oauth = OAuthProvider(ctx)  # OAuth-signed calls (spec §5.5)
     return ctx
 
@@ -127,7 +135,8 @@ def write_reply(resp: falcon.Response, reply: Reply) -> None:
 def create_app(settings: Settings, *, ctx: AppContext | None = None) -> falcon.App:
     """The WSGI application for ``settings`` (a context is built unless one is given)."""
     ctx = ctx or build_context(settings)
-    app = falcon.App(middleware=[DatabaseMiddleware()])
+    # The client behind a trusted proxy first: everything after reads req.remote_addr/scheme.
+    app = falcon.App(middleware=(TrustedProxies(settings.trusted_proxies), DatabaseMiddleware()))
     app.req_options.strip_url_path_trailing_slash = True
     resource = ApiResource(ctx)
     app.add_route("/api", resource)

@@ -24,6 +24,9 @@ class Settings:
     # Database URL, sqlite:///path or postgresql://...; empty means a SQLite file in data_dir
     # (API_DATABASE_URL).
     database_url: str = ""
+    # Bring the schema to the latest version at start (API_AUTO_MIGRATE, serve.py --no-migrate);
+    # off, a start on an older schema is refused: run `python -m api migrate` first.
+    auto_migrate: bool = True
     # waitress worker threads (API_THREADS).
     threads: int = 8
     # Largest request body accepted, in bytes; uploads included (API_MAX_BODY_BYTES).
@@ -38,11 +41,12 @@ class Settings:
     # closed (API_CHANNEL_TIMEOUT).
     channel_timeout: int = 60
     # Seconds from a request's first byte to the end of its headers (API_HEADER_TIMEOUT), and to
-    # the end of its body (API_BODY_TIMEOUT: 110 MiB at 1 Mbit/s fits); a body must also average
-    # API_MIN_BODY_RATE bytes a second over each API_BODY_RATE_WINDOW seconds. A slower request
-    # is answered 408 and its connection closed (docs/protocol-choices.md, "Bounded resources").
+    # the end of its body (API_BODY_TIMEOUT: 100 MiB at 512 kbit/s fits); a body must also average
+    # API_MIN_BODY_RATE bytes a second since its first byte, judged once API_BODY_RATE_WINDOW
+    # seconds have passed. A slower request is answered 408 and its connection closed
+    # (docs/protocol-choices.md, "Bounded resources").
     header_timeout: float = 10.0
-    body_timeout: float = 1200.0
+    body_timeout: float = 3600.0
     min_body_rate: float = 2048.0
     body_rate_window: float = 15.0
     # Seconds a connection may stay open with no request, from its accept or its last answer
@@ -67,8 +71,26 @@ class Settings:
     access_log: bool = True
     # Secure flag on cookies; "auto" means when the request came over https (API_SECURE_COOKIES).
     secure_cookies: str = "auto"
-    # Where media files live: "local" (a directory under data_dir/media) (API_STORAGE).
+    # Where media files live: "local" (a directory under data_dir/media) or "s3" (an S3-compatible
+    # bucket: media under <s3_prefix>media/, uploads waiting for a worker under
+    # <s3_prefix>incoming/; docs/uploads.md "Shared files") (API_STORAGE).
     storage: str = "local"
+    # The bucket (API_S3_BUCKET); the endpoint, empty for AWS itself (API_S3_ENDPOINT_URL); the
+    # region, empty for boto3's default (API_S3_REGION); "path", "virtual" or "auto" addressing
+    # (API_S3_ADDRESSING_STYLE); a prefix for every key, e.g. "ipernity/" (API_S3_PREFIX).
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    s3_addressing_style: str = "auto"
+    s3_prefix: str = ""
+    # Credentials; an empty access key leaves them to boto3's chain (AWS_* variables, an instance
+    # role) (API_S3_ACCESS_KEY, API_S3_SECRET_KEY).
+    s3_access_key: str = ""
+    s3_secret_key: Secret = field(default=Secret(""), repr=False)
+    # Seconds to connect and to wait for each read, and attempts per request (the first
+    # included), before the store counts as unavailable (API_S3_TIMEOUT, API_S3_MAX_ATTEMPTS).
+    s3_timeout: float = 10.0
+    s3_max_attempts: int = 3
     # Largest accepted file per media type, in bytes (API_MAX_PHOTO_BYTES, …); max_body_bytes still
     # caps every request (spec §6.5 maxfilesize).
     max_photo_bytes: int = 100 * 1024 * 1024
@@ -108,6 +130,10 @@ class Settings:
     # many attempts"), so a file that kills its worker or outlasts every lease is not retried for
     # ever (API_UPLOAD_MAX_ATTEMPTS, docs/uploads.md "Leases and recovery").
     upload_max_attempts: int = 3
+    # Run the upload worker in this process (API_UPLOAD_WORKER); off, the process still accepts
+    # uploads (queued tickets) but never claims one, not even for an async=0 wait: another
+    # process's worker does (README, "Running several processes").
+    upload_worker: bool = True
     # Secret used to sign session cookies and CSRF tokens; empty means one is generated and kept in
     # data_dir (API_SESSION_SECRET).
     session_secret: Secret = field(default=Secret(""), repr=False)
@@ -131,6 +157,10 @@ class Settings:
     ratelimit_frobs: str = "30/minute;300/hour"
     ratelimit_signup: str = "10/minute;100/day"
     ratelimit_login: str = "30/minute;300/hour"
+    # Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed: comma-separated
+    # addresses or CIDR ranges; empty trusts none and reads neither header (API_TRUSTED_PROXIES,
+    # docs/protocol-choices.md "Several processes").
+    trusted_proxies: str = ""
     # Prefix of every Redis key (rate-limit counters under <prefix>:ratelimit, used nonces under
     # <prefix>:nonce), so deployments can share one Redis (API_REDIS_PREFIX).
     redis_prefix: str = "ipernity"

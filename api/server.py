@@ -9,8 +9,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from peewee import ImproperlyConfigured
 from waitress import wasyncore
@@ -19,15 +20,17 @@ from waitress.parser import HTTPRequestParser
 from waitress.server import BaseWSGIServer, create_server
 from waitress.task import WSGITask
 
-from api.app import build_context, create_app
+from api.app import build_context, create_app, open_schema
 from api.config import Settings
 from api.core.context import AppContext
 from api.core.transport import RECEIVED_AT
-from api.runtime.migrations import SchemaTooNew
+from api.runtime.migrations import SchemaOutOfDate, SchemaTooNew
+from api.web.accounts import SecretRefused
 from keys.db import is_busy
 
 log = logging.getLogger("api.server")
 START_WAIT_SECONDS = 600  # how long a start waits while another process migrates the schema
+T = TypeVar("T")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,6 +42,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", help="data directory (API_DATA_DIR, default ./data)")
     parser.add_argument("--threads", type=int, help="worker threads (API_THREADS, default 8)")
     parser.add_argument("--demo", action="store_true", help="create and print a demo user and key")
+    parser.add_argument("--migrate-only", action="store_true",
+                        help="migrate the schema, print the version reached and exit")
+    parser.add_argument("--no-migrate", action="store_true",
+                        help="refuse to start on an out-of-date schema (API_AUTO_MIGRATE=0)")
     return parser.parse_args(argv)
 
 
@@ -58,7 +65,7 @@ def print_demo(settings: Settings) -> None:
 
 class _StampedParser(HTTPRequestParser):
     """waitress makes one parser per request when its first bytes arrive: note the time, and
-    count the bytes of the current rate window (close_slow_requests)."""
+    count the bytes received since its clock started (close_slow_requests)."""
 
     def __init__(self, adj: Any) -> None:
         super().__init__(adj)
@@ -137,8 +144,8 @@ class Timeouts:
     header: float  # first byte of a request to the end of its headers
     body: float  # first byte to the end of its body, however fast
     idle: float  # a connection with no request, since accepted or since its last answer
-    min_body_rate: float  # bytes a second a body must average over each window …
-    rate_window: float  # … of this many seconds, the first starting at the request's first byte
+    min_body_rate: float  # bytes a second a body must average since its first byte …
+    rate_window: float  # … judged once this many seconds have passed
 
     @classmethod
     def of(cls, settings: Settings) -> Timeouts:
@@ -184,18 +191,17 @@ def close_slow_requests(socket_map: dict[int, Any], now: float, limits: Timeouts
 
 
 def _too_slow(request: Any, now: float, limits: Timeouts) -> bool:
-    """Whether a request still arriving is past its time; starts its next rate window if not."""
+    """Whether a request still arriving is past its time: headers within ``header`` seconds, the
+    whole body within ``body``, and, once ``rate_window`` has passed, at least ``min_body_rate``
+    bytes a second on average since its clock started. An average since the start, not per
+    window: a steady client on a lossy link may stall for a while (TCP backs off) and still be
+    far above the floor, while a trickler falls below it; silence is channel_timeout's."""
+    elapsed = now - request.window_start
     if not request.headers_finished:
-        return bool(now - request.window_start > limits.header)
+        return bool(elapsed > limits.header)
     if now - request.received_at > limits.body:
         return True
-    elapsed = now - request.window_start
-    if elapsed < limits.rate_window:
-        return False
-    if request.window_bytes < limits.min_body_rate * elapsed:
-        return True
-    request.window_start, request.window_bytes = now, 0
-    return False
+    return elapsed >= limits.rate_window and request.window_bytes < limits.min_body_rate * elapsed
 
 
 def serve_until(server: Any, stop: threading.Event, *, grace: float = 30.0,
@@ -237,20 +243,36 @@ def start_context(settings: Settings) -> AppContext | None:
     A process that starts while another one migrates a large database waits on the migration's
     lock past the busy timeout: it tries again instead of dying with a traceback.
     """
+    return _at_start(lambda: build_context(settings), "not starting")
+
+
+def migrate_only(settings: Settings) -> int:
+    """``serve.py --migrate-only``, ``python -m api migrate``: the schema brought to the latest
+    version under the migration lock, the version printed (0); else one line on stderr (2)."""
+    version = _at_start(lambda: open_schema(settings), "not migrating")
+    if version is None:
+        return 2
+    print(f"schema at version {version}", flush=True)
+    return 0
+
+
+def _at_start(step: Callable[[], T], failing: str) -> T | None:
+    """``step()``, tried again while the database is busy (up to START_WAIT_SECONDS); None, with
+    ``error: <failing>: <why>`` on stderr, when it fails."""
     deadline = time.monotonic() + START_WAIT_SECONDS
     while True:
         try:
-            return build_context(settings)
-        except SchemaTooNew as error:
-            print(f"error: not starting: {error}", file=sys.stderr)
+            return step()
+        except (SchemaTooNew, SchemaOutOfDate) as error:
+            print(f"error: {failing}: {error}", file=sys.stderr)
             return None
         except ImproperlyConfigured as error:  # a PostgreSQL URL without the driver installed
-            print(f"error: not starting: {error} Install it with: pip install -e '.[postgres]'",
+            print(f"error: {failing}: {error} Install it with: pip install -e '.[postgres]'",
                   file=sys.stderr)
             return None
         except Exception as error:
             if not is_busy(error) or time.monotonic() > deadline:
-                print(f"error: not starting: {error}".splitlines()[0], file=sys.stderr)
+                print(f"error: {failing}: {error}".splitlines()[0], file=sys.stderr)
                 return None
             log.warning("database busy at start (another process migrating?); trying again")
             time.sleep(1)
@@ -261,11 +283,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings.from_env(host=args.host, port=args.port, database_url=args.database_url,
-                                 data_dir=args.data_dir, threads=args.threads)
+                                 data_dir=args.data_dir, threads=args.threads,
+                                 auto_migrate=False if args.no_migrate else None)
+    if args.migrate_only:
+        return migrate_only(settings)
     ctx = start_context(settings)
     if ctx is None:
         return 2
-    app = create_app(settings, ctx=ctx)
+    try:
+        app = create_app(settings, ctx=ctx)
+    except SecretRefused as error:
+        print(f"error: not starting: {error}", file=sys.stderr)
+        return 2
     if args.demo:
         print_demo(settings)
     raise_open_files(settings.connection_limit)

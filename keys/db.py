@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from peewee import SQL, AutoField, Database, DatabaseProxy, Model, NodeList, SqliteDatabase
+from peewee import (
+    SQL,
+    AutoField,
+    Database,
+    DatabaseProxy,
+    Model,
+    NodeList,
+    PostgresqlDatabase,
+    SqliteDatabase,
+)
 from playhouse.db_url import connect
 from playhouse.pool import MaxConnectionsExceeded
 
@@ -55,6 +66,28 @@ def locked(query: Any, model: Any) -> Any:
     if db.for_update and db.in_transaction():
         return query.for_update(of=model)
     return query
+
+
+@contextmanager
+def serialised(*names: str) -> Iterator[None]:
+    """A transaction that holds ``names`` until it ends: another one asking for any of them, in
+    any process, waits. A check and the insert it allows (a quota, a throttle) then happen as one.
+
+    PostgreSQL: a transaction-level advisory lock per name (a 64-bit hash of it), taken in sorted
+    order so two callers never deadlock on each other. SQLite: nothing more is needed, since every
+    transaction begins IMMEDIATE (``lock_type``): one writer at a time, across processes too.
+    """
+    with db.atomic():
+        if isinstance(db.obj, PostgresqlDatabase):
+            for number in sorted({_lock_number(name) for name in names}):
+                db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (number,))
+        yield
+
+
+def _lock_number(name: str) -> int:
+    """The advisory lock number (a signed bigint) for ``name``."""
+    return int.from_bytes(hashlib.sha256(name.encode("utf-8", "surrogatepass")).digest()[:8],
+                          "big", signed=True)
 
 
 def is_busy(error: BaseException) -> bool:

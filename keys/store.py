@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from peewee import IntegrityError
 
+from keys.changes import notify_change
 from keys.db import db, locked
 from keys.models import ApiKey, KeyAudit, User
 from keys.passwords import hash_password
@@ -96,6 +97,7 @@ class KeyCache:
         self.clock = clock
         self._entries: dict[str, tuple[float, KeyRecord | None]] = {}
         self._lock = threading.Lock()
+        self._generation = 0  # bumped by invalidate: a lookup that raced one does not cache
 
     def lookup(self, key: str) -> KeyRecord | None:
         """The key's record, or None when it does not exist."""
@@ -103,17 +105,20 @@ class KeyCache:
         entry = self._entries.get(key)
         if entry is not None and entry[0] > now:
             return entry[1]
+        generation = self._generation
         row = ApiKey.get_or_none(ApiKey.key == key) if _looks_like_key(key) else None
         record = KeyRecord.of(row) if row else None
         with self._lock:
             if len(self._entries) > 100_000:  # unknown keys must not grow this without bound
                 self._entries.clear()
-            self._entries[key] = (now + self.ttl, record)
+            if generation == self._generation:  # else the row read may predate the change
+                self._entries[key] = (now + self.ttl, record)
         return record
 
     def invalidate(self, key: str | None = None) -> None:
         """Forget one key (or all) so the next lookup reads the database."""
         with self._lock:
+            self._generation += 1
             if key is None:
                 self._entries.clear()
             else:
@@ -221,9 +226,11 @@ def create_key(owner: User, name: str, *, description: str = "", auth_type: str 
 
 
 def audit(row: ApiKey, actor: str, action: str, *, now: int | None = None) -> None:
-    """Add one line to the key's audit list (never a secret in ``action``)."""
+    """Add one line to the key's audit list (never a secret in ``action``). Every change to a
+    key is audited, so this also tells the other processes' key caches (``keys.changes``)."""
     KeyAudit.create(api_key=row, actor=actor[:64], action=action,
                     at=int(time.time()) if now is None else now)
+    notify_change(row.key)
 
 
 def audit_list(row: ApiKey, limit: int = 200) -> list[KeyAudit]:

@@ -12,6 +12,7 @@ import shutil
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import falcon.testing
@@ -62,29 +63,37 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A PostgreSQL database of this run's own, created beside TEST_DATABASE_URL's, dropped after,
-    so parallel runs on one server never see each other's tables."""
+@contextmanager
+def own_postgres_database(name: str) -> Iterator[str]:
+    """The URL of PostgreSQL database ``name``, created empty beside TEST_DATABASE_URL's and
+    dropped after."""
     import psycopg2
 
-    base = TEST_DATABASE_URL.rsplit("/", 1)[0]
-    name = f"apitest_{os.getpid()}"
     admin = psycopg2.connect(TEST_DATABASE_URL)
     admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS {name}")
         cursor.execute(f"CREATE DATABASE {name}")
     try:
-        yield f"{base}/{name}"
+        yield f"{TEST_DATABASE_URL.rsplit('/', 1)[0]}/{name}"
     finally:
-        from keys.db import db
-
-        if db.obj is not None:
-            db.close_all() if hasattr(db.obj, "close_all") else db.close()
         with admin.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of this run's own, so parallel runs on one server never see each
+    other's tables."""
+    with own_postgres_database(f"apitest_{os.getpid()}") as url:
+        try:
+            yield url
+        finally:
+            from keys.db import db
+
+            if db.obj is not None:
+                db.close_all() if hasattr(db.obj, "close_all") else db.close()
 
 
 def empty_all_tables() -> None:

@@ -348,7 +348,7 @@ OAUTH_PREFIX = "oauth_"
 # code (spec §10.5: "fr", "en", "de", "pt-BR"), and the local path of an upload's text ``file``
 # field beside its file part (ipernity-api 0.13 sends it: something with a slash or a backslash,
 # or a file name with an extension).
-LANGUAGE = re.compile(r"[a-z]{2}(?:[-_][A-Za-z]{2})?")
+LANGUAGE = re.compile(r"(?:[a-z]{2}(?:[-_][a-z]{2,4})?)?", re.IGNORECASE)  # "", fr, EN, zh-Hant
 LOCAL_PATH = re.compile(r".*[/\\].*|[^/\\]+\.[A-Za-z0-9]{1,10}", re.DOTALL)
 HMAC_ONLY = (hmac_sig.TIMESTAMP_PARAM, hmac_sig.NONCE_PARAM)  # on an MD5 call, nothing reads them
 
@@ -370,7 +370,7 @@ def _check_declared(request: ApiRequest, spec: MethodSpec, *, md5_signed: bool) 
     fmt = request.format_name or DEFAULT_FORMAT
     for name, routed in (("method", request.method_name), ("format", fmt)):
         if (name in params and name not in declared and name not in request.unsigned
-                and params[name] != routed):
+                and params[name].casefold() != routed.casefold()):
             raise errors.UnknownParameter(f"{name} is not the routed one", shown=name)
     if not md5_signed:
         return  # HMAC signs names and values apart: nothing can be split off

@@ -28,9 +28,10 @@ from peewee import Expression, InterfaceError, OperationalError, fn
 
 from api.config import Settings
 from api.core.context import Ticket, UploadedFile
+from api.media.incoming import build_incoming
 from api.media.storage import PRIVATE_DIR, Storage
 from api.models.docs import Doc, UploadTicket
-from keys.db import as_tuples, db, is_busy
+from keys.db import as_tuples, db, is_busy, serialised
 from keys.models import User
 
 log = logging.getLogger("api.uploads")
@@ -39,7 +40,7 @@ QUEUED, WORKING, DONE, FAILED = "queued", "working", "done", "failed"
 NO_GEO = "none"  # options["geo"] when the caller sent lat=lng=-999
 _WAIT_STEP = 0.05
 _SETTLE_ATTEMPTS = 6  # each waits out the busy timeout first: about a minute in all
-SPOOL, INCOMING = "spool", "incoming"  # data_dir's folders: request files, files of tickets
+SPOOL = "spool"  # data_dir's folder of request files (one dir per process)
 _SWEEP_BATCH = 500  # old files looked up per sweep: one bounded IN list, the rest next time
 _SPOOL_MARGIN = 600  # seconds past body_timeout after which another process's spool is abandoned
 _DISK_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})  # the disk's fault
@@ -108,7 +109,8 @@ class TicketQueue:
         self.storage = storage
         self.clock = clock
         self.new_secret = new_secret
-        self.incoming = Path(settings.data_dir) / INCOMING
+        # Where uploads wait for a worker: data_dir/incoming, or the bucket with S3 storage.
+        self.incoming = build_incoming(settings)
         # Request file parts being received: a dir per process, so no start-up removes another
         # process's files in flight (``sweep_spools``).
         self.spools = Path(settings.data_dir) / SPOOL
@@ -116,7 +118,6 @@ class TicketQueue:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._accepting = threading.Lock()
         self._waiting = threading.BoundedSemaphore(settings.max_sync_upload_waits)
 
     def now(self) -> int:
@@ -136,23 +137,24 @@ class TicketQueue:
                 admit: Callable[[], None] = lambda: None) -> UploadTicket:
         """Take the spooled file over and queue it; the ticket is committed before this returns.
 
-        ``admit`` (the monthly quota check) runs under the queue's lock right before the insert,
-        so parallel uploads of one server cannot all squeeze under the limit together.
+        ``admit`` (the monthly quota check) and the insert are one transaction holding the
+        member's ``quota:<id>`` lock (``serialised``), so parallel uploads, in any number of
+        processes, cannot all squeeze under the limit together.
         """
-        self.incoming.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-        kept = self.incoming / secrets.token_hex(12)
-        with self._accepting:
-            admit()
-            shutil.move(upload.path, kept)  # the transport deletes what is left at its path
-            try:
+        # Kept before the lock is taken: with object storage that is an upload, which must not
+        # hold the member's lock. The transport deletes what is left at the spooled path.
+        kept = self.incoming.keep(upload.path)
+        try:
+            with serialised(f"quota:{user.id}"):
+                admit()
                 ticket = UploadTicket.create(user=user, api_key=api_key, replace_doc=replace_doc,
-                                             params=json.dumps(options), file_path=str(kept),
+                                             params=json.dumps(options), file_path=kept,
                                              file_size=upload.size,
                                              filename=upload.filename[:255],
                                              created_at=self.now())
-            except BaseException:
-                kept.unlink(missing_ok=True)
-                raise
+        except BaseException:  # refused, or the ticket never committed
+            self.incoming.remove(kept)
+            raise
         self._wake.set()
         return ticket
 
@@ -174,7 +176,8 @@ class TicketQueue:
 
     def _wait(self, ticket_id: int, timeout: float) -> None:
         try:
-            ticket = self.claim(ticket_id)
+            # A process without the worker (API_UPLOAD_WORKER off) leaves the claim to one with it.
+            ticket = self.claim(ticket_id) if self.settings.upload_worker else None
             if ticket is not None:
                 self.process(ticket)
                 return
@@ -218,11 +221,14 @@ class TicketQueue:
             setattr(ticket, name, value)
 
     def back_off(self, ticket: UploadTicket) -> bool:
-        """Queue a claimed ticket again after a database or disk failure, not to be claimed
-        before a delay that doubles with each attempt (a lease, two, four …); whether it was
-        written (see ``settle``)."""
-        delay = self.settings.upload_lease_seconds * 2 ** (ticket.attempts - 1)
-        return self.settle(ticket, state=QUEUED, started_at=0, lease_until=self.now() + delay)
+        """Queue a claimed ticket again after a database or disk failure, not to be claimed for
+        a lease's time; whether it was written (see ``settle``). The attempt is given back: an
+        outage or a full disk is not the upload's fault, and only crashes and lost leases may
+        use up ``upload_max_attempts`` (a ticket whose upload is kept is retried until the
+        failure clears)."""
+        return self.settle(ticket, state=QUEUED, started_at=0,
+                           lease_until=self.now() + self.settings.upload_lease_seconds,
+                           attempts=ticket.attempts - 1)
 
     def discard(self, names: list[str]) -> None:
         """Remove stored files nothing refers to (a missing one is fine)."""
@@ -234,7 +240,7 @@ class TicketQueue:
         lists (``recorded``: none a doc refers to), then its upload, then empty the list. A crash
         in between leaves them to ``recover``."""
         self.discard(stored_names(recorded))
-        Path(file_path).unlink(missing_ok=True)
+        self.incoming.remove(file_path)
         if not recorded:
             return
         try:
@@ -380,32 +386,33 @@ class TicketQueue:
 
         Unnamed ones only by age: a request moves its file here just before its ticket commits,
         possibly in another process, so "no ticket names it" alone would remove a file about to
-        be named. Ages are the file system's (modification times), hence wall-clock time.
+        be named. Ages are modification times (the file system's or the bucket's): wall-clock time.
         """
-        if not self.incoming.is_dir():
-            return 0
         cutoff = time.time() - self.settings.upload_orphan_seconds
-        ages = sorted((_modified(path), str(path)) for path in self.incoming.iterdir())
-        batch = dict((path, age) for age, path in ages[:_SWEEP_BATCH])
+        batch = dict((ref, age) for age, ref in sorted(self.incoming.listing())[:_SWEEP_BATCH])
         if not batch:
             return 0
-        states = dict(as_tuples(UploadTicket
-                                .select(UploadTicket.file_path, UploadTicket.state)
-                                .where(UploadTicket.file_path.in_(list(batch)))
-                                .tuples()))
-        orphans = [path for path, age in batch.items()
-                   if states.get(path) in (DONE, FAILED)
-                   or (age < cutoff and states.get(path) not in (QUEUED, WORKING))]
-        for path in orphans:
-            Path(path).unlink(missing_ok=True)
+        # Rows from before references hold the file's path: looked up under both.
+        aliases = {alias: ref for ref in batch for alias in self.incoming.aliases(ref)}
+        states = {aliases[path]: state
+                  for path, state in as_tuples(UploadTicket
+                                               .select(UploadTicket.file_path, UploadTicket.state)
+                                               .where(UploadTicket.file_path.in_(list(aliases)))
+                                               .tuples())}
+        orphans = [ref for ref, age in batch.items()
+                   if states.get(ref) in (DONE, FAILED)
+                   or (age < cutoff and states.get(ref) not in (QUEUED, WORKING))]
+        for ref in orphans:
+            self.incoming.remove(ref)
         return len(orphans)
 
     # -- the worker thread ----------------------------------------------------------------------
 
     def start(self) -> None:
         """Recover from a crash, then process tickets in a daemon thread until ``stop`` (a
-        recovery the database cuts short is finished by the thread's checks)."""
-        if self._thread is not None:
+        recovery the database cuts short is finished by the thread's checks); nothing in a
+        process without the worker (API_UPLOAD_WORKER off)."""
+        if self._thread is not None or not self.settings.upload_worker:
             return
         _guarded(self.recover)
         self._stop.clear()

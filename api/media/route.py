@@ -4,7 +4,9 @@ The secret in the name is the capability: the doc's ``secret`` for thumbnails, i
 ``original_secret`` for the original. Anything else — a wrong secret, directory digits that do not
 belong to the id, a label the doc lacks, a name outside the strict pattern — is a plain 404, so a
 stranger learns nothing about private docs. Files never change under a name (a replaced file gets
-new secrets), so they are cached for a year; private docs only in the browser's own cache.
+new secrets), so they are cached for a year; private docs only in the browser's own cache. A
+storage backend that cannot be reached (S3 down) is a 503 with ``Retry-After``, never a 500: the
+file is not gone, and clients and proxies try again.
 
 ``GET /media/icons/default.png`` is the member icon user.get hands out
 (``api.media.names.icon_url``): drawn once, never changed, cached for a year like any other media
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import io
+import logging
 import re
 from functools import cache
 
@@ -22,9 +25,13 @@ import falcon
 from PIL import Image, ImageDraw
 
 from api.core.context import AppContext, MediaFiles
+from api.core.errors import RETRY_AFTER_SECONDS
 from api.media.imaging import OTHER_MIME
 from api.media.names import ORIGINAL, media_path, storage_name
+from api.media.storage import StorageUnavailable
 from api.models.docs import Doc, Thumb
+
+log = logging.getLogger("api.media")
 
 _NAME = re.compile(r"(\d{1,18})\.([0-9a-f]{8,32})\.([0-9a-z]{1,12})\.([0-9a-z]{1,8})")
 _YEAR = 365 * 24 * 3600
@@ -52,9 +59,12 @@ class MediaResource:
         stored = storage_name(doc_id, secret, label, ext)
         try:
             size = self.storage.size(stored)
-            stream = self.storage.open(stored)
+            stream = self.storage.open(stored) if req.method != "HEAD" else None
         except FileNotFoundError:
             raise falcon.HTTPNotFound() from None
+        except StorageUnavailable as error:
+            log.warning("media file %s not served, storage unavailable: %s", stored, error)
+            raise falcon.HTTPServiceUnavailable(retry_after=RETRY_AFTER_SECONDS) from None
         resp.content_type = _content_type(doc, label)
         resp.cache_control = ["public" if doc.is_public else "private", f"max-age={_YEAR}",
                               "immutable"]
@@ -62,8 +72,7 @@ class MediaResource:
         if label == ORIGINAL and doc.media == "other":
             # Never let an uploaded document render as a page on our origin.
             resp.downloadable_as = f"{doc.id}.{doc.original_ext}"
-        if req.method == "HEAD":
-            stream.close()
+        if stream is None:  # HEAD
             resp.content_length = size
             return
         resp.set_stream(stream, size)

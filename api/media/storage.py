@@ -1,19 +1,23 @@
-"""Where media files live: a small ``Storage`` interface, the local-directory backend, and the one
-place (``build_storage``) that picks a backend from the settings.
+"""Where media files live: a small ``Storage`` interface, the local-directory backend, the
+S3-compatible object-storage backend (boto3, the ``[s3]`` extra), and the one place
+(``build_storage``) that picks a backend from the settings.
 
 Storage names are the media paths without their ``/media/`` prefix
 (``26/49/394926.<secret>.75x.jpg``, see api/media/names.py); a backend refuses names that could
-leave its root.
+leave its root. A store that cannot be reached raises ``StorageUnavailable``: the upload worker
+queues its ticket again later, the media route answers 503 (docs/uploads.md, "Object storage").
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from api.config import Settings
 
@@ -24,6 +28,20 @@ PRIVATE_FILE = 0o600
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
 # Slash-separated parts of letters, digits, dots, dashes and underscores; no part starts with a dot.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
+CHUNK = 1 << 20  # bytes copied or streamed at a time
+_PART = 8 << 20  # bytes of one part of a multipart upload; two parts in flight at most
+MEDIA = "media"  # the folder (data_dir/media) or key prefix (<prefix>media/) of media files
+_NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404"})
+
+
+class StorageUnavailable(OSError):
+    """The store cannot be reached or answers with a failure of its own (not the file's fault).
+
+    An ``EIO`` OSError, so the upload worker treats it as it treats a failing disk: the ticket is
+    queued again with a back-off, never marked failed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.EIO, message)
 
 
 class Storage(Protocol):
@@ -82,7 +100,7 @@ class LocalStorage:
         temp = self._partial(target)
         try:
             with os.fdopen(os.open(temp, _CREATE, PRIVATE_FILE), "wb") as out:
-                shutil.copyfileobj(source, out, 1 << 20)
+                shutil.copyfileobj(source, out, CHUNK)
             os.replace(temp, target)
         except BaseException:
             temp.unlink(missing_ok=True)
@@ -107,9 +125,136 @@ class LocalStorage:
         self._partial(target).unlink(missing_ok=True)
 
 
-# The one table of backends; another one (S3 …) is a new entry here and a Settings value.
+class ObjectBody:
+    """An object's bytes as the media route streams them: ``read`` in chunks, then ``close``.
+
+    Neither seekable nor told its position, so the WSGI server reads it block by block instead of
+    asking for its size (botocore's body is an IOBase whose ``seek`` fails)."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (everything left when negative); StorageUnavailable when the
+        connection fails in the middle."""
+        with _mapped("read"):
+            return bytes(self._body.read(None if size < 0 else size))
+
+    def close(self) -> None:
+        """Give the connection back."""
+        self._body.close()
+
+
+class S3Storage:
+    """Objects in an S3-compatible bucket, each under ``prefix`` + its storage name.
+
+    A PUT is atomic (a reader sees the old object or the new one, never half), so no temporary
+    name is needed; what a crash leaves of a multipart upload is an unfinished upload of the same
+    key, which ``delete`` aborts, as LocalStorage's removes ``.<name>.part``. Uploads read the
+    source a part at a time (``_PART``, two in flight), downloads a chunk at a time: memory stays
+    bounded whatever the file's size.
+    """
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self._transfer = TransferConfig(multipart_threshold=_PART, multipart_chunksize=_PART,
+                                        max_concurrency=2)
+
+    def _key(self, name: str) -> str:
+        return self.prefix + check_name(name)
+
+    def put(self, name: str, source: BinaryIO) -> None:
+        """Upload ``source`` in parts (a single PUT when it is small)."""
+        with _mapped(name):
+            self.client.upload_fileobj(source, self.bucket, self._key(name),
+                                       Config=self._transfer)
+
+    def open(self, name: str) -> BinaryIO:
+        """A streaming body of the object."""
+        with _mapped(name):
+            answer = self.client.get_object(Bucket=self.bucket, Key=self._key(name))
+        return ObjectBody(answer["Body"])  # type: ignore[return-value]
+
+    def size(self, name: str) -> int:
+        """The object's length (a HEAD request)."""
+        with _mapped(name):
+            answer = self.client.head_object(Bucket=self.bucket, Key=self._key(name))
+        return int(answer["ContentLength"])
+
+    def exists(self, name: str) -> bool:
+        """Whether the object is there."""
+        try:
+            self.size(name)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def delete(self, name: str) -> None:
+        """Remove the object, and abort any upload of it a crash cut short; a missing one is
+        fine (S3 answers a DELETE of a missing key with success)."""
+        key = self._key(name)
+        with _mapped(name):
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+            pending = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
+            for upload in pending.get("Uploads", []):
+                if upload["Key"] == key:
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=key,
+                                                       UploadId=upload["UploadId"])
+
+    def listing(self) -> list[tuple[float, str]]:
+        """(modification time, storage name) of every object under the prefix."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                       Prefix=self.prefix)
+        with _mapped(self.prefix):
+            return [(entry["LastModified"].timestamp(), entry["Key"][len(self.prefix):])
+                    for page in pages for entry in page.get("Contents", [])]
+
+
+@contextmanager
+def _mapped(name: str) -> Iterator[None]:
+    """Turn botocore's failures into the interface's: a missing object into FileNotFoundError,
+    anything else (unreachable, timed out, refused, a 5xx) into StorageUnavailable. The message
+    names the object and the error's code, never a credential."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        if code in _NOT_FOUND:
+            raise FileNotFoundError(errno.ENOENT, "no such object", name) from None
+        raise StorageUnavailable(f"object storage refused {name}: {code}") from error
+    except BotoCoreError as error:
+        raise StorageUnavailable(
+            f"object storage unreachable ({name}): {type(error).__name__}") from error
+
+
+def s3_storage(settings: Settings, folder: str) -> S3Storage:
+    """The bucket ``settings`` name, under ``<s3_prefix><folder>/``; connections with bounded
+    timeouts and attempts, credentials from the settings or else boto3's own chain."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=settings.s3_timeout, read_timeout=settings.s3_timeout,
+                    retries={"max_attempts": settings.s3_max_attempts, "mode": "standard"},
+                    s3={"addressing_style": settings.s3_addressing_style})
+    credentials = ({"aws_access_key_id": settings.s3_access_key,
+                    "aws_secret_access_key": settings.s3_secret_key.reveal()}
+                   if settings.s3_access_key else {})
+    client = boto3.session.Session().client(
+        "s3", endpoint_url=settings.s3_endpoint_url or None,
+        region_name=settings.s3_region or None, config=config, **credentials)
+    return S3Storage(client, settings.s3_bucket, f"{settings.s3_prefix}{folder}/")
+
+
+# The one table of backends; another one is a new entry here and a Settings value.
 BACKENDS: dict[str, Callable[[Settings], Storage]] = {
-    "local": lambda settings: LocalStorage(Path(settings.data_dir) / "media"),
+    "local": lambda settings: LocalStorage(Path(settings.data_dir) / MEDIA),
+    "s3": lambda settings: s3_storage(settings, MEDIA),
 }
 
 

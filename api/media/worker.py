@@ -95,19 +95,33 @@ class UploadQueue(TicketQueue):
         Image.MAX_IMAGE_PIXELS = settings.max_image_pixels
 
     def process(self, ticket: UploadTicket) -> None:
-        """Turn one claimed ticket into a doc (or a replaced file); never raises."""
-        with self._slots:
+        """Turn one claimed ticket into a doc (or a replaced file); never raises. While it waits
+        for a decoding slot its lease is renewed, so a queue of long decodes ahead of it cannot
+        let the claim expire and spend the ticket's attempts; a claim lost meanwhile (or a
+        database that fails the renewal) leaves the ticket to its lease and whoever holds it."""
+        while not self._slots.acquire(timeout=self.settings.upload_lease_seconds / 3):
+            try:
+                self.renew(ticket)
+            except Exception as error:
+                log.warning("upload ticket %s left to its lease while waiting: %r",
+                            ticket.id, type(error).__name__)
+                return
+        try:
             self._process(ticket)
             release_memory()  # the decode's buffers, which glibc would keep (docs/uploads.md)
+        finally:
+            self._slots.release()
 
     def _process(self, ticket: UploadTicket) -> None:
         written: list[str] = []
         try:
             options = json.loads(ticket.params)
             target = ticket.replace_doc if ticket.replace_doc_id else None
-            rendered = self._render(ticket, options, target)
-            plan = self._plan(ticket, target, rendered)
-            self._store(ticket, plan, rendered, written)
+            # The upload where this process can read it (fetched from the bucket with S3).
+            with self.incoming.local(ticket.file_path, self.own_spool()) as upload:
+                rendered = self._render(ticket, str(upload), options, target)
+                plan = self._plan(ticket, target, rendered)
+                self._store(ticket, str(upload), plan, rendered, written)
             with db.atomic():
                 stale = self._write(ticket, options, rendered, plan)
         except ClaimLost as error:  # the ticket and its upload are another worker's now
@@ -136,17 +150,17 @@ class UploadQueue(TicketQueue):
             return
         self.tidy(ticket.id, stale, ticket.file_path)
 
-    def _render(self, ticket: UploadTicket, options: dict[str, Any],
+    def _render(self, ticket: UploadTicket, upload: str, options: dict[str, Any],
                 target: Doc | None) -> _Rendered:
-        """Everything computed from the file, before anything is written."""
-        sniffed = sniff(ticket.file_path, ticket.filename,
+        """Everything computed from the file at ``upload``, before anything is written."""
+        sniffed = sniff(upload, ticket.filename,
                         max_pixels=self.settings.max_image_pixels,
                         max_decode_bytes=self.settings.max_decode_bytes)
         if target is not None and sniffed.media != target.media:
             raise Rejected("a replacement must have the media type of the doc it replaces")
         self.renew(ticket)
         digest = hashlib.md5(usedforsecurity=False)
-        with open(ticket.file_path, "rb") as handle:
+        with open(upload, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
         self.renew(ticket)
@@ -154,7 +168,7 @@ class UploadQueue(TicketQueue):
         orientation = options.get("dir") or 1
         width, height = sniffed.width, sniffed.height
         if sniffed.media == "photo":
-            with Image.open(ticket.file_path) as image:
+            with Image.open(upload) as image:
                 info = read_photo(image)
                 orientation = options.get("dir") or info.orientation
                 for thumb in render_thumbs(image, orientation):
@@ -188,13 +202,14 @@ class UploadQueue(TicketQueue):
             self.renew(ticket, stored_names=json.dumps(names))
         return _Plan(doc_id=doc_id, secret=secret, original_secret=original_secret, names=names)
 
-    def _store(self, ticket: UploadTicket, plan: _Plan, rendered: _Rendered,
+    def _store(self, ticket: UploadTicket, upload: str, plan: _Plan, rendered: _Rendered,
                written: list[str]) -> None:
-        """Put the original and the thumbnails in storage under the planned names, each name in
-        ``written`` before its file is, renewing the lease between files."""
+        """Put the original (the file at ``upload``) and the thumbnails in storage under the
+        planned names, each name in ``written`` before its file is, renewing the lease between
+        files."""
         original, *thumb_names = plan.names
         written.append(original)
-        with open(ticket.file_path, "rb") as handle:
+        with open(upload, "rb") as handle:
             self.storage.put(original, handle)
         for name, (_label, _w, _h, data) in zip(thumb_names, rendered.thumbs, strict=True):
             self.renew(ticket)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from api.content.access import PERM_LEVELS, owned_doc
 from api.content.licenses import LICENSE_CODES, codes_in_words
 from api.content.tags import find_members, parse_keywords
 from api.core.context import Call, Ticket, UploadedFile
-from api.core.errors import ApiError, method_error
+from api.core.errors import ApiError, ServiceUnavailable, method_error
 from api.core.ids import as_id
 from api.core.registry import MethodGroup
 from api.formats.tree import Text
@@ -28,10 +29,12 @@ from api.media.queue import (
     month_usage,
     ticket_label,
 )
+from api.media.storage import StorageUnavailable
 from api.methods.common import WRITE, IsFamily, IsFriend, IsPublic, Safety, _max_file_bytes
 from api.models.docs import SAFETY_LEVELS, Album, UploadTicket
 
 group = MethodGroup()
+log = logging.getLogger("api.uploads")
 
 MAX_TICKETS = 50  # spec §6.3
 PENDING_ETA = 1  # seconds; PyIpernity sleeps int(eta) between polls, so keep it small but not 0
@@ -106,7 +109,8 @@ def _checked_file(call: Call, codes: _Codes, media_hint: str | None = None
 
 
 def _quota_check(call: Call, upload: UploadedFile, codes: _Codes) -> Callable[[], None]:
-    """The monthly quota check, run by the queue under its lock just before the ticket exists."""
+    """The monthly quota check, run by the queue under the member's quota lock, in the
+    transaction that inserts the ticket."""
     user = call.require_user()
 
     def admit() -> None:
@@ -162,7 +166,7 @@ def upload_file(
     with upload.checkTickets."""
     upload, sniffed = _checked_file(call, _FILE_CODES)
     admit = _quota_check(call, upload, _FILE_CODES)
-    admit()  # answer over-quota before anything else; enqueue checks again under its lock
+    admit()  # answer over-quota before anything else; enqueue checks again under the lock
     if sniffed is None:
         raise FileRefused()
     options: dict[str, Any] = {"title": title[:255], "description": description}
@@ -180,9 +184,19 @@ def upload_file(
     if unknown:
         raise InvalidParameter("unknown member")
     options["member_ids"] = [user.id for user in members]
-    ticket = call.ctx.uploads.enqueue(user=call.require_user(), api_key=call.require_key().key,
-                                      upload=upload, options=options, admit=admit)
+    ticket = _enqueue(call, upload=upload, options=options, admit=admit)
     return _finish(call, ticket, wait=not async_)
+
+
+def _enqueue(call: Call, **ticket: Any) -> Ticket:
+    """Queue the upload as the caller's; 503 (retry later) when the store where uploads wait
+    cannot be reached (S3 down): nothing was queued."""
+    try:
+        return call.ctx.uploads.enqueue(user=call.require_user(),
+                                        api_key=call.require_key().key, **ticket)
+    except StorageUnavailable as error:
+        log.warning("upload not queued, storage unavailable: %s", error)
+        raise ServiceUnavailable() from error
 
 
 def _one_of(value: int | None, allowed: Any) -> int | None:
@@ -242,11 +256,10 @@ def upload_replace(
     doc = owned_doc(call, doc_id, ReplaceDocNotFound)
     upload, sniffed = _checked_file(call, _REPLACE_CODES, media_hint=doc.media)
     admit = _quota_check(call, upload, _REPLACE_CODES)
-    admit()  # as upload.file: early for a clear answer, again under the queue's lock
+    admit()  # as upload.file: early for a clear answer, again under the quota lock
     if sniffed is not None and sniffed.media != doc.media:
         raise MediaDiffers()
-    ticket = call.ctx.uploads.enqueue(user=call.require_user(), api_key=call.require_key().key,
-                                      upload=upload, options={}, replace_doc=doc, admit=admit)
+    ticket = _enqueue(call, upload=upload, options={}, replace_doc=doc, admit=admit)
     return _finish(call, ticket, wait=not async_)
 
 

@@ -40,6 +40,10 @@ class SchemaTooNew(RuntimeError):
     """The database was migrated by newer code than this one; starting could damage it."""
 
 
+class SchemaOutOfDate(RuntimeError):
+    """The database is older than the code (or empty), and this process was told not to migrate."""
+
+
 class SchemaVersion(BaseModel):
     """One row per schema version this database reached, with when (UNIX seconds)."""
 
@@ -237,6 +241,18 @@ def migrate(models: Sequence[type[BaseModel]]) -> int:
         database.create_tables(models, safe=True)  # tables a partial (keys CLI) database lacks
         _check_foreign_keys(database)
     return LATEST
+
+
+def check_current() -> int:
+    """``LATEST`` when the open database is at it; ``SchemaOutOfDate`` when it is older or empty
+    (a start told not to migrate), ``SchemaTooNew`` when newer. Nothing is written."""
+    version = _version(db.obj)
+    _refuse_newer(version)
+    if version != LATEST:
+        found = "has no schema yet" if version is None else f"schema is version {version}"
+        raise SchemaOutOfDate(f"the database {found}, this code needs version {LATEST}: run "
+                              f"`python -m api migrate` (or serve.py --migrate-only) first")
+    return version
 
 
 def _version(database: Database) -> int | None:

@@ -7,12 +7,13 @@ injected clock so throttling and expiry are tested without sleeping.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
 import re
 import secrets
-import threading
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from peewee import fn
 from api.config import Settings
 from api.models.accounts import LoginFailure, Session
 from keys import store
-from keys.db import as_tuples, db
+from keys.db import as_tuples, serialised
 from keys.models import User
 from keys.passwords import check_password, hash_password
 
@@ -29,30 +30,55 @@ SESSION_TTL = 14 * 24 * 3600
 FAILURE_WINDOW = 15 * 60
 MAX_FAILURES_PER_ACCOUNT = 5
 MAX_FAILURES_PER_ADDRESS = 20
-_LOGIN_LOCK_STRIPES = 64
 MIN_PASSWORD = 8
 _USERNAME = re.compile(r"[A-Za-z0-9_.-]{2,64}")
 _SECRET_FILE = "session_secret"
+MIN_SESSION_SECRET = 32  # characters; the generated one has 64 (32 random bytes in hex)
 
 
 class Refused(Exception):
     """A sign-up or login that cannot be done; the message is shown to the visitor as is."""
 
 
+class SecretRefused(RuntimeError):
+    """The session secret is too short to sign with (the server does not start)."""
+
+
 def session_secret(settings: Settings) -> bytes:
-    """The configured session secret, else one generated once and kept (mode 600) in data_dir."""
+    """The configured session secret, else one generated once and kept (mode 600) in data_dir;
+    SecretRefused for one under MIN_SESSION_SECRET characters."""
     configured = settings.session_secret.reveal() if settings.session_secret else ""
     if configured:
+        if len(configured) < MIN_SESSION_SECRET:
+            raise SecretRefused(f"API_SESSION_SECRET has {len(configured)} characters, fewer "
+                                f"than {MIN_SESSION_SECRET}")
         return configured.encode("utf-8")
     path = Path(settings.data_dir) / _SECRET_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text(encoding="ascii").strip().encode("ascii")
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        value = secrets.token_hex(32)
-        out.write(value)
+    if not path.exists():
+        _create_once(path, secrets.token_hex(32))
+    value = path.read_text(encoding="ascii").strip()
+    if len(value) < MIN_SESSION_SECRET:
+        raise SecretRefused(f"{path} holds {len(value)} characters, fewer than "
+                            f"{MIN_SESSION_SECRET}: remove it (a new one is made) or set "
+                            f"API_SESSION_SECRET")
     return value.encode("ascii")
+
+
+def _create_once(path: Path, value: str) -> None:
+    """Make ``path`` hold ``value`` unless it exists: written whole to a private temp file beside
+    it, then hard-linked to the name, which fails if the name exists. So the file never appears
+    empty or half-written, and of processes making it at once exactly one value wins; each reads
+    the winner back (os.replace would let a later writer change what earlier ones returned)."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 600
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(value)
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            os.link(temp, path)
+    finally:
+        os.unlink(temp)
 
 
 def _hash(session_id: str) -> str:
@@ -66,9 +92,6 @@ class Accounts:
         self.secret = secret
         self.clock = clock
         self._dummy_hash: str | None = None
-        # Attempts on one account name are taken one at a time (check, verify, record), so parallel
-        # guesses cannot all slip under the limit; striped so the table of locks stays small.
-        self._login_locks = [threading.Lock() for _ in range(_LOGIN_LOCK_STRIPES)]
 
     def now(self) -> int:
         """The injected clock in whole seconds."""
@@ -134,27 +157,29 @@ class Accounts:
             raise taken from None
 
     def login(self, username: str, password: str, address: str) -> User:
-        """The account if the password is right; Refused when wrong, throttled or closed."""
-        username = username.strip()
-        scopes = ("user:" + username.lower()[:64], "addr:" + address[:64])
-        stripe = int.from_bytes(hashlib.sha256(scopes[0].encode()).digest()[:4], "big")
-        with self._login_locks[stripe % _LOGIN_LOCK_STRIPES]:
-            return self._login(username, password, scopes)
+        """The account if the password is right; Refused when wrong, throttled or closed.
 
-    def _login(self, username: str, password: str, scopes: tuple[str, str]) -> User:
-        if self._throttled(*scopes):
-            raise Refused("Too many failed logins. Wait 15 minutes and try again.")
+        Each attempt first books a failure for the account and the address, checked and written
+        as one under ``serialised`` (so parallel guesses, in any number of processes, cannot all
+        slip under the limit), and hashes the password outside that lock; a right password takes
+        its booking back.
+        """
+        username = username.strip()
+        account, from_address = "user:" + username.lower()[:64], "addr:" + address[:64]
+        with serialised("login:" + account, "login:" + from_address):
+            if self._throttled(account, from_address):
+                raise Refused("Too many failed logins. Wait 15 minutes and try again.")
+            booked = [LoginFailure.create(scope=scope, at=self.now()).id
+                      for scope in (account, from_address)]
         user = store.find_user_by_username(username)
         # An unknown name costs the same hashing time as a known one: no user enumeration.
         stored = user.password_hash if user is not None else self._dummy()
         if not check_password(stored, password) or user is None:
-            with db.atomic():
-                for scope in scopes:
-                    LoginFailure.create(scope=scope, at=self.now())
             raise Refused("Wrong user name or password.")
+        LoginFailure.delete().where(LoginFailure.id.in_(booked)).execute()
         if not user.is_open:
             raise Refused("This account is closed.")
-        LoginFailure.delete().where(LoginFailure.scope == scopes[0]).execute()
+        LoginFailure.delete().where(LoginFailure.scope == account).execute()
         return user
 
     def _throttled(self, account_scope: str, address_scope: str) -> bool:

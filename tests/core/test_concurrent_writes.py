@@ -19,7 +19,6 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -382,7 +381,7 @@ def test_an_upload_the_database_was_too_busy_for_is_queued_again(ctx, call, toke
     monkeypatch.setattr(queue, "_write", busy_once)
     assert queue.run_once()
     row = UploadTicket.get_by_id(ticket)
-    assert row.state == "queued" and Path(row.file_path).exists()  # the file waits for next time
+    assert row.state == "queued" and queue.incoming.path(row.file_path).exists()  # waits
     assert queue.process_pending() == 0  # backing off
     clock.advance(ctx.settings.upload_lease_seconds)
     assert queue.process_pending() == 1

@@ -72,6 +72,7 @@ def test_media_spool_and_incoming_files_are_private_whatever_the_umask(ctx, owne
         os.close(handle)
         ticket = ctx.uploads.enqueue(user=owner, api_key="k", options={}, upload=UploadedFile(
             filename="x.jpg", path=path, size=0, content_type=""))
-        assert mode(ctx.uploads.incoming) == 0o700 and mode(ticket.file_path) == 0o600
+        incoming = ctx.uploads.incoming
+        assert mode(incoming.root) == 0o700 and mode(incoming.path(ticket.file_path)) == 0o600
     finally:
         os.umask(old)

@@ -154,7 +154,19 @@ def test_close_slow_requests_judges_headers_rate_body_and_idleness():
     assert [n for n, c in channels.items() if getattr(c, "close_when_flushed", 0)] == [2, 4, 6]
     assert channels[6].outbufs[-1][0].startswith(b"HTTP/1.1 408 ")
     assert [n for n, c in channels.items() if c.will_close] == [8]
-    assert (channels[7].request.window_start, channels[7].request.window_bytes) == (1000.0, 0)
+    # the average runs on from the first byte: nothing restarts
+    assert (channels[7].request.window_start, channels[7].request.window_bytes) == (979.0, 2100)
+
+
+def test_a_stall_in_a_steady_upload_is_absorbed_by_the_average():
+    """A review saw a steady 19 KiB/s upload answered 408 after one 14.5 s stall straddling two
+    15 s windows (TCP's back-off on a lossy link). Judged on the average since the first byte,
+    16 s at 19 KiB/s then 15 s of nothing is far above the floor; a trickler is not."""
+    steady_then_stalled = channel(arriving(31, True, 16 * 19 * 1024))
+    trickler = channel(arriving(31, True, 31 * 50))
+    channels = {1: steady_then_stalled, 2: trickler}
+    assert close_slow_requests(channels, 1000.0, LIMITS) == 1
+    assert trickler.close_when_flushed and not steady_then_stalled.close_when_flushed
 
 
 def test_an_answer_being_sent_is_never_cut():

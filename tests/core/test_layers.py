@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("api.runtime",),
     ("api.auth", "api.content", "api.media"),
     ("api.methods", "api.web"),
-    ("api.app", "api.server", "api"),  # "api": the package itself, nothing below it
+    ("api.app", "api.server", "api.cluster", "api.__main__", "api"),  # "api": the package
 )
 
 

@@ -6,9 +6,16 @@ tests/golden/make_schema_v1.py makes it again.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,12 +24,13 @@ from api.app import build_context, create_app
 from api.config import Settings
 from api.models.docs import Album, Comment, Doc, UploadTicket
 from api.runtime import migrations
-from api.runtime.migrations import LATEST, SchemaTooNew, SchemaVersion
+from api.runtime.migrations import LATEST, SchemaOutOfDate, SchemaTooNew, SchemaVersion
 from api.runtime.schema import ALL_MODELS, create_schema
 from api.server import main as serve_main
 from keys.db import db, open_database
-from tests.conftest import TEST_DATABASE_URL, Caller
+from tests.conftest import TEST_DATABASE_URL, Caller, free_port, own_postgres_database
 from tests.core.test_schema_history import assert_same, describe
+from tests.core.test_serve import ROOT, wait_for_line
 from tests.upload.conftest import jpeg
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "schema-v1.sqlite3"
@@ -221,3 +229,72 @@ def test_sqlite_rebuild_keeps_the_counter_above_every_id(tmp_path):
         for table in migrations.V1_TABLES:
             top = connection.execute(f'SELECT MAX(id) FROM "{table}"').fetchone()[0]
             assert sequence.get(table) == top, table
+
+
+# -- the one-time schema step; processes starting together (issue 11 item 3) ---------------------
+
+@pytest.fixture
+def empty_database(tmp_path) -> Iterator[str]:
+    """A database without a table: a new SQLite file, or a PostgreSQL database of this test's
+    own (the run's shared one has every table)."""
+    if not TEST_DATABASE_URL:
+        yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+        return
+    with own_postgres_database(f"apitest_{os.getpid()}_fresh") as url:
+        yield url
+
+
+def run(command: list[str], **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={"PATH": "/usr/bin:/bin", **env})
+
+
+def test_a_start_told_not_to_migrate_waits_for_the_schema_step(empty_database, tmp_path):
+    where = ["--db", empty_database, "--data-dir", str(tmp_path / "data")]
+    refused = (f"error: not starting: the database has no schema yet, this code needs version "
+               f"{LATEST}: run `python -m api migrate` (or serve.py --migrate-only) first")
+    for told in (run(["serve.py", "--no-migrate", *where, "--port", "1"]),
+                 run(["serve.py", *where, "--port", "1"], API_AUTO_MIGRATE="0")):
+        assert (told.returncode, told.stderr.strip(), told.stdout) == (2, refused, "")
+    for step in (["-m", "api", "migrate", *where], ["serve.py", "--migrate-only", *where]):
+        done = run(step)
+        assert (done.returncode, done.stdout) == (0, f"schema at version {LATEST}\n"), done.stderr
+    open_database(empty_database)
+    with db.connection_context():
+        assert [row.version for row in SchemaVersion.select()] == [LATEST]
+        SchemaVersion.delete().execute()
+        SchemaVersion.insert(version=LATEST - 1, applied_at=0).execute()
+    with pytest.raises(SchemaOutOfDate, match=f"schema is version {LATEST - 1}, this code"):
+        create_schema(migrate=False)
+    db.close()
+
+
+def test_three_processes_started_at_once_on_an_empty_database_all_come_up(empty_database,
+                                                                          tmp_path):
+    """The issue saw 2 of 3 crash (``create_tables`` raced); the migration lock serialises them,
+    and the session secret they share in the data dir is made once."""
+    ports = [free_port() for _ in range(3)]
+    processes = [subprocess.Popen(
+        [sys.executable, "serve.py", "--port", str(port), "--db", empty_database,
+         "--data-dir", str(tmp_path / "data")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "API_ACCESS_LOG": "0"})
+        for port in ports]
+    try:
+        for process in processes:
+            wait_for_line(process, "listening on", timeout=60)
+        for port in ports:
+            url = f"http://127.0.0.1:{port}/api/test.hello"
+            with urllib.request.urlopen(url, timeout=10) as response:
+                assert json.load(response)["api"]["code"] == "100"  # no key: the app answers
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        assert [process.wait(timeout=60) for process in processes] == [0, 0, 0]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    open_database(empty_database)
+    with db.connection_context():
+        assert [row.version for row in SchemaVersion.select()] == [LATEST]
+    db.close()

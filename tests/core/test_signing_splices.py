@@ -90,7 +90,9 @@ def test_a_splice_into_an_unread_parameter_is_146(client, api_key, owner, token_
 
 
 @pytest.mark.parametrize("extra", [{"lg": "en"}, {"lg": "fr"}, {"lg": "pt-BR"}, {"lg": "en_GB"},
-                                   {"format": "json"}, {"method": "test.echo"}])
+                                   {"lg": "EN"}, {"lg": ""}, {"lg": "zh-Hant"},
+                                   {"format": "json"}, {"format": "JSON"},
+                                   {"method": "test.echo"}])
 def test_the_same_parameters_of_their_shape_pass(call, extra):
     assert call("test.echo", sign=True, echo="x", **extra)["echo"] == "x"
 

@@ -39,19 +39,27 @@ def start_server(settings, tmp_path, name: str, **extra_env: str):
     return process, f"http://127.0.0.1:{port}"
 
 
+def two_servers(settings, tmp_path, **extra_env: str):
+    """Two servers on one database (``servers``)."""
+    return servers(settings, tmp_path, 2, **extra_env)
+
+
 @contextmanager
-def two_servers(settings, tmp_path, **extra_env: str) -> Iterator[list[str]]:
-    """Two servers on one database: their base URLs; both stopped with SIGTERM after the block
-    (a clean exit, status 0, is part of the test), killed if the block failed."""
-    servers = [start_server(settings, tmp_path, name, **extra_env) for name in ("one", "two")]
+def servers(settings, tmp_path, count: int, *, shared_dir: bool = False,
+            **extra_env: str) -> Iterator[list[str]]:
+    """``count`` servers on one database (and one data dir if ``shared_dir``): their base URLs;
+    all stopped with SIGTERM after the block (a clean exit, status 0, is part of the test),
+    killed if the block failed."""
+    started = [start_server(settings, tmp_path, "shared" if shared_dir else f"server-{n}",
+                            **extra_env) for n in range(count)]
     try:
-        yield [base for _, base in servers]
-        for process, _ in servers:
+        yield [base for _, base in started]
+        for process, _ in started:
             process.send_signal(signal.SIGTERM)
-        for process, _ in servers:
+        for process, _ in started:
             assert process.wait(timeout=30) == 0
     finally:
-        for process, _ in servers:
+        for process, _ in started:
             if process.poll() is None:
                 process.kill()
 

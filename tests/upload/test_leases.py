@@ -40,6 +40,19 @@ class WatchedStorage:
         return getattr(self.inner, attribute)
 
 
+def killed_at_put(number: int) -> Any:
+    """A ``WatchedStorage`` hook that kills the worker as it starts its ``number``-th file."""
+    puts = 0
+
+    def hook(name: str) -> None:
+        nonlocal puts
+        puts += 1
+        if puts == number:
+            raise Killed
+
+    return hook
+
+
 def test_names_are_committed_before_any_file_is_stored(upload, queue):
     ticket_id = int(upload(jpeg(800, 600))["ticket"])
     seen: list[str] = []
@@ -59,16 +72,8 @@ def test_names_are_committed_before_any_file_is_stored(upload, queue):
 
 def test_a_crash_while_storing_leaves_nothing_once_recovered(upload, queue, settings, clock):
     ticket_id = int(upload(jpeg(800, 600))["ticket"])
-    upload_path = Path(UploadTicket.get_by_id(ticket_id).file_path)
-    puts = 0
-
-    def crash_on_third(name: str) -> None:
-        nonlocal puts
-        puts += 1
-        if puts == 3:
-            raise Killed
-
-    queue.storage = WatchedStorage(queue.storage, crash_on_third)
+    upload_path = queue.incoming.path(UploadTicket.get_by_id(ticket_id).file_path)
+    queue.storage = WatchedStorage(queue.storage, killed_at_put(3))
     try:
         queue.process_pending()
     except Killed:
@@ -105,7 +110,7 @@ def test_a_worker_whose_lease_ran_out_abandons_its_ticket(upload, queue, setting
     assert requeued == [1]
     assert UploadTicket.get_by_id(ticket_id).state == QUEUED
     assert media_files(settings) == set() and Doc.select().count() == 0
-    assert Path(ticket.file_path).exists()  # the upload is the next claimer's
+    assert queue.incoming.path(ticket.file_path).exists()  # the upload is the next claimer's
 
     assert other.process_pending() == 1
     assert UploadTicket.get_by_id(ticket_id).state == DONE and Doc.select().count() == 1
@@ -146,7 +151,7 @@ def test_start_up_requeues_only_expired_leases(upload, queue, clock):
 
 
 def test_recovery_sweeps_only_old_orphans(upload, queue, settings):
-    waiting = Path(UploadTicket.get_by_id(int(upload(jpeg())["ticket"])).file_path)
+    waiting = queue.incoming.path(UploadTicket.get_by_id(int(upload(jpeg())["ticket"])).file_path)
     data = Path(settings.data_dir)
     old_orphan, young_orphan = data / "incoming" / "old", data / "incoming" / "young"
     old_orphan.write_bytes(b"x")
@@ -168,3 +173,20 @@ def test_deleting_a_name_removes_a_write_a_crash_cut_short(tmp_path):
     partial.write_bytes(b"half")
     storage.delete("12/34")
     assert list((tmp_path / "12").iterdir()) == []
+
+
+def test_tickets_name_their_upload_relative_to_the_data_dir(upload, queue, settings):
+    """A ticket stores ``incoming/<name>``, which every host sharing the data dir can open; rows
+    from before, holding the path itself, are still processed and swept by it."""
+    new, legacy = (int(upload(jpeg())["ticket"]) for _ in range(2))
+    ref = UploadTicket.get_by_id(new).file_path
+    assert ref.startswith("incoming/") and not Path(ref).is_absolute()
+    old_path = queue.incoming.path(UploadTicket.get_by_id(legacy).file_path)
+    UploadTicket.update(file_path=str(old_path)).where(UploadTicket.id == legacy).execute()
+    an_hour_ago = time.time() - settings.upload_orphan_seconds - 60
+    os.utime(old_path, (an_hour_ago, an_hour_ago))
+    assert queue.sweep_incoming() == 0  # queued under its old name: not an orphan
+    assert old_path.exists()
+    assert queue.process_pending() == 2
+    assert {t.state for t in UploadTicket.select()} == {DONE}
+    assert list((Path(settings.data_dir) / "incoming").iterdir()) == []

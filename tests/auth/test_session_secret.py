@@ -1,0 +1,71 @@
+"""The session secret (api/web/accounts.py): made once, whole and private, however many processes
+start together on one data dir; a short or empty one is refused, and serve.py says so."""
+
+from __future__ import annotations
+
+import multiprocessing
+import stat
+from pathlib import Path
+
+import pytest
+
+from api.config import Settings
+from api.server import main as serve_main
+from api.web.accounts import MIN_SESSION_SECRET, SecretRefused, session_secret
+from keys.secret import Secret
+
+ROUNDS, PROCESSES = 3, 150  # the code before the fix: different or empty secrets in most rounds
+
+
+def _first_start(data_dir: str, barrier, results) -> None:
+    barrier.wait()
+    try:
+        results.put(session_secret(Settings(data_dir=data_dir)).decode())
+    except Exception as error:  # reported by the assertion
+        results.put(f"error: {error!r}")
+
+
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_simultaneous_first_starts_end_with_one_secret(tmp_path, round_):
+    """The issue saw 60 of 300 such starts end with different or empty secrets."""
+    fork = multiprocessing.get_context("fork")
+    barrier, results = fork.Barrier(PROCESSES), fork.Queue()
+    processes = [fork.Process(target=_first_start, args=(str(tmp_path), barrier, results))
+                 for _ in range(PROCESSES)]
+    for process in processes:
+        process.start()
+    secrets = [results.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+    assert len(set(secrets)) == 1 and len(secrets[0]) == 64, set(secrets)
+    path = tmp_path / "session_secret"
+    assert path.read_text() == secrets[0]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["session_secret"]  # no temp file left
+
+
+def test_a_configured_secret_is_used_and_a_short_one_refused(tmp_path):
+    good = "s" * MIN_SESSION_SECRET
+    assert session_secret(Settings(data_dir=str(tmp_path), session_secret=Secret(good))) == (
+        good.encode())
+    with pytest.raises(SecretRefused, match=f"31 characters, fewer than {MIN_SESSION_SECRET}"):
+        session_secret(Settings(data_dir=str(tmp_path), session_secret=Secret(good[1:])))
+    assert not (tmp_path / "session_secret").exists()
+
+
+@pytest.mark.parametrize("content", ["", "\n", "abc123"])
+def test_an_empty_or_short_secret_file_is_refused(tmp_path, content):
+    (tmp_path / "session_secret").write_text(content)
+    with pytest.raises(SecretRefused, match="remove it"):
+        session_secret(Settings(data_dir=str(tmp_path)))
+
+
+def test_serve_refuses_a_short_secret_in_one_line(settings, monkeypatch, capsys):
+    monkeypatch.setenv("API_SESSION_SECRET", "too-short")
+    assert serve_main(["--db", settings.database_url, "--data-dir", settings.data_dir,
+                       "--port", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after any log lines of the start
+    assert err == (f"error: not starting: API_SESSION_SECRET has 9 characters, fewer than "
+                   f"{MIN_SESSION_SECRET}")
+    assert "too-short" not in err
+    assert not Path(settings.data_dir, "session_secret").exists()
