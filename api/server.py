@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         app = create_app(settings, ctx=ctx)
-    except SecretRefused as error:
+    except (SecretRefused, ValueError) as error:  # a setting create_app reads that does not parse
         print(f"error: not starting: {error}", file=sys.stderr)
         return 2
     if args.demo:

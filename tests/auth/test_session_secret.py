@@ -69,3 +69,12 @@ def test_serve_refuses_a_short_secret_in_one_line(settings, monkeypatch, capsys)
                    f"{MIN_SESSION_SECRET}")
     assert "too-short" not in err
     assert not Path(settings.data_dir, "session_secret").exists()
+
+
+def test_serve_refuses_bad_trusted_proxies_in_one_line(settings, monkeypatch, capsys):
+    monkeypatch.setenv("API_SESSION_SECRET", "s" * MIN_SESSION_SECRET)
+    monkeypatch.setenv("API_TRUSTED_PROXIES", "10.0.0.0/8, nonsense")
+    assert serve_main(["--db", settings.database_url, "--data-dir", settings.data_dir,
+                       "--port", "1"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: not starting: API_TRUSTED_PROXIES: not an address or CIDR range: 'nonsense'")
