@@ -116,11 +116,15 @@ def stamp_arrivals(server: Any) -> Any:
 
 def waitress_options(settings: Settings) -> dict[str, Any]:
     """waitress's adjustments from the settings: connections, silence and bodies bounded; poll(),
-    since select() fails on descriptors past 1024 and connection_limit may reach them."""
+    since select() fails on descriptors past 1024 and connection_limit may reach them; proxy
+    headers left for the app to judge."""
     return {"host": settings.host, "port": settings.port, "threads": settings.threads,
             "max_request_body_size": settings.max_body_bytes, "ident": "ipernity-api",
             "connection_limit": settings.connection_limit,
-            "channel_timeout": settings.channel_timeout, "asyncore_use_poll": True}
+            "channel_timeout": settings.channel_timeout, "asyncore_use_poll": True,
+            # waitress would strip X-Forwarded-* before the app sees them; the app's
+            # TrustedProxies decides whom to believe (API_TRUSTED_PROXIES).
+            "clear_untrusted_proxy_headers": False}
 
 
 def raise_open_files(connections: int) -> None:

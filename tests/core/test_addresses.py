@@ -128,3 +128,26 @@ def test_secure_cookies_follow_a_trusted_forwarded_proto(proxied):
                                 headers=https).cookies["pre"].secure
     assert not proxied.simulate_get("/login", remote_addr="6.6.6.6",
                                     headers=https).cookies["pre"].secure
+
+
+def test_a_real_serve_process_believes_its_trusted_proxy(settings, ctx, api_key, tmp_path):
+    """Through waitress, not the TestClient: waitress strips X-Forwarded-* by default before
+    the app sees them, which made API_TRUSTED_PROXIES a no-op in every deployment (review)."""
+    import json
+    import urllib.request
+
+    from tests.core.test_usage_processes import servers
+
+    store.set_allowed_networks(api_key.key, ["9.9.9.9"])
+
+    def code(base: str, forwarded: str | None) -> str:
+        request = urllib.request.Request(f"{base}/api/test.hello/json?api_key={api_key.key}")
+        if forwarded:
+            request.add_header("X-Forwarded-For", forwarded)
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return str(json.loads(answer.read())["api"].get("code", "0"))
+
+    with servers(settings, tmp_path, 1, API_TRUSTED_PROXIES="127.0.0.1/32") as (base,):
+        assert code(base, "9.9.9.9") == "0"  # the client behind the proxy is allowed
+        assert code(base, None) == "111"  # the proxy itself is not
+        assert code(base, "9.9.9.9, 8.8.8.8") == "111"  # the right-most untrusted hop decides
