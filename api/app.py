@@ -34,6 +34,7 @@ from api.web.pages import add_routes as add_page_routes
 from api.web.stats import add_routes as add_stats_routes
 from keys.changes import KeyWatch
 from keys.db import db, open_database, private_directory
+from keys.notices import Notices
 from keys.store import KeyCache
 
 # API errors travel with HTTP 200, as on the original (spec §2.7); only our own failures and an
@@ -49,18 +50,22 @@ def open_schema(settings: Settings, *, migrate: bool = True) -> int:
     return create_schema(migrate=migrate)
 
 
-def build_context(settings: Settings, *, clock=time.time, grants=None) -> AppContext:
-    """Open the database, make sure the schema is current, and assemble the collaborators."""
+def build_context(settings: Settings, *, clock=None, grants=None) -> AppContext:
+    """Open the database, make sure the schema is current, and assemble the collaborators.
+    ``clock`` None is the real time (the upload queue's leases then follow the database's clock);
+    tests inject a fake one."""
     from api.auth.nonces import build_nonces
     from api.auth.oauth import OAuthProvider
     from api.auth.tokens import DatabaseGrants
 
     open_schema(settings, migrate=settings.auto_migrate)
+    uploads_clock, clock = clock, clock or time.time
     access_log = AccessLog(clock=clock) if settings.access_log else None
     usage = UsageRecorder(clock, settings.usage_flush_seconds)
     request_log = RequestLog(clock, settings.request_log_bound, settings.usage_flush_seconds)
     pruner = UsagePruner(clock, settings.usage_retention_days)
-    uploads = build_uploads(settings, clock=clock)
+    notices = Notices()  # one LISTEN connection per process (PostgreSQL)
+    uploads = build_uploads(settings, clock=uploads_clock, notices=notices)
     keys = KeyCache(settings.key_cache_ttl)
     ctx = AppContext(settings=settings, registry=build_registry(), keys=keys,
                      grants=grants or DatabaseGrants(clock=clock),
@@ -70,7 +75,7 @@ def build_context(settings: Settings, *, clock=time.time, grants=None) -> AppCon
                                          redis_prefix=settings.redis_prefix),
                      limits=ratelimit.build_limiter(settings),
                      background=[usage, request_log, *([access_log] if access_log else []),
-                                 uploads, pruner, KeyWatch(keys.invalidate)])
+                                 uploads, pruner, KeyWatch(keys.invalidate, notices), notices])
     ctx.oauth = OAuthProvider(ctx)  # OAuth-signed calls (spec §5.5)
     return ctx
 

@@ -7,6 +7,9 @@ one database and one data dir, and Debian's nginx runs ``deploy/nginx/ipernity.c
 them, adapted to this run's ports, from a temp dir of its own (no root needed: ``-p``/``-c``,
 ``daemon off``). Ctrl-C or SIGTERM stops nginx first (gracefully: no new requests, those in
 flight answered), then the processes (each finishes its requests and flushes its counters).
+SIGHUP restarts the app processes one by one (after a code change, say) without failing a
+request: each is taken out of nginx's upstream first (a graceful reload), then stopped with
+SIGTERM, started again on its port and put back.
 The children run in process groups of their own, so a terminal's Ctrl-C reaches this process
 alone and the stop keeps that order.
 """
@@ -55,11 +58,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def site_config(site: str, *, listen: str, ports: list[int], max_body_bytes: int) -> str:
+def site_config(site: str, *, listen: str, ports: list[int], max_body_bytes: int,
+                down: frozenset[int] = frozenset()) -> str:
     """The nginx site ``site`` (deploy/nginx/ipernity.conf) listening on ``listen``, balancing
-    over the app processes on ``ports`` of this host, with the app's body limit."""
-    servers = "".join(f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;\n"
-                      for port in ports)
+    over the app processes on ``ports`` of this host (those in ``down`` marked ``down``: sent
+    nothing), with the app's body limit."""
+    servers = "".join(f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=5s"
+                      f"{' down' if port in down else ''};\n" for port in ports)
     for pattern, replacement in (
             (r"(?m)^(?:[ \t]*server[ \t]+[^\s{;]+:\d+[^;\n]*;\n)+", servers),
             (r"(?m)^([ \t]*)listen[ \t]+[^;\n]+;", rf"\g<1>listen {listen};"),
@@ -114,6 +119,31 @@ def find_nginx(given: str | None) -> str | None:
     return shutil.which("nginx")
 
 
+def children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+        if parent == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def reload_nginx(nginx: subprocess.Popen, prefix: Path, site: str) -> None:
+    """Have nginx run ``site`` from now on (a graceful reload, SIGHUP); return once the workers
+    that ran the old one have ended: their requests answered, their connections to the app
+    processes closed (at most STOP_SECONDS)."""
+    old = children(nginx.pid)
+    (prefix / "site.conf").write_text(site)
+    nginx.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + STOP_SECONDS
+    while old & children(nginx.pid) and nginx.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def listening(host: str, port: int) -> bool:
     """Whether something accepts connections on ``host:port``."""
     try:
@@ -121,6 +151,18 @@ def listening(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether nginx could listen on ``host:port`` now (a bind with SO_REUSEADDR, as nginx's,
+    then closed): a port another program holds would otherwise pass for nginx listening."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def wait_listening(process: subprocess.Popen, host: str, port: int, stop: threading.Event) -> bool:
@@ -172,9 +214,10 @@ class Running:
             reap(process)
 
 
-def run(args: argparse.Namespace, stop: threading.Event) -> int:
-    """Start everything, wait for ``stop`` (or a process ending by itself), stop everything;
-    0 after a stop asked for, 1 when something ended or failed to start, 2 when nothing could."""
+def run(args: argparse.Namespace, stop: threading.Event, restart: threading.Event) -> int:
+    """Start everything, wait for ``stop`` (or a process ending by itself), restarting the app
+    processes one by one whenever ``restart`` is set, stop everything; 0 after a stop asked for,
+    1 when something ended or failed to start (nginx's port taken), 2 when nothing could."""
     nginx = find_nginx(args.nginx)
     if nginx is None:
         print("error: nginx not found: apt-get install nginx (or --nginx PATH)", file=sys.stderr)
@@ -182,6 +225,10 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     if not SITE.is_file():
         print(f"error: {SITE} not found: run from a source checkout", file=sys.stderr)
         return 2
+    if not port_free(args.host, args.port):
+        print(f"error: {args.host}:{args.port} is in use by another program: choose another "
+              f"--port", file=sys.stderr)
+        return 1
     settings = Settings.from_env(database_url=args.database_url, data_dir=args.data_dir)
     if migrate_only(settings) != 0:  # the one schema step: the processes start --no-migrate
         return 2
@@ -194,30 +241,37 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     prefix.chmod(0o711)  # nginx's workers (nobody, when started by root) reach their temp dirs
     running = Running()
     try:
-        return _serve(args, settings, nginx, prefix, running, stop)
+        return _serve(args, settings, nginx, prefix, running, stop, restart)
     finally:
         running.stop()
         shutil.rmtree(prefix, ignore_errors=True)
 
 
 def _serve(args: argparse.Namespace, settings: Settings, nginx: str, prefix: Path,
-           running: Running, stop: threading.Event) -> int:
+           running: Running, stop: threading.Event, restart: threading.Event) -> int:
     """``run``'s middle: the app processes, then nginx, then the wait."""
     ports = free_ports(args.processes)
     env = {**os.environ, "API_UPLOAD_WORKER": "1"}
     env.setdefault("API_TRUSTED_PROXIES", "127.0.0.1/32")  # nginx's address
+    # nginx passes the Host without its port ($host): media and authorize URLs name nginx's
+    env.setdefault("API_PUBLIC_URL", f"http://{args.host}:{args.port}")
     options = ["--host", "127.0.0.1", "--data-dir", settings.data_dir, "--no-migrate"]
     if settings.database_url:
         options += ["--db", settings.database_url]
-    running.apps = [subprocess.Popen([sys.executable, "-m", "api.server", "--port", str(port),
-                                      *options], env=env, process_group=0)
-                    for port in ports]
+
+    def start_app(port: int) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "api.server", "--port", str(port),
+                                 *options], env=env, process_group=0)
+
+    def site(down: frozenset[int] = frozenset()) -> str:
+        return site_config(SITE.read_text(), listen=f"{args.host}:{args.port}", ports=ports,
+                           max_body_bytes=settings.max_body_bytes, down=down)
+
+    running.apps = [start_app(port) for port in ports]
     for process, port in zip(running.apps, ports, strict=True):
         if not wait_listening(process, "127.0.0.1", port, stop):
             return 0 if stop.is_set() else _failed(f"the app process on port {port}")
-    site = site_config(SITE.read_text(), listen=f"{args.host}:{args.port}", ports=ports,
-                       max_body_bytes=settings.max_body_bytes)
-    (prefix / "site.conf").write_text(site)
+    (prefix / "site.conf").write_text(site())
     (prefix / "nginx.conf").write_text(main_config(prefix))
     running.nginx = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf"),
                                       "-e", "stderr"], process_group=0)
@@ -226,6 +280,18 @@ def _serve(args: argparse.Namespace, settings: Settings, nginx: str, prefix: Pat
     print(f"cluster: http://{args.host}:{args.port}/ ({args.processes} processes on ports "
           f"{', '.join(map(str, ports))} behind nginx; Ctrl-C stops)", flush=True)
     while not stop.wait(0.5):
+        if restart.is_set():
+            restart.clear()
+            for index, port in enumerate(ports):
+                reload_nginx(running.nginx, prefix, site(down=frozenset({port})))
+                end(running.apps[index], signal.SIGTERM)
+                reap(running.apps[index])
+                running.apps[index] = start_app(port)
+                if not wait_listening(running.apps[index], "127.0.0.1", port, stop):
+                    return 0 if stop.is_set() else _failed(f"the app process on port {port}")
+                reload_nginx(running.nginx, prefix, site())
+                print(f"cluster: restarted the process on port {port}", flush=True)
+            print("cluster: rolling restart done", flush=True)
         if any(process.poll() is not None for process in running.all()):
             return _failed("a process")
     log.info("stopping: nginx first, then the app processes")
@@ -241,14 +307,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run the cluster until Ctrl-C or SIGTERM."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    stop = threading.Event()
+    stop, restart = threading.Event(), threading.Event()
 
     def request_stop(signum: int, frame: object) -> None:
         stop.set()
 
+    def request_restart(signum: int, frame: object) -> None:
+        restart.set()
+
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    return run(args, stop)
+    signal.signal(signal.SIGHUP, request_restart)
+    return run(args, stop, restart)
 
 
 if __name__ == "__main__":

@@ -87,10 +87,12 @@ class Settings:
     # role) (API_S3_ACCESS_KEY, API_S3_SECRET_KEY).
     s3_access_key: str = ""
     s3_secret_key: Secret = field(default=Secret(""), repr=False)
-    # Seconds to connect and to wait for each read, and attempts per request (the first
-    # included), before the store counts as unavailable (API_S3_TIMEOUT, API_S3_MAX_ATTEMPTS).
-    s3_timeout: float = 10.0
-    s3_max_attempts: int = 3
+    # Seconds to connect (API_S3_CONNECT_TIMEOUT) and to wait for each read (API_S3_TIMEOUT),
+    # and attempts per request, the first included (API_S3_MAX_ATTEMPTS), before the store counts
+    # as unavailable; then calls fail at once for a while (docs/uploads.md "Object storage").
+    s3_connect_timeout: float = 2.0
+    s3_timeout: float = 5.0
+    s3_max_attempts: int = 2
     # Largest accepted file per media type, in bytes (API_MAX_PHOTO_BYTES, …); max_body_bytes still
     # caps every request (spec §6.5 maxfilesize).
     max_photo_bytes: int = 100 * 1024 * 1024

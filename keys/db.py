@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,6 +83,15 @@ def serialised(*names: str) -> Iterator[None]:
             for number in sorted({_lock_number(name) for name in names}):
                 db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (number,))
         yield
+
+
+def database_time() -> float:
+    """The database's clock in UNIX seconds: PostgreSQL's ``clock_timestamp()``, so processes on
+    several hosts measure leases alike however their own clocks drift. SQLite's file lives on one
+    host, whose clock is the database's: ``time.time()`` (no query)."""
+    if isinstance(db.obj, PostgresqlDatabase):
+        return float(db.execute_sql("SELECT EXTRACT(EPOCH FROM clock_timestamp())").fetchone()[0])
+    return time.time()
 
 
 def _lock_number(name: str) -> int:

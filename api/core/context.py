@@ -135,8 +135,8 @@ class MediaFiles(Protocol):
     """Stored media files by storage name (api.media.storage.Storage), as the media route and
     doc.delete use them."""
 
-    def open(self, name: str) -> BinaryIO:
-        """A binary stream of the file; FileNotFoundError when there is none."""
+    def fetch(self, name: str) -> tuple[BinaryIO, int]:
+        """A binary stream of the file and its length; FileNotFoundError when there is none."""
         ...
 
     def size(self, name: str) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path, PurePosixPath
@@ -24,6 +25,9 @@ from api.config import Settings
 from api.media.storage import CHUNK, PRIVATE_DIR, PRIVATE_FILE, S3Storage, s3_storage
 
 FOLDER = "incoming"
+# Seconds between two listings of the bucket's incoming/ prefix for the orphan sweep (a listing
+# of a whole prefix is a request per 1000 objects; the sweep is a backstop, nothing waits on it).
+S3_SWEEP_SECONDS = 300.0
 
 
 class Incoming(Protocol):
@@ -43,7 +47,8 @@ class Incoming(Protocol):
         ...
 
     def listing(self) -> list[tuple[float, str]]:
-        """(modification time, reference) of every waiting upload, for the orphan sweep."""
+        """(modification time, reference) of every waiting upload, for the orphan sweep; an
+        empty list when a listing is costly and one was made lately."""
         ...
 
     def aliases(self, ref: str) -> list[str]:
@@ -107,6 +112,7 @@ class ObjectIncoming:
 
     def __init__(self, store: S3Storage) -> None:
         self.store = store
+        self._listed_at = -S3_SWEEP_SECONDS  # time.monotonic() of the last listing
 
     def keep(self, path: str) -> str:
         """Upload the spooled file (the transport removes it after the request)."""
@@ -120,7 +126,7 @@ class ObjectIncoming:
         """A copy in ``workdir`` (the process's spool), streamed down and removed afterwards."""
         copy = workdir / f".{FOLDER}-{secrets.token_hex(8)}"
         try:
-            body = self.store.open(_name(ref))
+            body, _ = self.store.fetch(_name(ref))
             try:
                 with os.fdopen(os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
                                        PRIVATE_FILE), "wb") as out:
@@ -136,7 +142,11 @@ class ObjectIncoming:
         self.store.delete(_name(ref))
 
     def listing(self) -> list[tuple[float, str]]:
-        """The objects under the prefix with their modification times."""
+        """The objects under the prefix with their modification times; nothing if the last
+        listing is less than ``S3_SWEEP_SECONDS`` old (the worker checks every poll interval)."""
+        if time.monotonic() - self._listed_at < S3_SWEEP_SECONDS:
+            return []
+        self._listed_at = time.monotonic()
         return [(modified, f"{FOLDER}/{name}") for modified, name in self.store.listing()]
 
     def aliases(self, ref: str) -> list[str]:

@@ -8,12 +8,14 @@ URL never reveals the original's.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from api.models.docs import Doc, Thumb
 
 ORIGINAL = "original"
+_STORED = re.compile(r"(?:\d+/\d+/)?(\d+)\.[0-9a-f]+\.([0-9a-z]+)\.[0-9a-z]+")
 
 
 def media_path(doc_id: int, secret: str, label: str, ext: str) -> str:
@@ -52,3 +54,17 @@ def doc_file_names(doc: Doc, thumbs: Sequence[Thumb]) -> list[str]:
     names = ([storage_name(doc.id, doc.original_secret, ORIGINAL, doc.original_ext)]
              if doc.original_ext else [])
     return names + [storage_name(doc.id, doc.secret, t.label, t.ext) for t in thumbs]
+
+
+def shown(name: str) -> str:
+    """What messages and logs say of a storage name: ``doc <id> <label>`` for a media file,
+    ``an upload`` for anything else (a waiting upload). Never the name: its secret is the
+    capability that serves the file."""
+    match = _STORED.fullmatch(name)
+    return f"doc {match[1]} {match[2]}" if match else "an upload"
+
+
+def is_thumbnail(name: str) -> bool:
+    """Whether ``name`` is a media file other than an original (stored in one request: small)."""
+    match = _STORED.fullmatch(name)
+    return match is not None and match[2] != ORIGINAL

@@ -6,6 +6,12 @@ any number of workers on one database, SQLite or PostgreSQL alike (docs/uploads.
 ``TicketQueue`` accepts, claims and recovers tickets and runs the worker thread; turning a claimed
 ticket into a doc is ``UploadQueue.process`` (worker.py). Also each process's spool of request
 files, and the monthly usage the quota reads.
+
+Leases are measured by the database's clock (``keys.db.database_time``), so hosts whose clocks
+drift apart still agree on when one ran out; a claim's random token, not its lease, tells the
+claims of one ticket apart. Tests inject a clock, which then drives the leases too. On PostgreSQL
+a worker picks the next ticket with ``FOR UPDATE SKIP LOCKED`` (N workers do not all race for the
+oldest row) and is woken by ``NOTIFY`` when a ticket is queued (``keys.notices``).
 """
 
 from __future__ import annotations
@@ -31,8 +37,9 @@ from api.core.context import Ticket, UploadedFile
 from api.media.incoming import build_incoming
 from api.media.storage import PRIVATE_DIR, Storage
 from api.models.docs import Doc, UploadTicket
-from keys.db import as_tuples, db, is_busy, serialised
+from keys.db import as_tuples, database_time, db, is_busy, serialised
 from keys.models import User
+from keys.notices import Notices, notify
 
 log = logging.getLogger("api.uploads")
 
@@ -45,6 +52,9 @@ _SWEEP_BATCH = 500  # old files looked up per sweep: one bounded IN list, the re
 _SPOOL_MARGIN = 600  # seconds past body_timeout after which another process's spool is abandoned
 _DISK_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})  # the disk's fault
 TOO_MANY_ATTEMPTS = "too many attempts"  # the error of a ticket claimed upload_max_attempts times
+CHANNEL = "api_upload_tickets"  # NOTIFY'd with a new ticket's id (PostgreSQL)
+_CLAIM_TOKEN_BYTES = 8  # 16 hex digits
+_CANDIDATES = 10  # tickets tried per pass when the first ones cannot be claimed
 
 
 class ClaimLost(Exception):
@@ -64,10 +74,9 @@ def disk_failed(error: BaseException) -> bool:
 
 
 def held(ticket: UploadTicket) -> Expression:
-    """The claim ``ticket`` carries: still working, under the lease this worker wrote last (the
-    lease is the claim's token until issue 11 adds ``claimed_by``)."""
+    """The claim ``ticket`` carries: still working, under the token this worker's claim wrote."""
     return ((UploadTicket.id == ticket.id) & (UploadTicket.state == WORKING)
-            & (UploadTicket.lease_until == ticket.lease_until))
+            & (UploadTicket.claim_token == ticket.claim_token))
 
 
 def ticket_label(ticket: Ticket) -> str:
@@ -100,14 +109,20 @@ def month_usage(user: User, now: int) -> tuple[int, int]:
 
 class TicketQueue:
     """Accepts uploads as tickets, claims them one at a time, and runs the background worker
-    (``start``/``stop``) that ``serve.py`` runs. Tests drive it with ``process_pending``."""
+    (``start``/``stop``) that ``serve.py`` runs. Tests drive it with ``process_pending``.
+
+    ``clock`` None is the real time: the wall clock for the tickets' timestamps, the database's
+    for leases and back-offs; an injected clock (the tests' fake one) drives both. ``notices``
+    (PostgreSQL) wakes the worker when any process queues a ticket."""
 
     def __init__(self, settings: Settings, storage: Storage, *,
-                 clock: Callable[[], float] = time.time,
-                 new_secret: Callable[[int], str] = secrets.token_hex) -> None:
+                 clock: Callable[[], float] | None = None,
+                 new_secret: Callable[[int], str] = secrets.token_hex,
+                 notices: Notices | None = None) -> None:
         self.settings = settings
         self.storage = storage
-        self.clock = clock
+        self.clock = clock or time.time
+        self.lease_clock = clock or database_time
         self.new_secret = new_secret
         # Where uploads wait for a worker: data_dir/incoming, or the bucket with S3 storage.
         self.incoming = build_incoming(settings)
@@ -119,10 +134,16 @@ class TicketQueue:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._waiting = threading.BoundedSemaphore(settings.max_sync_upload_waits)
+        if notices is not None and settings.upload_worker:
+            notices.subscribe(CHANNEL, lambda _ticket: self._wake.set())
 
     def now(self) -> int:
-        """The injected clock in whole seconds."""
+        """The clock in whole seconds (the tickets' timestamps)."""
         return int(self.clock())
+
+    def lease_now(self) -> int:
+        """The clock leases are measured by, in whole seconds: the database's."""
+        return int(self.lease_clock())
 
     def own_spool(self) -> Path:
         """This process's spool dir, made again if it is missing (a request's file parts go
@@ -139,7 +160,8 @@ class TicketQueue:
 
         ``admit`` (the monthly quota check) and the insert are one transaction holding the
         member's ``quota:<id>`` lock (``serialised``), so parallel uploads, in any number of
-        processes, cannot all squeeze under the limit together.
+        processes, cannot all squeeze under the limit together. The same transaction notifies
+        every worker on the database (PostgreSQL), delivered when it commits.
         """
         # Kept before the lock is taken: with object storage that is an upload, which must not
         # hold the member's lock. The transport deletes what is left at the spooled path.
@@ -152,6 +174,7 @@ class TicketQueue:
                                              file_size=upload.size,
                                              filename=upload.filename[:255],
                                              created_at=self.now())
+                notify(CHANNEL, str(ticket.id))
         except BaseException:  # refused, or the ticket never committed
             self.incoming.remove(kept)
             raise
@@ -211,7 +234,7 @@ class TicketQueue:
     def renew(self, ticket: UploadTicket, **fields: Any) -> None:
         """Extend the claim's lease once a third of it has passed (at once when ``fields`` are to
         be written with it); ClaimLost when the ticket is no longer ours."""
-        now, lease = self.now(), self.settings.upload_lease_seconds
+        now, lease = self.lease_now(), self.settings.upload_lease_seconds
         if not fields and ticket.lease_until - now > lease * 2 // 3:
             return
         renewed = UploadTicket.update(lease_until=now + lease, **fields).where(held(ticket))
@@ -226,8 +249,8 @@ class TicketQueue:
         outage or a full disk is not the upload's fault, and only crashes and lost leases may
         use up ``upload_max_attempts`` (a ticket whose upload is kept is retried until the
         failure clears)."""
-        return self.settle(ticket, state=QUEUED, started_at=0,
-                           lease_until=self.now() + self.settings.upload_lease_seconds,
+        return self.settle(ticket, state=QUEUED, started_at=0, claim_token="",
+                           lease_until=self.lease_now() + self.settings.upload_lease_seconds,
                            attempts=ticket.attempts - 1)
 
     def discard(self, names: list[str]) -> None:
@@ -238,7 +261,7 @@ class TicketQueue:
     def tidy(self, ticket_id: int, recorded: str, file_path: str) -> None:
         """Once a ticket's done or failed has committed: remove the files its ``stored_names``
         lists (``recorded``: none a doc refers to), then its upload, then empty the list. A crash
-        in between leaves them to ``recover``."""
+        in between leaves them to the next ``check`` (``finish_removals``), of any process."""
         self.discard(stored_names(recorded))
         self.incoming.remove(file_path)
         if not recorded:
@@ -255,31 +278,40 @@ class TicketQueue:
     # -- the queue ------------------------------------------------------------------------------
 
     def claim(self, ticket_id: int) -> UploadTicket | None:
-        """Move one ticket from queued to working under a fresh lease, counting the attempt;
-        only one claimer ever succeeds. Files an earlier attempt recorded are removed first: they
-        belong to no doc (a done ticket is never queued again), and a crash may have cut their
-        removal short. A ticket backing off is not claimed yet; one claimed
-        ``upload_max_attempts`` times already is marked failed instead."""
-        now = self.now()
-        claimed = (UploadTicket
-                   .update(state=WORKING, started_at=now,
-                           lease_until=now + self.settings.upload_lease_seconds,
-                           attempts=UploadTicket.attempts + 1)
-                   .where(UploadTicket.id == ticket_id, UploadTicket.state == QUEUED,
-                          UploadTicket.lease_until <= now,
-                          UploadTicket.attempts < self.settings.upload_max_attempts)
-                   .execute())
-        if claimed != 1:
-            self._give_up(ticket_id, now)
+        """Move one ticket from queued to working under a fresh lease and a new claim token,
+        counting the attempt; only one claimer ever succeeds. Files an earlier attempt recorded
+        are removed first: they belong to no doc (a done ticket is never queued again), and a
+        crash may have cut their removal short. A ticket backing off is not claimed yet; one
+        claimed ``upload_max_attempts`` times already is marked failed instead."""
+        return self._claimed(ticket_id, self._take(ticket_id, self.lease_now()))
+
+    def _take(self, ticket_id: int, now: int) -> bool:
+        """The claim's conditional UPDATE (the guard, whoever picked the ticket); whether it
+        took the ticket."""
+        return (UploadTicket
+                .update(state=WORKING, started_at=self.now(),
+                        lease_until=now + self.settings.upload_lease_seconds,
+                        claim_token=secrets.token_hex(_CLAIM_TOKEN_BYTES),
+                        attempts=UploadTicket.attempts + 1)
+                .where(UploadTicket.id == ticket_id, UploadTicket.state == QUEUED,
+                       UploadTicket.lease_until <= now,
+                       UploadTicket.attempts < self.settings.upload_max_attempts)
+                .execute()) == 1
+
+    def _claimed(self, ticket_id: int, taken: bool) -> UploadTicket | None:
+        """After the claim's UPDATE committed: the ticket, its earlier attempt's files removed;
+        or None, the ticket marked failed if its attempts are used up."""
+        if not taken:
+            self._give_up(ticket_id)
             return None
         ticket = UploadTicket.get_by_id(ticket_id)
         self.discard(stored_names(ticket.stored_names))
         return ticket
 
-    def _give_up(self, ticket_id: int, now: int) -> None:
+    def _give_up(self, ticket_id: int) -> None:
         """Mark ``ticket_id`` failed if it is queued with its attempts used up, then tidy it."""
         if (UploadTicket
-                .update(state=FAILED, error=TOO_MANY_ATTEMPTS, finished_at=now)
+                .update(state=FAILED, error=TOO_MANY_ATTEMPTS, finished_at=self.now())
                 .where(UploadTicket.id == ticket_id, UploadTicket.state == QUEUED,
                        UploadTicket.attempts >= self.settings.upload_max_attempts)
                 .execute()) != 1:
@@ -290,20 +322,44 @@ class TicketQueue:
 
     def run_once(self) -> bool:
         """Claim and process the oldest queued ticket; False when there was none to claim."""
+        ticket = self._claim_skipping() if db.for_update else self._claim_oldest()
+        if ticket is None:
+            return False
+        self.process(ticket)
+        return True
+
+    def _claimable(self, now: int) -> Any:
+        """The queued tickets claimable at ``now``, oldest first."""
+        return (UploadTicket.select(UploadTicket.id)
+                .where(UploadTicket.state == QUEUED, UploadTicket.lease_until <= now)
+                .order_by(UploadTicket.id))
+
+    def _claim_oldest(self) -> UploadTicket | None:
+        """SQLite: claim the oldest claimable ticket (one writer at a time there anyway)."""
         # Read the candidates fully first: an open SELECT would pin a stale SQLite snapshot.
-        candidates = list(UploadTicket
-                          .select(UploadTicket.id)
-                          .where(UploadTicket.state == QUEUED,
-                                 UploadTicket.lease_until <= self.now())
-                          .order_by(UploadTicket.id)
-                          .limit(10)
-                          .scalars())
+        candidates = list(self._claimable(self.lease_now()).limit(_CANDIDATES).scalars())
         for ticket_id in candidates:
             ticket = self.claim(ticket_id)
             if ticket is not None:
-                self.process(ticket)
-                return True
-        return False
+                return ticket
+        return None
+
+    def _claim_skipping(self) -> UploadTicket | None:
+        """PostgreSQL: lock the oldest claimable ticket no other worker holds locked (``SKIP
+        LOCKED``) and claim it in that transaction, so N workers take N different tickets
+        instead of all racing for one row; the UPDATE stays the guard."""
+        for _ in range(_CANDIDATES):
+            now = self.lease_now()
+            with db.atomic():
+                ticket_id = (self._claimable(now).limit(1)
+                             .for_update(of=UploadTicket, skip_locked=True).scalar())
+                taken = ticket_id is not None and self._take(ticket_id, now)
+            if ticket_id is None:
+                return None
+            ticket = self._claimed(ticket_id, taken)
+            if ticket is not None:
+                return ticket
+        return None
 
     def process_pending(self) -> int:
         """Process queued tickets until none is left; the number processed."""
@@ -313,26 +369,37 @@ class TicketQueue:
         return count
 
     def recover(self) -> int:
-        """At start-up: remove the spools of processes that are gone, finish the removals of
-        ended tickets a crash cut short, then ``check``; the number of tickets queued again."""
+        """At start-up: remove the spools of processes that are gone, then ``check``; the number
+        of tickets queued again."""
         self.sweep_spools()
-        ended = list(as_tuples(UploadTicket
-                               .select(UploadTicket.id, UploadTicket.stored_names,
-                                       UploadTicket.file_path)
-                               .where(UploadTicket.state.in_((DONE, FAILED)),
-                                      UploadTicket.stored_names != "")
-                               .tuples()))
-        for ticket_id, recorded, file_path in ended:
-            self.tidy(ticket_id, recorded, file_path)
         return self.check()
 
     def check(self) -> int:
-        """What the worker does now and then: requeue expired leases, sweep orphan files, mark
-        this process's spool alive."""
+        """What the worker does now and then: requeue expired leases, finish the removals of
+        ended tickets a crash cut short, sweep orphan files, mark this process's spool alive;
+        the number of tickets queued again."""
         requeued = self.requeue_expired()
+        self.finish_removals()
         self.sweep_incoming()
         os.utime(self.own_spool())
         return requeued
+
+    def finish_removals(self) -> int:
+        """Remove the files (and upload) of ended tickets whose ``stored_names`` is not empty: a
+        crash came between their commit and ``tidy`` (the ticket's own worker may be just about
+        to do it: removing a name twice is harmless). The oldest ``_SWEEP_BATCH`` each time; the
+        number of tickets."""
+        ended = list(as_tuples(UploadTicket
+                               .select(UploadTicket.id, UploadTicket.stored_names,
+                                       UploadTicket.file_path)
+                               .where(UploadTicket.stored_names != "",
+                                      UploadTicket.state.in_((DONE, FAILED)))
+                               .order_by(UploadTicket.id)
+                               .limit(_SWEEP_BATCH)
+                               .tuples()))
+        for ticket_id, recorded, file_path in ended:
+            self.tidy(ticket_id, recorded, file_path)
+        return len(ended)
 
     def sweep_spools(self) -> None:
         """Remove the spool dirs of other processes that are gone: named after this host and a
@@ -356,20 +423,22 @@ class TicketQueue:
         """Queue again the ``working`` tickets whose lease ran out (their worker died, hangs or
         lost the database; a lease of 0 is a row from before leases), then remove the files they
         recorded: no doc refers to them, since a done ticket is not ``working``."""
+        now = self.lease_now()
         expired = list(as_tuples(UploadTicket
-                                 .select(UploadTicket.id, UploadTicket.lease_until,
+                                 .select(UploadTicket.id, UploadTicket.claim_token,
                                          UploadTicket.stored_names)
                                  .where(UploadTicket.state == WORKING,
-                                        UploadTicket.lease_until < self.now())
+                                        UploadTicket.lease_until < now)
                                  .order_by(UploadTicket.id)
                                  .tuples()))
         requeued = 0
-        for ticket_id, lease_until, names in expired:
-            # Conditional on the lease read: a worker that renewed it meanwhile keeps its ticket.
+        for ticket_id, token, names in expired:
+            # Conditional on the claim read and its lease still expired: a worker that renewed
+            # meanwhile keeps its ticket, and a newer claim is not this one.
             if (UploadTicket
-                    .update(state=QUEUED, started_at=0, lease_until=0)
+                    .update(state=QUEUED, started_at=0, lease_until=0, claim_token="")
                     .where(UploadTicket.id == ticket_id, UploadTicket.state == WORKING,
-                           UploadTicket.lease_until == lease_until)
+                           UploadTicket.claim_token == token, UploadTicket.lease_until < now)
                     .execute()) == 1:
                 log.warning("upload ticket %s queued again: its lease ran out", ticket_id)
                 self.discard(stored_names(names))

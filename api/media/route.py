@@ -6,7 +6,8 @@ belong to the id, a label the doc lacks, a name outside the strict pattern — i
 stranger learns nothing about private docs. Files never change under a name (a replaced file gets
 new secrets), so they are cached for a year; private docs only in the browser's own cache. A
 storage backend that cannot be reached (S3 down) is a 503 with ``Retry-After``, never a 500: the
-file is not gone, and clients and proxies try again.
+file is not gone, and clients and proxies try again. A GET asks the store once (the object
+and its length); the log names the doc and the label, never the file's name (its secret).
 
 ``GET /media/icons/default.png`` is the member icon user.get hands out
 (``api.media.names.icon_url``): drawn once, never changed, cached for a year like any other media
@@ -58,12 +59,15 @@ class MediaResource:
             raise falcon.HTTPNotFound()
         stored = storage_name(doc_id, secret, label, ext)
         try:
-            size = self.storage.size(stored)
-            stream = self.storage.open(stored) if req.method != "HEAD" else None
+            if req.method == "HEAD":
+                stream, size = None, self.storage.size(stored)
+            else:
+                stream, size = self.storage.fetch(stored)
         except FileNotFoundError:
             raise falcon.HTTPNotFound() from None
         except StorageUnavailable as error:
-            log.warning("media file %s not served, storage unavailable: %s", stored, error)
+            log.warning("media file of doc %s (%s) not served, storage unavailable: %s", doc_id,
+                        label, error)
             raise falcon.HTTPServiceUnavailable(retry_after=RETRY_AFTER_SECONDS) from None
         resp.content_type = _content_type(doc, label)
         resp.cache_control = ["public" if doc.is_public else "private", f"max-age={_YEAR}",

@@ -6,6 +6,8 @@ Storage names are the media paths without their ``/media/`` prefix
 (``26/49/394926.<secret>.75x.jpg``, see api/media/names.py); a backend refuses names that could
 leave its root. A store that cannot be reached raises ``StorageUnavailable``: the upload worker
 queues its ticket again later, the media route answers 503 (docs/uploads.md, "Object storage").
+Storage names hold a doc's media secret (a capability): messages and logs name the doc and the
+label instead (``shown``).
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ import errno
 import os
 import re
 import shutil
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from api.config import Settings
+from api.media.names import is_thumbnail, shown
 
 # Media, spooled and queued files are the server user's alone, whatever the umask: originals of
 # private documents among them (the media route reads them in-process).
@@ -32,6 +37,9 @@ CHUNK = 1 << 20  # bytes copied or streamed at a time
 _PART = 8 << 20  # bytes of one part of a multipart upload; two parts in flight at most
 MEDIA = "media"  # the folder (data_dir/media) or key prefix (<prefix>media/) of media files
 _NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404"})
+# After a timeout or a failed connection, calls fail at once for this long (this process's
+# threads do not each wait out the timeouts of a store that does not answer); then one tries.
+BREAKER_SECONDS = 10.0
 
 
 class StorageUnavailable(OSError):
@@ -51,8 +59,8 @@ class Storage(Protocol):
         """Store the bytes read from ``source`` under ``name`` (replacing any earlier file)."""
         ...
 
-    def open(self, name: str) -> BinaryIO:
-        """A binary stream of the file; raises FileNotFoundError when there is none."""
+    def fetch(self, name: str) -> tuple[BinaryIO, int]:
+        """A binary stream of the file and its length; FileNotFoundError when there is none."""
         ...
 
     def size(self, name: str) -> int:
@@ -106,9 +114,10 @@ class LocalStorage:
             temp.unlink(missing_ok=True)
             raise
 
-    def open(self, name: str) -> BinaryIO:
-        """The file opened for reading."""
-        return self._path(name).open("rb")
+    def fetch(self, name: str) -> tuple[BinaryIO, int]:
+        """The file opened for reading, and its length."""
+        stream = self._path(name).open("rb")
+        return stream, os.fstat(stream.fileno()).st_size
 
     def size(self, name: str) -> int:
         """The file's length."""
@@ -131,13 +140,14 @@ class ObjectBody:
     Neither seekable nor told its position, so the WSGI server reads it block by block instead of
     asking for its size (botocore's body is an IOBase whose ``seek`` fails)."""
 
-    def __init__(self, body: Any) -> None:
+    def __init__(self, body: Any, mapped: Callable[[str], Any]) -> None:
         self._body = body
+        self._mapped = mapped
 
     def read(self, size: int = -1) -> bytes:
         """Up to ``size`` bytes (everything left when negative); StorageUnavailable when the
         connection fails in the middle."""
-        with _mapped("read"):
+        with self._mapped("a read"):
             return bytes(self._body.read(None if size < 0 else size))
 
     def close(self) -> None:
@@ -153,9 +163,15 @@ class S3Storage:
     key, which ``delete`` aborts, as LocalStorage's removes ``.<name>.part``. Uploads read the
     source a part at a time (``_PART``, two in flight), downloads a chunk at a time: memory stays
     bounded whatever the file's size.
+
+    A store that does not answer holds no thread for long: after a timeout or a failed
+    connection every call fails at once for ``BREAKER_SECONDS`` (a circuit breaker, this
+    process's own), and ``fetch`` lets at most ``max_fetches`` threads wait for an object at once
+    (beyond, StorageUnavailable at once; None: no cap).
     """
 
-    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+    def __init__(self, client: Any, bucket: str, prefix: str = "", *,
+                 max_fetches: int | None = None) -> None:
         from boto3.s3.transfer import TransferConfig
 
         self.client = client
@@ -163,25 +179,53 @@ class S3Storage:
         self.prefix = prefix
         self._transfer = TransferConfig(multipart_threshold=_PART, multipart_chunksize=_PART,
                                         max_concurrency=2)
+        self._fetches = threading.BoundedSemaphore(max_fetches) if max_fetches else None
+        self._closed_at = 0.0  # time.monotonic() from which calls are tried again
 
     def _key(self, name: str) -> str:
         return self.prefix + check_name(name)
 
+    @contextmanager
+    def _mapped(self, what: str) -> Iterator[None]:
+        """``_mapped``, behind the circuit breaker: refused at once while it is open, opened by
+        a timeout or a failed connection."""
+        from botocore import exceptions
+
+        if time.monotonic() < self._closed_at:
+            raise StorageUnavailable(f"object storage unreachable ({what}): not tried again "
+                                     f"for up to {BREAKER_SECONDS:g} s")
+        try:
+            with _mapped(what):
+                yield
+        except StorageUnavailable as error:
+            if isinstance(error.__cause__,
+                          exceptions.ConnectionError | exceptions.HTTPClientError):
+                self._closed_at = time.monotonic() + BREAKER_SECONDS
+            raise
+
     def put(self, name: str, source: BinaryIO) -> None:
         """Upload ``source`` in parts (a single PUT when it is small)."""
-        with _mapped(name):
+        with self._mapped(shown(name)):
             self.client.upload_fileobj(source, self.bucket, self._key(name),
                                        Config=self._transfer)
 
-    def open(self, name: str) -> BinaryIO:
-        """A streaming body of the object."""
-        with _mapped(name):
-            answer = self.client.get_object(Bucket=self.bucket, Key=self._key(name))
-        return ObjectBody(answer["Body"])  # type: ignore[return-value]
+    def fetch(self, name: str) -> tuple[BinaryIO, int]:
+        """A streaming body of the object and its length (one GET, no HEAD before it)."""
+        if self._fetches is not None and not self._fetches.acquire(blocking=False):
+            raise StorageUnavailable(f"object storage busy ({shown(name)}): too many reads "
+                                     f"waiting")
+        try:
+            with self._mapped(shown(name)):
+                answer = self.client.get_object(Bucket=self.bucket, Key=self._key(name))
+        finally:
+            if self._fetches is not None:
+                self._fetches.release()
+        body = ObjectBody(answer["Body"], self._mapped)
+        return body, int(answer["ContentLength"])  # type: ignore[return-value]
 
     def size(self, name: str) -> int:
         """The object's length (a HEAD request)."""
-        with _mapped(name):
+        with self._mapped(shown(name)):
             answer = self.client.head_object(Bucket=self.bucket, Key=self._key(name))
         return int(answer["ContentLength"])
 
@@ -195,10 +239,13 @@ class S3Storage:
 
     def delete(self, name: str) -> None:
         """Remove the object, and abort any upload of it a crash cut short; a missing one is
-        fine (S3 answers a DELETE of a missing key with success)."""
+        fine (S3 answers a DELETE of a missing key with success). Only an original or a waiting
+        upload can be big enough to go up in parts: a thumbnail's delete is one request."""
         key = self._key(name)
-        with _mapped(name):
+        with self._mapped(shown(name)):
             self.client.delete_object(Bucket=self.bucket, Key=key)
+            if is_thumbnail(name):
+                return
             pending = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
             for upload in pending.get("Uploads", []):
                 if upload["Key"] == key:
@@ -209,16 +256,17 @@ class S3Storage:
         """(modification time, storage name) of every object under the prefix."""
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
                                                                        Prefix=self.prefix)
-        with _mapped(self.prefix):
+        with self._mapped("a listing"):
             return [(entry["LastModified"].timestamp(), entry["Key"][len(self.prefix):])
                     for page in pages for entry in page.get("Contents", [])]
 
 
 @contextmanager
-def _mapped(name: str) -> Iterator[None]:
+def _mapped(what: str) -> Iterator[None]:
     """Turn botocore's failures into the interface's: a missing object into FileNotFoundError,
     anything else (unreachable, timed out, refused, a 5xx) into StorageUnavailable. The message
-    names the object and the error's code, never a credential."""
+    says ``what`` was asked (``shown``: a doc and label, never a storage name, which holds the
+    doc's secret) and the error's code, never a credential."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -226,20 +274,21 @@ def _mapped(name: str) -> Iterator[None]:
     except ClientError as error:
         code = str(error.response.get("Error", {}).get("Code", ""))
         if code in _NOT_FOUND:
-            raise FileNotFoundError(errno.ENOENT, "no such object", name) from None
-        raise StorageUnavailable(f"object storage refused {name}: {code}") from error
+            raise FileNotFoundError(errno.ENOENT, "no such object", what) from None
+        raise StorageUnavailable(f"object storage refused {what}: {code}") from error
     except BotoCoreError as error:
         raise StorageUnavailable(
-            f"object storage unreachable ({name}): {type(error).__name__}") from error
+            f"object storage unreachable ({what}): {type(error).__name__}") from error
 
 
-def s3_storage(settings: Settings, folder: str) -> S3Storage:
+def s3_storage(settings: Settings, folder: str, *, max_fetches: int | None = None) -> S3Storage:
     """The bucket ``settings`` name, under ``<s3_prefix><folder>/``; connections with bounded
     timeouts and attempts, credentials from the settings or else boto3's own chain."""
     import boto3
     from botocore.config import Config
 
-    config = Config(connect_timeout=settings.s3_timeout, read_timeout=settings.s3_timeout,
+    config = Config(connect_timeout=settings.s3_connect_timeout,
+                    read_timeout=settings.s3_timeout,
                     retries={"max_attempts": settings.s3_max_attempts, "mode": "standard"},
                     s3={"addressing_style": settings.s3_addressing_style})
     credentials = ({"aws_access_key_id": settings.s3_access_key,
@@ -248,13 +297,15 @@ def s3_storage(settings: Settings, folder: str) -> S3Storage:
     client = boto3.session.Session().client(
         "s3", endpoint_url=settings.s3_endpoint_url or None,
         region_name=settings.s3_region or None, config=config, **credentials)
-    return S3Storage(client, settings.s3_bucket, f"{settings.s3_prefix}{folder}/")
+    return S3Storage(client, settings.s3_bucket, f"{settings.s3_prefix}{folder}/",
+                     max_fetches=max_fetches)
 
 
 # The one table of backends; another one is a new entry here and a Settings value.
 BACKENDS: dict[str, Callable[[Settings], Storage]] = {
     "local": lambda settings: LocalStorage(Path(settings.data_dir) / MEDIA),
-    "s3": lambda settings: s3_storage(settings, MEDIA),
+    # The media route's reads: at most half the request threads wait on the bucket at once.
+    "s3": lambda settings: s3_storage(settings, MEDIA, max_fetches=max(1, settings.threads // 2)),
 }
 
 

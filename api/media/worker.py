@@ -17,7 +17,6 @@ import json
 import logging
 import secrets
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,6 +50,7 @@ from api.media.storage import Storage, build_storage
 from api.models.docs import Album, AlbumDoc, Doc, Thumb, UploadTicket
 from keys.db import db, locked
 from keys.models import User
+from keys.notices import Notices
 
 log = logging.getLogger("api.uploads")
 
@@ -86,9 +86,10 @@ class UploadQueue(TicketQueue):
     file)."""
 
     def __init__(self, settings: Settings, storage: Storage, *,
-                 clock: Callable[[], float] = time.time,
-                 new_secret: Callable[[int], str] = secrets.token_hex) -> None:
-        super().__init__(settings, storage, clock=clock, new_secret=new_secret)
+                 clock: Callable[[], float] | None = None,
+                 new_secret: Callable[[int], str] = secrets.token_hex,
+                 notices: Notices | None = None) -> None:
+        super().__init__(settings, storage, clock=clock, new_secret=new_secret, notices=notices)
         # Decoding is memory-hungry: at most two uploads (worker or async=0 requests) at a time.
         self._slots = threading.BoundedSemaphore(2)
         # Pillow refuses (at twice this) or warns about huge images itself; sniff refuses above it.
@@ -290,9 +291,12 @@ class UploadQueue(TicketQueue):
             Album.update(cover=doc, modified_at=now).where(Album.id == album.id).execute()
 
 
-def build_uploads(settings: Settings, *, clock: Callable[[], float] = time.time,
-                  new_secret: Callable[[int], str] = secrets.token_hex) -> UploadQueue:
+def build_uploads(settings: Settings, *, clock: Callable[[], float] | None = None,
+                  new_secret: Callable[[int], str] = secrets.token_hex,
+                  notices: Notices | None = None) -> UploadQueue:
     """The upload queue over the media storage ``settings`` names (``queue.storage``); the app
-    context holds both, and the queue's worker runs with the server."""
-    return UploadQueue(settings, build_storage(settings), clock=clock, new_secret=new_secret)
+    context holds both, and the queue's worker runs with the server (``clock``, ``notices``:
+    ``TicketQueue``)."""
+    return UploadQueue(settings, build_storage(settings), clock=clock, new_secret=new_secret,
+                       notices=notices)
 

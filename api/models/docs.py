@@ -315,14 +315,23 @@ class UploadTicket(BaseModel):
     # done or failed one, files no doc refers to that are still to be removed (a replacement's
     # old files), emptied once they are gone. ``lease_until`` (UNIX seconds) of a working ticket:
     # until when its worker is known alive (renewed while it works; an older one is re-queued);
-    # of a queued one: not claimed before (a back-off). ``attempts``: claims so far.
+    # of a queued one: not claimed before (a back-off); the database's clock (issue 11).
+    # ``attempts``: claims so far. ``claim_token`` (issue 11): random, written by each claim; every
+    # later write of a working ticket is conditional on it ("" once queued again).
     stored_names = TextField(default="", constraints=[SQL("DEFAULT ''")])
     lease_until = IntegerField(default=0, constraints=[SQL("DEFAULT 0")])
     attempts = IntegerField(default=0, constraints=[SQL("DEFAULT 0")])
+    claim_token = CharField(max_length=32, default="", constraints=[SQL("DEFAULT ''")])
 
     class Meta:
         table_name = "upload_tickets"
         indexes = ((("state", "id"), False), (("user", "id"), False))
+
+
+# The ended tickets whose files are still to be removed (the worker's check looks them up each
+# time): few rows, however many tickets the table keeps.
+UploadTicket.add_index(UploadTicket.id, where=UploadTicket.stored_names != "",
+                       name="uploadticket_removals")
 
 
 MODELS = (Relation, Doc, Thumb, Tag, Note, Comment, DocVisit, Album, AlbumDoc, AlbumVisit,

@@ -156,8 +156,9 @@ def _5_usage_latency_users(database: Database) -> None:
 def _6_hmac_oauth_limits_tickets(database: Database) -> None:
     """Issue 10: per-key switches (``require_hmac``, ``legacy_oauth``) and rate limit; the OAuth
     access token's secret on ``tokens``; OAuth request tokens; used nonces (HMAC and OAuth, when
-    no Redis holds them); the names an upload ticket will write, its worker's lease and its
-    claims so far. Columns and tables already there are left as they are."""
+    no Redis holds them); the names an upload ticket will write, its worker's lease, its
+    claims so far and its claim's token (issue 11), and an index of the ended tickets whose files
+    are still to be removed. Columns and tables already there are left as they are."""
     sqlite = isinstance(database, SqliteDatabase)
     boolean = "INTEGER" if sqlite else "BOOLEAN"
     key = ('"id" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT' if sqlite
@@ -169,6 +170,10 @@ def _6_hmac_oauth_limits_tickets(database: Database) -> None:
     _add_column(database, "upload_tickets", "stored_names", "TEXT NOT NULL DEFAULT ''")
     _add_column(database, "upload_tickets", "lease_until", "INTEGER NOT NULL DEFAULT 0")
     _add_column(database, "upload_tickets", "attempts", "INTEGER NOT NULL DEFAULT 0")
+    _add_column(database, "upload_tickets", "claim_token", "VARCHAR(32) NOT NULL DEFAULT ''")
+    if database.table_exists("upload_tickets"):
+        database.execute_sql('CREATE INDEX IF NOT EXISTS "uploadticket_removals" '
+                             'ON "upload_tickets" ("id") WHERE ("stored_names" != \'\')')
     if not database.table_exists("oauth_request_tokens"):
         perms = "".join(f'"perm_{area}" VARCHAR(8) NOT NULL, '
                         for area in ("doc", "blog", "post", "network", "profile"))

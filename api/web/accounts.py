@@ -7,13 +7,13 @@ injected clock so throttling and expiry are tested without sleeping.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import os
 import re
 import secrets
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +34,7 @@ MIN_PASSWORD = 8
 _USERNAME = re.compile(r"[A-Za-z0-9_.-]{2,64}")
 _SECRET_FILE = "session_secret"
 MIN_SESSION_SECRET = 32  # characters; the generated one has 64 (32 random bytes in hex)
+_SECRET_WAIT = 1.0  # seconds a reader waits for a secret file being written (no hard links)
 
 
 class Refused(Exception):
@@ -41,7 +42,8 @@ class Refused(Exception):
 
 
 class SecretRefused(RuntimeError):
-    """The session secret is too short to sign with (the server does not start)."""
+    """The session secret is too short to sign with, or cannot be made (the server does not
+    start)."""
 
 
 def session_secret(settings: Settings) -> bytes:
@@ -56,7 +58,7 @@ def session_secret(settings: Settings) -> bytes:
     path = Path(settings.data_dir) / _SECRET_FILE
     if not path.exists():
         _create_once(path, secrets.token_hex(32))
-    value = path.read_text(encoding="ascii").strip()
+    value = _read_secret(path)
     if len(value) < MIN_SESSION_SECRET:
         raise SecretRefused(f"{path} holds {len(value)} characters, fewer than "
                             f"{MIN_SESSION_SECRET}: remove it (a new one is made) or set "
@@ -68,17 +70,57 @@ def _create_once(path: Path, value: str) -> None:
     """Make ``path`` hold ``value`` unless it exists: written whole to a private temp file beside
     it, then hard-linked to the name, which fails if the name exists. So the file never appears
     empty or half-written, and of processes making it at once exactly one value wins; each reads
-    the winner back (os.replace would let a later writer change what earlier ones returned)."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 600
+    the winner back (os.replace would let a later writer change what earlier ones returned).
+    Where hard links are refused (some network and FUSE file systems), the name is created
+    exclusively and written in place: readers wait for it (``_read_secret``). SecretRefused
+    when neither works."""
+    try:
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 600
+    except OSError as error:
+        raise _cannot_create(path, error) from None
     try:
         with os.fdopen(fd, "w", encoding="ascii") as out:
             out.write(value)
             out.flush()
             os.fsync(out.fileno())
-        with contextlib.suppress(FileExistsError):  # another process made it first
+        try:
             os.link(temp, path)
+        except FileExistsError:  # another process made it first
+            pass
+        except OSError:
+            _create_exclusive(path, value)
     finally:
         os.unlink(temp)
+
+
+def _create_exclusive(path: Path, value: str) -> None:
+    """Create ``path`` (mode 600) holding ``value`` unless it exists, without a hard link."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:  # another process made it first
+        return
+    except OSError as error:
+        raise _cannot_create(path, error) from None
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(value)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _cannot_create(path: Path, error: OSError) -> SecretRefused:
+    return SecretRefused(f"cannot create {path} ({error.strerror}): set API_SESSION_SECRET "
+                         f"(at least {MIN_SESSION_SECRET} characters) instead")
+
+
+def _read_secret(path: Path) -> str:
+    """The file's secret; a short one is read again for up to ``_SECRET_WAIT`` seconds (another
+    process may be writing it in place), then returned as it is."""
+    deadline = time.monotonic() + _SECRET_WAIT
+    while True:
+        value = path.read_text(encoding="ascii").strip()
+        if len(value) >= MIN_SESSION_SECRET or time.monotonic() >= deadline:
+            return value
+        time.sleep(0.02)
 
 
 def _hash(session_id: str) -> str:

@@ -3,8 +3,12 @@ start together on one data dir; a short or empty one is refused, and serve.py sa
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
+import os
 import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -25,18 +29,24 @@ def _first_start(data_dir: str, barrier, results) -> None:
         results.put(f"error: {error!r}")
 
 
+def _start_together(data_dir: Path, count: int) -> list[str]:
+    """The secrets (or errors) ``count`` forked processes starting at once read."""
+    fork = multiprocessing.get_context("fork")
+    barrier, results = fork.Barrier(count), fork.Queue()
+    processes = [fork.Process(target=_first_start, args=(str(data_dir), barrier, results))
+                 for _ in range(count)]
+    for process in processes:
+        process.start()
+    found = [results.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+    return found
+
+
 @pytest.mark.parametrize("round_", range(ROUNDS))
 def test_simultaneous_first_starts_end_with_one_secret(tmp_path, round_):
     """The issue saw 60 of 300 such starts end with different or empty secrets."""
-    fork = multiprocessing.get_context("fork")
-    barrier, results = fork.Barrier(PROCESSES), fork.Queue()
-    processes = [fork.Process(target=_first_start, args=(str(tmp_path), barrier, results))
-                 for _ in range(PROCESSES)]
-    for process in processes:
-        process.start()
-    secrets = [results.get(timeout=60) for _ in processes]
-    for process in processes:
-        process.join(timeout=60)
+    secrets = _start_together(tmp_path, PROCESSES)
     assert len(set(secrets)) == 1 and len(secrets[0]) == 64, set(secrets)
     path = tmp_path / "session_secret"
     assert path.read_text() == secrets[0]
@@ -78,3 +88,49 @@ def test_serve_refuses_bad_trusted_proxies_in_one_line(settings, monkeypatch, ca
                        "--port", "1"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "error: not starting: API_TRUSTED_PROXIES: not an address or CIDR range: 'nonsense'")
+
+
+def _no_hard_links(source, target):
+    raise PermissionError(errno.EPERM, "Operation not permitted")
+
+
+def test_without_hard_links_the_secret_is_still_made_once(tmp_path, monkeypatch):
+    """Some network and FUSE file systems refuse os.link: created in place, readers wait."""
+    monkeypatch.setattr(os, "link", _no_hard_links)  # the forked processes inherit it
+    made = _start_together(tmp_path, 40)
+    with ThreadPoolExecutor(8) as threads:
+        again = list(threads.map(lambda _: session_secret(Settings(data_dir=str(tmp_path))),
+                                 range(8)))
+    assert len(set(made)) == 1 and len(made[0]) == 64, set(made)
+    assert {value.decode() for value in again} == set(made)
+    path = tmp_path / "session_secret"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["session_secret"]
+
+
+def test_threads_racing_without_hard_links_agree(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "link", _no_hard_links)
+    barrier = threading.Barrier(16)
+
+    def start(_: int) -> bytes:
+        barrier.wait()
+        return session_secret(Settings(data_dir=str(tmp_path)))
+
+    with ThreadPoolExecutor(16) as threads:
+        assert len(set(threads.map(start, range(16)))) == 1
+
+
+def test_a_secret_that_cannot_be_made_says_to_set_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "link", _no_hard_links)
+    real_open = os.open
+
+    def refusing_open(path, flags, mode=0o777, **kwargs):
+        if str(path).endswith("session_secret"):
+            raise OSError(errno.ENOTSUP, "Operation not supported")
+        return real_open(path, flags, mode, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    with pytest.raises(SecretRefused, match=r"cannot create .*session_secret \(Operation not "
+                                            r"supported\): set API_SESSION_SECRET"):
+        session_secret(Settings(data_dir=str(tmp_path)))
+    assert [p.name for p in tmp_path.iterdir()] == []

@@ -8,12 +8,15 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from pathlib import Path
 
-from api.cluster import DEBIAN_NGINX, SITE, listening, site_config
+from api.cluster import DEBIAN_NGINX, SITE, listening, parse_args, run, site_config
 from api.config import Settings
 from tests.conftest import free_port, require_program
 from tests.core.test_serve import ROOT, wait_for_line
@@ -67,3 +70,19 @@ def test_two_processes_behind_nginx_both_answer_and_stop_cleanly(settings, api_k
     assert not any(listening("127.0.0.1", p) for p in (port, *ports))
     assert "error" not in errors.read_text().lower(), errors.read_text()
     assert not list(Path(settings.data_dir, "spool").glob("*/*"))  # nothing left mid-request
+
+
+def test_a_port_another_program_holds_is_refused_in_one_line(settings, capsys):
+    """Before the check, nginx failed to bind and the cluster said ready: the other program
+    answered the readiness probe."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        args = parse_args(["--port", str(port), "--db", settings.database_url, "--data-dir",
+                           settings.data_dir, "--nginx", "/bin/true"])
+        started = time.monotonic()
+        assert run(args, threading.Event(), threading.Event()) == 1
+    assert time.monotonic() - started < 5
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: 127.0.0.1:{port} is in use by another program: choose another --port"]

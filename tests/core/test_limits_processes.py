@@ -38,10 +38,8 @@ def race(bases: list[str], attempt) -> list[str]:
         return list(pool.map(lambda job: attempt(*job, lambda: barrier.wait(timeout=30)), jobs))
 
 
-def test_monthly_quota_admits_exactly_its_limit(settings, ctx, owner, api_key, token_for,
-                                                tmp_path):
-    photo, token = jpeg(), token_for(owner, doc="write")
-    limit = 10
+def quota_upload(api_key, token: str, photo: bytes):
+    """``race``'s attempt: upload.file of ``photo`` with ``token``, answering the call's code."""
 
     def upload(base: str, n: int, ready) -> str:
         values = {"api_key": api_key.key, "auth_token": token}
@@ -53,35 +51,48 @@ def test_monthly_quota_admits_exactly_its_limit(settings, ctx, owner, api_key, t
         with urllib.request.urlopen(request, timeout=30) as answer:
             return json.loads(answer.read())["api"].get("code", "0")
 
+    return upload
+
+
+def wrong_guess(base: str, n: int, ready) -> str:
+    """``race``'s attempt: a wrong password for ``target`` through the login form; "wrong" or
+    "throttled"."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    with opener.open(f"{base}/login", timeout=30) as page:
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.read().decode())
+    assert csrf is not None
+    form = urlencode({"csrf_token": csrf.group(1), "username": "target",
+                      "password": f"wrong-{n}"}).encode()
+    ready()
+    try:
+        with opener.open(f"{base}/login", data=form, timeout=30) as answer:
+            text = answer.read().decode()
+    except urllib.error.HTTPError as refused:
+        text = refused.read().decode()
+    return ("wrong" if "Wrong user name" in text
+            else "throttled" if "Too many failed logins" in text else text)
+
+
+QUOTA = 10  # files the quota lets through in the races
+QUOTA_CODES = ["0"] * QUOTA + ["4"] * (PROCESSES * PER_PROCESS - QUOTA)
+GUESSES = (["throttled"] * (PROCESSES * PER_PROCESS - MAX_FAILURES_PER_ACCOUNT)
+           + ["wrong"] * MAX_FAILURES_PER_ACCOUNT)
+
+
+def test_monthly_quota_admits_exactly_its_limit(settings, ctx, owner, api_key, token_for,
+                                                tmp_path):
+    photo = jpeg()
     with servers(settings, tmp_path, PROCESSES, shared_dir=True,
-                 API_MONTHLY_UPLOAD_BYTES=str(limit * len(photo))) as bases:
-        codes = race(bases, upload)
-    assert sorted(codes) == ["0"] * limit + ["4"] * (PROCESSES * PER_PROCESS - limit)
+                 API_MONTHLY_UPLOAD_BYTES=str(QUOTA * len(photo))) as bases:
+        codes = race(bases, quota_upload(api_key, token_for(owner, doc="write"), photo))
+    assert sorted(codes) == QUOTA_CODES
 
 
 def test_login_throttle_allows_exactly_its_guesses(settings, ctx, tmp_path):
     store.add_user("target", "the-right-password")
-
-    def guess(base: str, n: int, ready) -> str:
-        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
-        with opener.open(f"{base}/login", timeout=30) as page:
-            csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.read().decode())
-        assert csrf is not None
-        form = urlencode({"csrf_token": csrf.group(1), "username": "target",
-                          "password": f"wrong-{n}"}).encode()
-        ready()
-        try:
-            with opener.open(f"{base}/login", data=form, timeout=30) as answer:
-                text = answer.read().decode()
-        except urllib.error.HTTPError as refused:
-            text = refused.read().decode()
-        return ("wrong" if "Wrong user name" in text
-                else "throttled" if "Too many failed logins" in text else text)
-
     with servers(settings, tmp_path, PROCESSES) as bases:
-        answers = race(bases, guess)
-    assert sorted(answers) == (["throttled"] * (PROCESSES * PER_PROCESS - MAX_FAILURES_PER_ACCOUNT)
-                               + ["wrong"] * MAX_FAILURES_PER_ACCOUNT)
+        answers = race(bases, wrong_guess)
+    assert sorted(answers) == GUESSES
 
 
 def hello(base: str, api_key) -> str:

@@ -120,8 +120,9 @@ def test_a_worker_whose_lease_ran_out_abandons_its_ticket(upload, queue, setting
 def test_the_final_update_needs_the_claim(upload, queue, settings):
     ticket_id = int(upload(jpeg())["ticket"])
 
-    def taken_over(name: str) -> None:  # requeued and claimed by another worker meanwhile
-        UploadTicket.update(lease_until=UploadTicket.lease_until + 1).where(
+    def taken_over(name: str) -> None:  # requeued and claimed by another worker meanwhile,
+        # under the same lease (computed in the same second): only the claim token differs
+        UploadTicket.update(claim_token="another-claim").where(
             UploadTicket.id == ticket_id).execute()
 
     queue.storage = WatchedStorage(queue.storage, taken_over)

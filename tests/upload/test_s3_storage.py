@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from ipernity import IpernityAPI
 from moto.server import ThreadedMotoServer
 
 from api.app import build_context
+from api.media import storage
 from api.media.names import original_url, thumb_url
 from api.media.queue import DONE, QUEUED, WORKING
 from api.media.storage import S3Storage, StorageUnavailable
@@ -182,7 +184,8 @@ def test_a_crash_while_storing_leaves_no_object_once_recovered(upload, queue, se
 
 def test_a_stopped_store_queues_tickets_again_and_media_answer_503(upload, queue, client,
                                                                     settings, clock, s3_server,
-                                                                    caplog):
+                                                                    caplog, monkeypatch):
+    monkeypatch.setattr(storage, "BREAKER_SECONDS", 0.2)  # refused at once, then tried again
     upload(jpeg(), title="served")
     queue.process_pending()
     doc = Doc.get()
@@ -199,8 +202,12 @@ def test_a_stopped_store_queues_tickets_again_and_media_answer_503(upload, queue
     refused = upload(jpeg(), title="not kept")["api"]  # nowhere to keep it: retry later
     assert (refused["status"], refused["code"]) == ("error", "503")
     assert SECRET_KEY not in caplog.text
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("api"))
+    assert f"doc {doc.id} original" in ours  # named by doc and label, never by its storage name
+    assert doc.secret not in ours and doc.original_secret not in ours  # (moto's own log does)
 
     s3_server.start()
+    time.sleep(0.3)  # the breaker closes
     clock.advance(settings.upload_lease_seconds)
     assert queue.process_pending() == 1
     assert UploadTicket.get_by_id(waiting).state == DONE
@@ -213,7 +220,7 @@ def test_backend_maps_errors_and_aborts_cut_uploads(settings, s3_server):
     with pytest.raises(FileNotFoundError):
         store.size("00/01/1.abc.original.jpg")
     with pytest.raises(FileNotFoundError):
-        store.open("00/01/1.abc.original.jpg")
+        store.fetch("00/01/1.abc.original.jpg")
     assert not store.exists("00/01/1.abc.original.jpg")
     store.put("00/01/1.abc.original.jpg", io.BytesIO(b"x" * 100))
     assert store.exists("00/01/1.abc.original.jpg")
