@@ -63,7 +63,7 @@ def site_config(site: str, *, listen: str, ports: list[int], max_body_bytes: int
     """The nginx site ``site`` (deploy/nginx/ipernity.conf) listening on ``listen``, balancing
     over the app processes on ``ports`` of this host (those in ``down`` marked ``down``: sent
     nothing), with the app's body limit."""
-    servers = "".join(f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=5s"
+    servers = "".join(f"    server 127.0.0.1:{port} max_fails=0"
                       f"{' down' if port in down else ''};\n" for port in ports)
     for pattern, replacement in (
             (r"(?m)^(?:[ \t]*server[ \t]+[^\s{;]+:\d+[^;\n]*;\n)+", servers),

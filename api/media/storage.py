@@ -40,6 +40,9 @@ _NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404"})
 # After a timeout or a failed connection, calls fail at once for this long (this process's
 # threads do not each wait out the timeouts of a store that does not answer); then one tries.
 BREAKER_SECONDS = 10.0
+# Timeouts or failed connections in a row that open it: one slow answer alone must not refuse
+# every upload of this process for BREAKER_SECONDS (uploads are POSTs nginx never retries).
+BREAKER_FAILURES = 2
 
 
 class StorageUnavailable(OSError):
@@ -164,9 +167,9 @@ class S3Storage:
     source a part at a time (``_PART``, two in flight), downloads a chunk at a time: memory stays
     bounded whatever the file's size.
 
-    A store that does not answer holds no thread for long: after a timeout or a failed
-    connection every call fails at once for ``BREAKER_SECONDS`` (a circuit breaker, this
-    process's own), and ``fetch`` lets at most ``max_fetches`` threads wait for an object at once
+    A store that does not answer holds no thread for long: after ``BREAKER_FAILURES`` timeouts
+    or failed connections in a row every call fails at once for ``BREAKER_SECONDS`` (a circuit
+    breaker, this process's own), and ``fetch`` lets at most ``max_fetches`` threads wait for an object at once
     (beyond, StorageUnavailable at once; None: no cap).
     """
 
@@ -181,6 +184,7 @@ class S3Storage:
                                         max_concurrency=2)
         self._fetches = threading.BoundedSemaphore(max_fetches) if max_fetches else None
         self._closed_at = 0.0  # time.monotonic() from which calls are tried again
+        self._failures = 0  # timeouts and failed connections in a row
 
     def _key(self, name: str) -> str:
         return self.prefix + check_name(name)
@@ -200,8 +204,11 @@ class S3Storage:
         except StorageUnavailable as error:
             if isinstance(error.__cause__,
                           exceptions.ConnectionError | exceptions.HTTPClientError):
-                self._closed_at = time.monotonic() + BREAKER_SECONDS
+                self._failures += 1
+                if self._failures >= BREAKER_FAILURES:
+                    self._closed_at = time.monotonic() + BREAKER_SECONDS
             raise
+        self._failures = 0
 
     def put(self, name: str, source: BinaryIO) -> None:
         """Upload ``source`` in parts (a single PUT when it is small)."""

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import psycopg2
 import pytest
 import requests
 from ipernity import IpernityAPI
@@ -78,6 +77,8 @@ class Cluster:
 
     def sql(self, query: str) -> list[tuple]:
         """The rows of ``query`` on the cluster's database."""
+        import psycopg2  # the postgres extra: only the PostgreSQL run has it
+
         with psycopg2.connect(self.database_url) as connection, connection.cursor() as cursor:
             cursor.execute(query)
             rows = cursor.fetchall()
