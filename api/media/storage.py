@@ -169,8 +169,8 @@ class S3Storage:
 
     A store that does not answer holds no thread for long: after ``BREAKER_FAILURES`` timeouts
     or failed connections in a row every call fails at once for ``BREAKER_SECONDS`` (a circuit
-    breaker, this process's own), and ``fetch`` lets at most ``max_fetches`` threads wait for an object at once
-    (beyond, StorageUnavailable at once; None: no cap).
+    breaker, this process's own), and ``fetch`` lets at most ``max_fetches`` threads wait for an
+    object at once (beyond, StorageUnavailable at once; None: no cap).
     """
 
     def __init__(self, client: Any, bucket: str, prefix: str = "", *,
