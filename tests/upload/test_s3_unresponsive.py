@@ -55,9 +55,9 @@ def test_media_answers_503_in_bounded_time_then_at_once(client, ctx, owner, capl
         assert time.monotonic() - started < 4  # one read timeout, not 40–80 s
 
     for method in (client.simulate_get, client.simulate_head):  # the breaker is open
-        started = time.monotonic()
+        caplog.clear()
         assert method(path).status_code == 503
-        assert time.monotonic() - started < 0.1
+        assert "not tried again" in caplog.text  # refused without asking the store
     assert f"doc {doc.id} 240" in caplog.text
     assert SECRET not in caplog.text and "s3-secret" not in caplog.text
 
@@ -83,7 +83,7 @@ def test_fetches_beyond_the_cap_are_refused_at_once():
     started = time.monotonic()
     with pytest.raises(StorageUnavailable, match=r"busy \(doc 1 240\)"):
         store.fetch("00/01/1.abcdef12.240.jpg")
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 5  # not queued behind the blocked read (10 s)
     blocking.release.set()
     waiter.join(5)
     body, length = store.fetch("00/01/1.abcdef12.240.jpg")  # a place is free again
