@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,16 +28,15 @@ ROOT = Path(__file__).resolve().parents[2]
 TRICKLERS = 300
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[tuple[int, str, int]]:
-    """serve.py with a 2 s header timeout: (port, the demo's test.hello URL, its pid)."""
+@contextmanager
+def demo_server(data: Path, **env: str) -> Iterator[tuple[int, str, int]]:
+    """serve.py --demo on a free port with ``env`` settings: (port, the demo's test.hello URL,
+    its pid); stopped with SIGTERM after the block."""
     port = free_port()
-    data = tmp_path_factory.mktemp("slow")
     process = subprocess.Popen(
         [sys.executable, "serve.py", "--demo", "--port", str(port), "--data-dir", str(data)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "API_HEADER_TIMEOUT": "2",
-             "API_ACCESS_LOG": "0"})
+        env={"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "API_ACCESS_LOG": "0", **env})
     try:
         curl_line, _ = wait_for_line(process, r"try:\s+curl")
         wait_for_line(process, "listening on")
@@ -47,6 +47,13 @@ def server(tmp_path_factory) -> Iterator[tuple[int, str, int]]:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[tuple[int, str, int]]:
+    """serve.py with a 2 s header timeout: (port, the demo's test.hello URL, its pid)."""
+    with demo_server(tmp_path_factory.mktemp("slow"), API_HEADER_TIMEOUT="2") as started:
+        yield started
 
 
 def timed_hello(url: str) -> float:

@@ -6,11 +6,7 @@ limit and locked every other caller out. A real ``serve.py`` with short limits: 
 
 from __future__ import annotations
 
-import re
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,9 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from api.server import Timeouts, close_slow_requests
-from tests.conftest import free_port
-from tests.core.test_hostile_clients import closed_by_server, timed_hello
-from tests.core.test_serve import wait_for_line
+from tests.core.test_hostile_clients import closed_by_server, demo_server, timed_hello
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 200
@@ -31,26 +25,11 @@ LIMIT = 200
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[tuple[int, str]]:
     """serve.py with small limits: (port, the demo's test.hello URL)."""
-    port = free_port()
-    data = tmp_path_factory.mktemp("idle")
-    process = subprocess.Popen(
-        [sys.executable, "serve.py", "--demo", "--port", str(port), "--data-dir", str(data)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "API_ACCESS_LOG": "0",
-             "API_CONNECTION_LIMIT": str(LIMIT), "API_IDLE_TIMEOUT": "1",
-             "API_HEADER_TIMEOUT": "2", "API_MIN_BODY_RATE": "1024",
-             "API_BODY_RATE_WINDOW": "2", "API_RATELIMIT_PER_KEY": "",
-             "API_RATELIMIT_PER_ADDRESS": ""})
-    try:
-        curl_line, _ = wait_for_line(process, r"try:\s+curl")
-        wait_for_line(process, "listening on")
-        yield port, re.search(r"curl '([^']+)'", curl_line).group(1)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with demo_server(tmp_path_factory.mktemp("idle"), API_CONNECTION_LIMIT=str(LIMIT),
+                     API_IDLE_TIMEOUT="1", API_HEADER_TIMEOUT="2", API_MIN_BODY_RATE="1024",
+                     API_BODY_RATE_WINDOW="2", API_RATELIMIT_PER_KEY="",
+                     API_RATELIMIT_PER_ADDRESS="") as (port, url, _):
+        yield port, url
 
 
 def all_closed(sockets: list[socket.socket]) -> bool:
