@@ -26,6 +26,9 @@ from api.signing.md5 import signature  # noqa: E402
 from bench.bare_app import Echo, Hello  # noqa: E402
 from keys import store  # noqa: E402
 
+# Limits still counted on every call, never reached: the benchmark times answers, not refusals.
+UNREFUSED = {"ratelimit_per_key": "1000000000/hour", "ratelimit_per_address": "1000000000/hour"}
+
 
 def per_call_us(app: object, path: str, query: str, number: int = 20000) -> float:
     """Best-of-5 microseconds per call of ``app`` for one request."""
@@ -41,7 +44,7 @@ def per_call_us(app: object, path: str, query: str, number: int = 20000) -> floa
 
 
 def main() -> None:
-    settings = Settings(data_dir=tempfile.mkdtemp(prefix="wsgi-bench-"))
+    settings = Settings(data_dir=tempfile.mkdtemp(prefix="wsgi-bench-"), **UNREFUSED)
     ctx = build_context(settings)
     ours = create_app(settings, ctx=ctx)
     bare = falcon.App()
