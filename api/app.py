@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import falcon
 
@@ -20,7 +21,10 @@ from api.media.worker import build_uploads
 from api.methods import build_registry
 from api.runtime import ratelimit
 from api.runtime.access_log import AccessLog
+from api.runtime.health import HealthResource, Readiness, ReadyResource
+from api.runtime.http_log import JsonAccessLog, RequestLogMiddleware, check_log_format
 from api.runtime.latency import UsagePruner
+from api.runtime.metrics import Metrics, MetricsResource
 from api.runtime.request_log import RequestLog
 from api.runtime.schema import create_schema
 from api.runtime.usage import UsageRecorder
@@ -58,24 +62,31 @@ def build_context(settings: Settings, *, clock=None, grants=None) -> AppContext:
     from api.auth.oauth import OAuthProvider
     from api.auth.tokens import DatabaseGrants
 
+    check_log_format(settings.log_format)
     open_schema(settings, migrate=settings.auto_migrate)
     uploads_clock, clock = clock, clock or time.time
-    access_log = AccessLog(clock=clock) if settings.access_log else None
+    access_log = None
+    if settings.access_log:  # API calls in text; every HTTP request in JSON (api.runtime.http_log)
+        access_log = (JsonAccessLog if settings.log_format == "json" else AccessLog)(clock=clock)
     usage = UsageRecorder(clock, settings.usage_flush_seconds)
     request_log = RequestLog(clock, settings.request_log_bound, settings.usage_flush_seconds)
     pruner = UsagePruner(clock, settings.usage_retention_days)
     notices = Notices()  # one LISTEN connection per process (PostgreSQL)
     uploads = build_uploads(settings, clock=uploads_clock, notices=notices)
     keys = KeyCache(settings.key_cache_ttl)
+    metrics = Metrics(settings, usage, keys, clock=clock) if settings.metrics else None
+    if metrics is not None:
+        uploads.on_thumbnails = metrics.observe_thumbnails
     ctx = AppContext(settings=settings, registry=build_registry(), keys=keys,
                      grants=grants or DatabaseGrants(clock=clock),
                      usage=usage, storage=uploads.storage, uploads=uploads,
                      access_log=access_log, request_log=request_log, clock=clock,
                      nonces=build_nonces(settings.redis_url, clock,
                                          redis_prefix=settings.redis_prefix),
-                     limits=ratelimit.build_limiter(settings),
-                     background=[usage, request_log, *([access_log] if access_log else []),
-                                 uploads, pruner, KeyWatch(keys.invalidate, notices), notices])
+                     limits=ratelimit.build_limiter(settings), metrics=metrics,
+                     background=[*([metrics] if metrics else []), usage, request_log,
+                                 *([access_log] if access_log else []), uploads, pruner,
+                                 KeyWatch(keys.invalidate, notices), notices])
     ctx.oauth = OAuthProvider(ctx)  # OAuth-signed calls (spec §5.5)
     return ctx
 
@@ -103,8 +114,8 @@ class ApiResource:
         over = any(quota.exceeded for quota in address)
         # File parts wait in this process's spool (its own: another process's start-up leaves it
         # alone), beside the upload queue's files, so keeping one is a rename.
-        spool = str(self.ctx.uploads.own_spool())
-        request = read_request(req, method, fmt, settings.max_body_bytes, tmpdir=spool,
+        request = read_request(req, method, fmt, settings.max_body_bytes,
+                               spool_dir=self._spool_dir,
                                public_url=settings.public_url.rstrip("/"),
                                max_form=settings.max_form_bytes,
                                key_refused=_refuse_all if over else self.dispatcher.key_refused)
@@ -115,6 +126,9 @@ class ApiResource:
         write_reply(resp, reply)
 
     on_post = on_get
+
+    def _spool_dir(self) -> str:
+        return str(self.ctx.uploads.own_spool())
 
 
 def _refuse_all(params: Mapping[str, str]) -> bool:
@@ -141,7 +155,11 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> falcon.A
     """The WSGI application for ``settings`` (a context is built unless one is given)."""
     ctx = ctx or build_context(settings)
     # The client behind a trusted proxy first: everything after reads req.remote_addr/scheme.
-    app = falcon.App(middleware=(TrustedProxies(settings.trusted_proxies), DatabaseMiddleware()))
+    middleware: list[Any] = [TrustedProxies(settings.trusted_proxies), DatabaseMiddleware()]
+    if settings.log_format == "json":  # request ids, one line per request (its response last)
+        json_log = ctx.access_log if isinstance(ctx.access_log, JsonAccessLog) else None
+        middleware.insert(0, RequestLogMiddleware(json_log))
+    app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     resource = ApiResource(ctx)
     app.add_route("/api", resource)
@@ -149,6 +167,10 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> falcon.A
     app.add_route("/api/{method}/{fmt}", resource)
     app.add_route("/media/{d2}/{d1}/{name}", MediaResource(ctx))
     app.add_route(DEFAULT_ICON_PATH, IconResource())
+    app.add_route("/healthz", HealthResource())  # docs/operations.md
+    app.add_route("/readyz", ReadyResource(Readiness(settings, clock=ctx.clock)))
+    if ctx.metrics is not None:
+        app.add_route("/metrics", MetricsResource(ctx.metrics))
     pages = add_page_routes(app, ctx)
     for module in (static, home, help_pages):  # the layout's stylesheet, /, /help/api…
         module.add_routes(app, pages)

@@ -166,6 +166,28 @@ class Settings:
     # Prefix of every Redis key (rate-limit counters under <prefix>:ratelimit, used nonces under
     # <prefix>:nonce), so deployments can share one Redis (API_REDIS_PREFIX).
     redis_prefix: str = "ipernity"
+    # Log lines: "text" (one access line per API call, as before) or "json" (one JSON object per
+    # line for every HTTP request, API calls, pages and media alike, each with a request id taken
+    # from a sane X-Request-Id or generated and sent back in X-Request-Id; the application's log
+    # records as JSON too) (API_LOG_FORMAT, docs/operations.md "Logs").
+    log_format: str = "text"
+    # Serve Prometheus metrics at /metrics (API_METRICS); off, /metrics answers 404.
+    metrics: bool = True
+    # When set, /metrics answers only requests carrying `Authorization: Bearer <this>` (401
+    # otherwise); empty, it answers whoever reaches the process: restrict it at the proxy
+    # (API_METRICS_TOKEN, docs/operations.md "Metrics").
+    metrics_token: Secret = field(default=Secret(""), repr=False)
+    # Directory the processes of one host share for prometheus_client's multiprocess mode: each
+    # process writes its values there and /metrics of any of them sums them all; empty it at each
+    # deploy start, before the processes start. Empty: PROMETHEUS_MULTIPROC_DIR if set, else each
+    # process reports only itself (API_METRICS_DIR).
+    metrics_dir: str = ""
+    # Seconds /readyz waits for its database and Redis probes, each (API_READY_TIMEOUT).
+    ready_timeout: float = 2.0
+    # Upload backlog /readyz accepts: queued tickets (API_READY_MAX_QUEUED) and seconds the oldest
+    # queued ticket has waited (API_READY_MAX_QUEUE_AGE); beyond either, 503. 0: no bound.
+    ready_max_queued: int = 1000
+    ready_max_queue_age: float = 900.0
 
     @property
     def resolved_database_url(self) -> str:

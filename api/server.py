@@ -24,6 +24,7 @@ from api.app import build_context, create_app, open_schema
 from api.config import Settings
 from api.core.context import AppContext
 from api.core.transport import RECEIVED_AT
+from api.runtime.http_log import configure_logging
 from api.runtime.migrations import SchemaOutOfDate, SchemaTooNew
 from api.web.accounts import SecretRefused
 from keys.db import is_busy
@@ -285,10 +286,13 @@ def _at_start(step: Callable[[], T], failing: str) -> T | None:
 def main(argv: list[str] | None = None) -> int:
     """Run the server until SIGTERM or Ctrl-C; in-flight requests finish, counters are flushed."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings.from_env(host=args.host, port=args.port, database_url=args.database_url,
                                  data_dir=args.data_dir, threads=args.threads,
                                  auto_migrate=False if args.no_migrate else None)
+    configure_logging(settings.log_format)  # text, or JSON lines (API_LOG_FORMAT)
+    # waitress warns "Task queue depth is N" for each request that waits for a free thread: under
+    # load, a line per request, which costs more than the request (bench/instructions_bench.py).
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     if args.migrate_only:
         return migrate_only(settings)
     ctx = start_context(settings)

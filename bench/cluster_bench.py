@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from api.cluster import SITE, find_nginx, free_ports, main_config, site_config  # noqa: E402
 from api.config import Settings  # noqa: E402
-from bench.api_bench import load, start, wait_ready  # noqa: E402
+from bench.api_bench import UNREFUSED, load, start, wait_ready  # noqa: E402
 
 COUNTS = (1, 2, 3)
 
@@ -57,8 +57,7 @@ def main() -> None:
     data = Path(tempfile.mkdtemp(prefix="cluster-bench-"))
     data.chmod(0o711)
     env = {**os.environ, "API_DATA_DIR": str(data / "data"), "PYTHONUNBUFFERED": "1",
-           "API_TRUSTED_PROXIES": "127.0.0.1/32", "API_ACCESS_LOG": "0",
-           "API_RATELIMIT_PER_KEY": "", "API_RATELIMIT_PER_ADDRESS": ""}
+           "API_TRUSTED_PROXIES": "127.0.0.1/32", "API_ACCESS_LOG": "0", **UNREFUSED}
     subprocess.run([sys.executable, "-m", "keys", "user", "add", "bench", "--password", "bench"],
                    cwd=ROOT, env=env, capture_output=True, check=True)
     made = subprocess.run([sys.executable, "-m", "keys", "create", "--owner", "bench", "--name",

@@ -98,13 +98,20 @@ class KeyCache:
         self._entries: dict[str, tuple[float, KeyRecord | None]] = {}
         self._lock = threading.Lock()
         self._generation = 0  # bumped by invalidate: a lookup that raced one does not cache
+        # Lookups answered from the cache and from the database, for the metrics (a plain add:
+        # under the GIL an int attribute's += is not interrupted in practice, and a lost one
+        # would only blur a statistic).
+        self.hits = 0
+        self.misses = 0
 
     def lookup(self, key: str) -> KeyRecord | None:
         """The key's record, or None when it does not exist."""
         now = self.clock()
         entry = self._entries.get(key)
         if entry is not None and entry[0] > now:
+            self.hits += 1
             return entry[1]
+        self.misses += 1
         generation = self._generation
         row = ApiKey.get_or_none(ApiKey.key == key) if _looks_like_key(key) else None
         record = KeyRecord.of(row) if row else None

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, NamedTuple, Protocol
 
 from api.config import Settings
 from api.core.errors import ApiKeyMissing, ClientIpQuota, TokenMissing
@@ -109,10 +109,10 @@ class OAuthVerifier(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Quota:
+class Quota(NamedTuple):
     """One rate-limit window as a call left it (api.runtime.ratelimit): the response's RateLimit
-    headers (api/app.py) are written from these, and an ``exceeded`` one answers 112 or 113."""
+    headers (api/app.py) are written from these, and an ``exceeded`` one answers 112 or 113. (A
+    tuple: every call makes four, and a frozen dataclass costs several times more to build.)"""
 
     name: str  # the policy's name in the headers, e.g. "key-3600s"
     limit: int  # calls the window allows
@@ -180,6 +180,18 @@ class Uploads(Protocol):
         ...
 
 
+class MetricsExport(Protocol):
+    """The Prometheus metrics (api.runtime.metrics.Metrics), as /metrics serves them."""
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The metrics in the text format, and its content type."""
+        ...
+
+    def authorized(self, authorization: str | None) -> bool:
+        """Whether a request with this Authorization header may read them."""
+        ...
+
+
 class Worker(Protocol):
     """A background worker the server starts and stops (the flushers, the upload queue)."""
 
@@ -208,6 +220,7 @@ class AppContext:
     nonces: NonceStore | None = None  # used HMAC and OAuth nonces (None: not checked; tests)
     limits: RateLimits | None = None  # rate-limit budgets (None: no limits)
     oauth: OAuthVerifier | None = None  # OAuth-signed calls (None: not accepted)
+    metrics: MetricsExport | None = None  # /metrics (None: API_METRICS off)
     clock: Callable[[], float] = time.time
     new_secret: Callable[[int], str] = secrets.token_hex
     background: list[Worker] = field(default_factory=list)  # started and stopped by the server

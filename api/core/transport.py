@@ -24,6 +24,7 @@ from api.core.context import OAuthRequest, UploadedFile
 from api.core.dispatch import ApiRequest
 
 KeyCheck = Callable[[Mapping[str, str]], bool]
+SpoolDir = Callable[[], str]
 _MULTIPART = MultipartFormHandler()
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _MAX_FIELDS = 1000
@@ -56,9 +57,12 @@ def decode_urlencoded(raw: str | bytes) -> dict[str, str]:
 
 
 def read_request(req: falcon.Request, method: str | None, fmt: str | None,
-                 max_body: int, tmpdir: str | None = None, public_url: str = "", *,
+                 max_body: int, spool_dir: SpoolDir | None = None, public_url: str = "", *,
                  max_form: int | None = None, key_refused: KeyCheck | None = None) -> ApiRequest:
     """Build the ApiRequest; a transport problem travels inside it to be rendered in its format.
+
+    ``spool_dir`` names the directory a file part is spooled to; it is asked only when there is
+    one, so a plain call costs no file-system call.
 
     ``max_body`` bounds the ``file`` part, ``max_form`` (default: ``max_body``) an urlencoded body
     and all other multipart parts together. ``key_refused`` is asked, with the parameters read so
@@ -75,7 +79,7 @@ def read_request(req: falcon.Request, method: str | None, fmt: str | None,
         params = query = decode_urlencoded(req.query_string.encode("latin-1", "replace"))
         if req.method == "POST":
             limits = _Limits(max_body, max_body if max_form is None else max_form, key_refused)
-            body = _read_body(req, files, query, limits, tmpdir)
+            body = _read_body(req, files, query, limits, spool_dir)
             params = {**query, **body}
     except errors.ApiError as error:
         problem = error
@@ -138,14 +142,14 @@ class _Limits:
 
 
 def _read_body(req: falcon.Request, files: dict[str, UploadedFile], query: Mapping[str, str],
-               limits: _Limits, tmpdir: str | None) -> dict[str, str]:
+               limits: _Limits, spool_dir: SpoolDir | None) -> dict[str, str]:
     """Media types in any case (RFC 9110 §8.3.1); a body that is no form is never read."""
     length = req.content_length
     if length is not None and length > limits.file:
         raise errors.RequestTooLarge()
     content_type = (req.content_type or "").lower()
     if content_type.startswith("multipart/form-data"):
-        return _read_multipart(req, files, query, limits, tmpdir)
+        return _read_multipart(req, files, query, limits, spool_dir)
     if not content_type.startswith("application/x-www-form-urlencoded"):
         return {}  # other bodies carry no parameters (as PHP's $_POST would see them)
     if length is not None and length > limits.form:
@@ -158,7 +162,7 @@ def _read_body(req: falcon.Request, files: dict[str, UploadedFile], query: Mappi
 
 def _read_multipart(req: falcon.Request, files: dict[str, UploadedFile],
                     query: Mapping[str, str], limits: _Limits,
-                    tmpdir: str | None) -> dict[str, str]:
+                    spool_dir: SpoolDir | None) -> dict[str, str]:
     """Fields as parameters; the ``file`` part spooled to disk (once); other file parts drained.
 
     A part is a file when it has a filename (even an empty one). A text part named ``file`` is an
@@ -183,7 +187,8 @@ def _read_multipart(req: falcon.Request, files: dict[str, UploadedFile],
                 if limits.key_refused is not None and (_anonymous(req, seen)
                                                        or limits.key_refused(seen)):
                     return fields  # the rest is never read; the key step answers
-                path, size = _spool(part.stream, limits.file, tmpdir)
+                path, size = _spool(part.stream, limits.file,
+                                    spool_dir() if spool_dir else None)
                 files[FILE_PART] = UploadedFile(filename=part.filename, path=path, size=size,
                                                 content_type=part.content_type or "")
             elif part.filename is not None:  # no method takes another file: read, never kept

@@ -17,6 +17,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -94,6 +95,8 @@ class UploadQueue(TicketQueue):
         self._slots = threading.BoundedSemaphore(2)
         # Pillow refuses (at twice this) or warns about huge images itself; sniff refuses above it.
         Image.MAX_IMAGE_PIXELS = settings.max_image_pixels
+        # Told the seconds one upload's thumbnails took to render (the metrics; None: nobody).
+        self.on_thumbnails: Callable[[float], None] | None = None
 
     def process(self, ticket: UploadTicket) -> None:
         """Turn one claimed ticket into a doc (or a replaced file); never raises. While it waits
@@ -172,9 +175,14 @@ class UploadQueue(TicketQueue):
             with Image.open(upload) as image:
                 info = read_photo(image)
                 orientation = options.get("dir") or info.orientation
+                rendering, started = 0.0, time.perf_counter()
                 for thumb in render_thumbs(image, orientation):
+                    rendering += time.perf_counter() - started  # the renewals not counted
                     thumbs.append(thumb)
                     self.renew(ticket)
+                    started = time.perf_counter()
+            if self.on_thumbnails is not None:
+                self.on_thumbnails(rendering)
             if orientation >= 5:
                 width, height = height, width
         return _Rendered(sniffed=sniffed, md5=digest.hexdigest(), info=info,

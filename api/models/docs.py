@@ -123,6 +123,15 @@ class Doc(BaseModel):
             (("owner", "created"), False),
             (("created",), False),
             (("lat", "lng"), False),
+            # doc.search's sorts over every doc, tie-broken by id as the queries are
+            # (migration 7; docs/protocol-choices.md, "Full-text search"):
+            (("posted_at", "id"), False),
+            (("created", "id"), False),
+            (("faves", "visits", "id"), False),
+            # a filter newest first; is_public and safety after the unique id only let an
+            # anonymous count read the index alone (no effect on the order)
+            (("license", "posted_at", "id", "is_public", "safety"), False),
+            (("media", "posted_at", "id", "is_public", "safety"), False),
         )
 
     @property
@@ -164,7 +173,8 @@ class Tag(BaseModel):
 
     class Meta:
         table_name = "tags"
-        indexes = ((("doc", "type", "norm"), False),)
+        # (norm, type, doc): doc.search's tags read the docs of a keyword from the index alone.
+        indexes = ((("doc", "type", "norm"), False), (("norm", "type", "doc"), False))
 
 
 class Note(BaseModel):

@@ -2,7 +2,8 @@
 
 A line holds time, client address, key, method, format, result code and duration - never a secret, a
 signature or a token. Lines go to a stream (stderr by default) when ``flush`` runs: every second
-from its own thread, on shutdown, and whenever the buffer grows past ``max_buffered``.
+from its own thread, on shutdown, and whenever the buffer grows past ``max_buffered``. Subclasses
+buffer other items and render them at flush time (api.runtime.http_log: JSON lines).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 from api.runtime.periodic import PeriodicFlush
 
@@ -26,7 +27,7 @@ class AccessLog(PeriodicFlush):
         self.stream = stream
         self.clock = clock
         self.max_buffered = max_buffered
-        self._lines: list[str] = []
+        self._lines: list[Any] = []
         self._lock = threading.Lock()
         self._stamp_second = -1
         self._stamp_text = ""
@@ -36,8 +37,12 @@ class AccessLog(PeriodicFlush):
         stamp = self._stamp(int(self.clock()))
         line = (f"{stamp}Z {client or '-'} key={key or '-'} method={method} format={fmt} "
                 f"code={code} ms={ms:.2f}\n")
+        self._append(line)
+
+    def _append(self, item: Any) -> None:
+        """Buffer one item; write them all once ``max_buffered`` are waiting."""
         with self._lock:
-            self._lines.append(line)
+            self._lines.append(item)
             full = len(self._lines) >= self.max_buffered
         if full:
             self.flush()
@@ -55,5 +60,9 @@ class AccessLog(PeriodicFlush):
             lines, self._lines = self._lines, []
         if lines:
             stream = self.stream or sys.stderr
-            stream.write("".join(lines))
+            stream.write(self._render(lines))
             stream.flush()
+
+    def _render(self, items: list[Any]) -> str:
+        """The text of buffered items (here, lines already)."""
+        return "".join(items)

@@ -3,8 +3,10 @@
 The ``schema_version`` table holds one row per version reached. Version 1 is the schema the code
 made before this module existed (no ``schema_version`` table yet); each later version is one
 function in ``STEPS``, run inside the same transaction as its stamp. A fresh database is created at
-the latest version directly and stamped; a database already at the latest version costs two reads
-and no lock; a database newer than the code is refused with ``SchemaTooNew``.
+the latest version directly (the models' tables, then the full-text structures of
+api/models/search.py, which no model declares) and stamped; a database already at the latest
+version costs two reads and no lock; a database newer than the code is refused with
+``SchemaTooNew``.
 
 Two processes starting together on one database migrate one after the other: the migration runs
 under BEGIN IMMEDIATE on SQLite and ``pg_advisory_xact_lock`` on PostgreSQL, and the version is read
@@ -25,6 +27,7 @@ from contextlib import contextmanager
 
 from peewee import Database, IntegerField, PostgresqlDatabase, SqliteDatabase, fn
 
+from api.models import search
 from keys.db import BaseModel, db
 
 log = logging.getLogger("api.migrations")
@@ -201,6 +204,30 @@ def _6_hmac_oauth_limits_tickets(database: Database) -> None:
                              'ON "used_nonces" ("expires_at")')
 
 
+# Migration 7's indexes, named as the models name them (api/models/docs.py).
+_SEARCH_INDEXES = (("doc_posted_at_id", "docs", ("posted_at", "id")),
+                   ("doc_created_id", "docs", ("created", "id")),
+                   ("doc_faves_visits_id", "docs", ("faves", "visits", "id")),
+                   ("doc_license_posted_at_id_is_public_safety", "docs",
+                    ("license", "posted_at", "id", "is_public", "safety")),
+                   ("doc_media_posted_at_id_is_public_safety", "docs",
+                    ("media", "posted_at", "id", "is_public", "safety")),
+                   ("tag_norm_type_doc_id", "tags", ("norm", "type", "doc_id")))
+
+
+def _7_full_text_search(database: Database) -> None:
+    """Search that scales (issue 12): the full-text index of titles, descriptions and keyword
+    tags, its triggers and its backfill (api/models/search.py: FTS5 on SQLite, a tsvector column
+    under GIN on PostgreSQL, with two covering indexes for radius searches and a member's
+    docs), and indexes for doc.search's sorts, filters and tags. Without the docs or tags table
+    (a keys CLI database) the index is made after the tables (``migrate``)."""
+    for name, table, columns in _SEARCH_INDEXES:
+        if database.table_exists(table):
+            listed = ", ".join(f'"{column}"' for column in columns)
+            database.execute_sql(f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" ({listed})')
+    _install_search(database)
+
+
 def _add_column(database: Database, table: str, column: str, definition: str) -> None:
     """``ALTER TABLE … ADD COLUMN`` unless the table lacks or already has it."""
     if not database.table_exists(table):
@@ -212,7 +239,8 @@ def _add_column(database: Database, table: str, column: str, definition: str) ->
 
 STEPS: tuple[Callable[[Database], None], ...] = (_2_ids_never_reused, _3_key_rotation_audit_admin,
                                                  _4_request_log, _5_usage_latency_users,
-                                                 _6_hmac_oauth_limits_tickets)
+                                                 _6_hmac_oauth_limits_tickets,
+                                                 _7_full_text_search)
 LATEST = len(STEPS) + 1
 
 
@@ -233,6 +261,7 @@ def migrate(models: Sequence[type[BaseModel]]) -> int:
         if version is None and not any(database.table_exists(m._meta.table_name)
                                        for m in models):
             database.create_tables([*models, SchemaVersion])
+            _install_search(database)  # what the models cannot declare
             _stamp(LATEST)
             log.info("created the schema at version %d", LATEST)
             return LATEST
@@ -244,8 +273,15 @@ def migrate(models: Sequence[type[BaseModel]]) -> int:
             STEPS[number - 2](database)
             _stamp(number)
         database.create_tables(models, safe=True)  # tables a partial (keys CLI) database lacks
+        if not search.installed(database):  # the docs table was among them
+            _install_search(database)
         _check_foreign_keys(database)
     return LATEST
+
+
+def _install_search(database: Database) -> None:
+    if database.table_exists("docs") and database.table_exists("tags"):
+        search.install(database)
 
 
 def check_current() -> int:

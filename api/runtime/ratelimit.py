@@ -13,10 +13,10 @@ for 3600/hour, in Redis too) and give back one call at a time, so its reset coul
 the next single call frees up. The price, a burst of up to twice a window's budget across its
 end, is why the defaults pair a short window with a long one.
 
-Storage: this process's memory, or Redis when API_REDIS_URL is set, so every process spends one
-budget. Redis unreachable: the call is counted in this process's memory for FALLBACK_SECONDS,
-with a warning in the log, then Redis is tried again; limits keep holding per process rather
-than refusing every call (a 503) or none.
+Storage: this process's memory (``WindowCounts``), or Redis when API_REDIS_URL is set, so every
+process spends one budget. Redis unreachable: the call is counted in this process's memory for
+FALLBACK_SECONDS, with a warning in the log, then Redis is tried again; limits keep holding per
+process rather than refusing every call (a 503) or none.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
-from limits.storage import MemoryStorage, RedisStorage, Storage
+from limits.storage import RedisStorage, Storage
 
 from api.config import Settings
 from api.core.context import Quota
@@ -41,6 +41,7 @@ log = logging.getLogger("api.ratelimit")
 FALLBACK_SECONDS = 30.0  # after a Redis failure, how long this process counts by itself
 REDIS_TIMEOUT = 1.0  # seconds; a stalled Redis must not hold request threads for long
 # The scopes and the settings that hold their policies.
+MAX_PLANS = 10_000  # parsed policies kept: one per scope and per key with its own limit
 SCOPE_SETTINGS = {"key": "ratelimit_per_key", "address": "ratelimit_per_address",
                   "frob": "ratelimit_frobs", "signup": "ratelimit_signup",
                   "login": "ratelimit_login"}
@@ -73,8 +74,8 @@ def within(policy: str, ceiling: str) -> bool:
 class RateLimiter:
     """Spends budgets in ``storage``; ``fallback`` (memory) takes over while Redis fails."""
 
-    def __init__(self, policies: Mapping[str, str], storage: Storage, *,
-                 fallback: Storage | None = None,
+    def __init__(self, policies: Mapping[str, str], storage: Storage | WindowCounts, *,
+                 fallback: WindowCounts | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         for scope, policy in policies.items():
             try:
@@ -89,10 +90,7 @@ class RateLimiter:
         self.clock = clock
         self._failed_until = 0.0
         self._lock = threading.Lock()  # guards only _failed_until and _reported
-        # limits' MemoryStorage is not thread-safe (5.8: concurrent incr calls race to restart
-        # its expiry timer, "threads can only be started once"): one call at a time into it.
-        # It is this process's own object, so a process-local lock is all it needs.
-        self._memory_lock = threading.Lock()
+        self._plans: dict[tuple[str, str], tuple[Window, ...]] = {}  # (scope, policy) -> windows
         self._reported: set[str] = set()  # unexpected error types already logged
 
     def spend(self, quotas: list[Quota], scope: str, identity: str, *, policy: str = "") -> bool:
@@ -101,14 +99,13 @@ class RateLimiter:
         burst does not eat the hour). Appends the windows to ``quotas``; True when refused.
         A limiter that fails unexpectedly lets the call through (logged once per error type):
         a broken counter must not turn every call into a 500."""
-        try:
-            items = windows(policy or self.policies.get(scope, ""))
-        except ValueError:  # a key's limit written by hand that does not parse: the default
-            items = windows(self.policies.get(scope, ""))
-        if not items:
+        plan = self._plans.get((scope, policy))
+        if plan is None:
+            plan = self._plan(scope, policy)
+        if not plan:
             return False
         try:
-            spent = self._counted(items, scope, identity)
+            spent = self._counted(plan, identity)
         except Exception as error:  # anything: the call goes on uncounted
             with self._lock:
                 first = type(error).__name__ not in self._reported
@@ -120,13 +117,25 @@ class RateLimiter:
         quotas.extend(spent)
         return any(quota.exceeded for quota in spent)
 
-    def _counted(self, items: Sequence[RateLimitItem], scope: str,
-                 identity: str) -> list[Quota]:
+    def _plan(self, scope: str, policy: str) -> tuple[Window, ...]:
+        """The windows of ``scope`` (``policy``: a key's own limit, else the scope's setting),
+        kept for the next call; a key's limit written by hand that does not parse: the default."""
+        try:
+            items = windows(policy or self.policies.get(scope, ""))
+        except ValueError:
+            items = windows(self.policies.get(scope, ""))
+        plan = tuple(Window(scope, item.amount, item.get_expiry(), f"{scope}-{item.get_expiry()}s")
+                     for item in items)
+        if len(self._plans) < MAX_PLANS:  # one per distinct policy: the keys' own limits
+            self._plans[(scope, policy)] = plan
+        return plan
+
+    def _counted(self, plan: Sequence[Window], identity: str) -> list[Quota]:
         """The windows spent in the storage, or in the fallback while Redis fails."""
         fallback = self.fallback
         if fallback is None or self.clock() >= self._failed_until:
             try:
-                return self._spend_in(self.storage, items, scope, identity)
+                return _spend(self.storage, plan, identity)
             except StorageError as error:
                 if fallback is None:
                     raise
@@ -136,14 +145,61 @@ class RateLimiter:
                 log.warning("rate limits: redis unavailable (%s); counting in this process's "
                             "memory for %d s", type(error.storage_error).__name__,
                             FALLBACK_SECONDS)
-        return self._spend_in(fallback, items, scope, identity)
+        return _spend(fallback, plan, identity)
 
-    def _spend_in(self, storage: Storage, items: Sequence[RateLimitItem], scope: str,
-                  identity: str) -> list[Quota]:
-        if isinstance(storage, MemoryStorage):
-            with self._memory_lock:
-                return _spend(storage, items, scope, identity)
-        return _spend(storage, items, scope, identity)
+
+class WindowCounts:
+    """This process's fixed-window counters: a dict and one lock, about 1 µs a window. (limits'
+    MemoryStorage runs a timer thread, races on it when threads meet, and cost ~10 µs a call on
+    the hot path.) A window's entry is made by its first call and replaced once it has ended;
+    ended ones are swept every SWEEP_SECONDS, so memory holds only windows still running."""
+
+    SWEEP_SECONDS = 60.0
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._windows: dict[str, list[float]] = {}  # key -> [used, ends_at]
+        self._lock = threading.Lock()
+        self._next_sweep = 0.0
+
+    def spend(self, plan: Sequence[Window], identity: str) -> list[Quota]:
+        """``_spend`` for this process's memory: every window under one lock."""
+        now = self.clock()
+        spent: list[Quota] = []
+        refused = False
+        with self._lock:
+            if now >= self._next_sweep:
+                self._windows = {k: w for k, w in self._windows.items() if w[1] > now}
+                self._next_sweep = now + self.SWEEP_SECONDS
+            for window in plan:
+                key = counter_key(window.scope, identity, window.length)
+                counts = self._windows.get(key)
+                if counts is None or counts[1] <= now:
+                    counts = [0, now + window.length]
+                    if not refused:
+                        self._windows[key] = counts
+                if not refused:
+                    counts[0] += 1
+                used = int(counts[0])
+                exceeded = not refused and used > window.amount
+                refused = refused or exceeded
+                spent.append(Quota(window.name, window.amount, window.length,
+                                   max(0, window.amount - used), counts[1], exceeded))
+        return spent
+
+    def get(self, key: str) -> int:
+        """The count of a window as it stands (0 once it has ended)."""
+        counts = self._windows.get(key)
+        return int(counts[0]) if counts is not None and counts[1] > self.clock() else 0
+
+
+class Window(NamedTuple):
+    """One window of a scope's policy, as the headers name it."""
+
+    scope: str
+    amount: int
+    length: int  # seconds
+    name: str  # "key-3600s"
 
 
 def counter_key(scope: str, identity: str, length: int) -> str:
@@ -152,22 +208,22 @@ def counter_key(scope: str, identity: str, length: int) -> str:
     return f"LIMITER/{scope}/{identity}/{length}s"
 
 
-def _spend(storage: Storage, items: Sequence[RateLimitItem], scope: str,
+def _spend(storage: Storage | WindowCounts, plan: Sequence[Window],
            identity: str) -> list[Quota]:
     """The fixed-window strategy's storage calls (as limits.FixedWindowRateLimiter.hit), keeping
     the count the increment returns: each call's ``remaining`` is its own, exact across
-    processes."""
+    processes. Past an exceeded window the longer ones are only read."""
+    if isinstance(storage, WindowCounts):
+        return storage.spend(plan, identity)
     spent: list[Quota] = []
     refused = False
-    for item in items:
-        length = item.get_expiry()
-        used, reset_at = _count(storage, counter_key(scope, identity, length), length,
-                                spend=not refused)
-        exceeded = not refused and used > item.amount
+    for window in plan:
+        used, reset_at = _count(storage, counter_key(window.scope, identity, window.length),
+                                window.length, spend=not refused)
+        exceeded = not refused and used > window.amount
         refused = refused or exceeded
-        spent.append(Quota(name=f"{scope}-{length}s", limit=item.amount, window=length,
-                           remaining=max(0, item.amount - used), reset_at=reset_at,
-                           exceeded=exceeded))
+        spent.append(Quota(window.name, window.amount, window.length,
+                           max(0, window.amount - used), reset_at, exceeded))
     return spent
 
 
@@ -187,7 +243,7 @@ return {used, redis.call("pttl", KEYS[1])}
 def _count(storage: Storage, key: str, length: int, *, spend: bool) -> tuple[int, float]:
     """The count of ``key`` after one more call (``spend``) or as it stands, and when its window
     ends (UNIX seconds, exact: the headers round it up)."""
-    if not isinstance(storage, RedisStorage):
+    if not isinstance(storage, RedisStorage):  # another of limits' storages
         used = storage.incr(key, length) if spend else storage.get(key)
         return used, storage.get_expiry(key)
     try:
@@ -209,11 +265,11 @@ def build_limiter(settings: Settings) -> RateLimiter:
     + ``:ratelimit``) with this process's memory as its fallback, or memory alone."""
     policies = {scope: getattr(settings, name) for scope, name in SCOPE_SETTINGS.items()}
     if not settings.redis_url:
-        return RateLimiter(policies, MemoryStorage())
+        return RateLimiter(policies, WindowCounts())
     redis = RedisStorage(settings.redis_url, key_prefix=f"{settings.redis_prefix}:ratelimit",
                          wrap_exceptions=True, socket_timeout=REDIS_TIMEOUT,
                          socket_connect_timeout=REDIS_TIMEOUT)
-    return RateLimiter(policies, redis, fallback=MemoryStorage())
+    return RateLimiter(policies, redis, fallback=WindowCounts())
 
 
 def headers(quotas: Sequence[Quota], *, now: float | None = None) -> dict[str, str]:
@@ -224,13 +280,17 @@ def headers(quotas: Sequence[Quota], *, now: float | None = None) -> dict[str, s
     if not quotas:
         return {}
     now = time.time() if now is None else now
-    binding = min(quotas, key=lambda quota: (not quota.exceeded, quota.remaining,
-                                             -quota.reset_at))
+    binding = quotas[0]  # the exceeded one, else the fewest left, else the latest reset
+    policy, state = [], []
+    for quota in quotas:  # a plain loop: every API answer carries these (bench/wsgi_bench.py)
+        if (not quota.exceeded, quota.remaining, -quota.reset_at) < (
+                not binding.exceeded, binding.remaining, -binding.reset_at):
+            binding = quota
+        policy.append(f'"{quota.name}";q={quota.limit};w={quota.window}')
+        state.append(f'"{quota.name}";r={quota.remaining};t={_seconds(quota, now)}')
     return {
-        "RateLimit-Policy": ", ".join(f'"{quota.name}";q={quota.limit};w={quota.window}'
-                                      for quota in quotas),
-        "RateLimit": ", ".join(f'"{quota.name}";r={quota.remaining};t={_seconds(quota, now)}'
-                               for quota in quotas),
+        "RateLimit-Policy": ", ".join(policy),
+        "RateLimit": ", ".join(state),
         "X-RateLimit-Limit": str(binding.limit),
         "X-RateLimit-Remaining": str(binding.remaining),
         "X-RateLimit-Reset": str(math.ceil(binding.reset_at)),
@@ -244,4 +304,5 @@ def retry_after(quotas: Sequence[Quota], *, now: float | None = None) -> int:
 
 
 def _seconds(quota: Quota, now: float) -> int:
-    return max(0, math.ceil(quota.reset_at - now))
+    left = math.ceil(quota.reset_at - now)
+    return left if left > 0 else 0

@@ -7,6 +7,10 @@ Beside the counters it keeps a latency histogram per (key, method, hour, code) (
 buckets of ``api.runtime.latency``) and the members whose tokens called per key and day
 (``usage_users``). Every write is additive (``calls = calls + excluded.calls``) or idempotent (a
 member day is inserted once), so several processes flushing into one database stay exact.
+
+Once ``meter`` is called (the metrics do, api.runtime.metrics), ``record`` also adds each call to
+a small dict per (method, code, latency bucket) that ``take_metered`` hands over every second:
+one more dict entry in the same locked section, not a Prometheus write per call.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ log = logging.getLogger("api.usage")
 CounterKey = tuple[str, str, int, int]  # api_key, method, hour, code
 LatencyKey = tuple[str, str, int, int, int]  # api_key, method, hour, code, bucket
 UserDay = tuple[str, int, int]  # api_key, day, user_id
+MeteredKey = tuple[str, int, int]  # method, code, bucket
 
 
 class UsageRecorder(PeriodicFlush):
@@ -43,6 +48,22 @@ class UsageRecorder(PeriodicFlush):
         self._counts: dict[CounterKey, list[float]] = defaultdict(lambda: [0, 0.0])
         self._latency: dict[LatencyKey, int] = defaultdict(int)
         self._users: set[UserDay] = set()
+        self._metered: dict[MeteredKey, list[float]] | None = None  # None: nobody reads them
+
+    def meter(self) -> None:
+        """From now on keep calls per (method, code, latency bucket) for ``take_metered``."""
+        with self._lock:
+            if self._metered is None:
+                self._metered = defaultdict(lambda: [0, 0.0])
+
+    def take_metered(self) -> dict[MeteredKey, list[float]]:
+        """The calls counted since the last take: {(method, code, bucket): [calls, total ms]}."""
+        with self._lock:
+            metered = self._metered
+            if metered is None:
+                return {}
+            self._metered = defaultdict(lambda: [0, 0.0])
+        return metered
 
     def record(self, api_key: str, method: str, code: int, duration_ms: float,
                user_id: int = 0) -> None:
@@ -56,6 +77,10 @@ class UsageRecorder(PeriodicFlush):
             entry[0] += 1
             entry[1] += duration_ms
             self._latency[(api_key, method, hour, code, slot)] += 1
+            if self._metered is not None:
+                metered = self._metered[(method, code, slot)]
+                metered[0] += 1
+                metered[1] += duration_ms
             if user_id and api_key:
                 self._users.add((api_key, now // 86400, user_id))
 

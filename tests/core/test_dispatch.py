@@ -323,6 +323,56 @@ def test_access_log_has_no_secret_signature_or_token(settings, ctx, api_key, mem
     assert "hi" not in text.replace("hello", "")  # parameter values are not logged
 
 
+def test_json_log_lines_have_no_secret_signature_token_password_or_cookie(
+        settings, ctx, api_key, owner, member, token_for):
+    """API_LOG_FORMAT=json: one line per HTTP request, API calls, pages and media alike, and
+    still nothing a caller could use: no secret, api_sig, token, password, session cookie or
+    media secret (the route's template is logged, never the path)."""
+    from api.media.names import media_path
+    from api.models.docs import Doc
+    from api.runtime.http_log import JsonAccessLog
+    from tests.auth.conftest import Browser
+    from tests.conftest import Caller
+    from tests.upload.conftest import jpeg
+
+    stream = io.StringIO()
+    logged = dataclasses.replace(ctx, access_log=JsonAccessLog(stream, clock=ctx.clock))
+    client = falcon.testing.TestClient(create_app(settings.with_(log_format="json"), ctx=logged))
+    caller = Caller(client, ctx, api_key)
+    token = token_for(member, doc="write")
+    caller("test.echo", token=token, echo="hi")  # signed: api_sig and auth_token sent
+    caller("test.hello", key=None, api_key="")
+    caller("upload.file", token=token_for(owner, doc="write"), files={"file": ("a.jpg", jpeg())})
+    ctx.uploads.process_pending()
+    doc = Doc.get()
+    media = client.simulate_get(media_path(doc.id, doc.secret, "240", "jpg"))
+    assert media.status_code == 200
+    browser = Browser(client)
+    assert browser.login("owner", "owner-password").status_code == 303
+    session = dict(browser.cookies)
+    assert session and browser.get("/apps/keys").status_code == 200
+    assert stream.getvalue() == ""  # buffered, written in batches
+    logged.access_log.flush()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    routes = [(line["method"], line["route"], line["status"]) for line in lines]
+    assert routes == [("GET", "/api/{method}/{fmt}", 200)] * 2 + [
+        ("POST", "/api/{method}/{fmt}", 200), ("GET", "/media/{d2}/{d1}/{name}", 200),
+        ("GET", "/login", 200), ("POST", "/login", 303), ("GET", "/apps/keys", 200)]
+    echo, keyless, upload, picture = lines[:4]
+    assert (echo["api_method"], echo["api_code"], echo["api_key"], echo["format"]) == (
+        "test.echo", 0, api_key.key, "json")
+    assert (keyless["api_method"], keyless["api_code"], keyless["api_key"]) == (
+        "test.hello", 100, None)
+    assert upload["api_method"] == "upload.file" and "api_method" not in picture
+    assert picture["bytes"] == len(media.content) and picture["client"] == "127.0.0.1"
+    assert all(line["request_id"] and line["ms"] >= 0 for line in lines)
+    text = stream.getvalue()
+    for never in (api_key.secret, token, "api_sig", "owner-password", doc.secret,
+                  doc.original_secret, *session.values()):
+        assert never not in text, never
+    assert "hi" not in text.replace("hello", "").replace("host", "")
+
+
 def spooled(settings):
     return sorted(path for path in (Path(settings.data_dir) / "spool").rglob("*") if path.is_file())
 

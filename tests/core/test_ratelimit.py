@@ -17,7 +17,14 @@ import pytest
 from api.config import Settings
 from api.models.grants import Frob
 from api.runtime import ratelimit
-from api.runtime.ratelimit import RateLimiter, build_limiter, counter_key, windows, within
+from api.runtime.ratelimit import (
+    RateLimiter,
+    WindowCounts,
+    build_limiter,
+    counter_key,
+    windows,
+    within,
+)
 from keys import store
 from keys.db import db
 from keys.models import User
@@ -213,10 +220,8 @@ def test_an_unreachable_redis_counts_in_memory_and_says_so_once(caplog):
 
 
 def test_the_fallback_gives_way_to_redis_again(monkeypatch):
-    from limits.storage import MemoryStorage
-
     clock = [0.0]
-    primary, fallback = MemoryStorage(), MemoryStorage()
+    primary, fallback = WindowCounts(), WindowCounts()
     limiter = RateLimiter({"key": "5/minute"}, primary, fallback=fallback, clock=lambda: clock[0])
     limiter._failed_until = 30.0
     limiter.spend([], "key", "k")
@@ -279,17 +284,15 @@ def test_a_changed_amount_keeps_counting_what_was_spent(ctx, call, limit, api_ke
 
 
 def test_the_memory_limiter_takes_many_threads_at_once(monkeypatch):
-    """limits 5.8's MemoryStorage restarts its expiry timer racily ("threads can only be started
-    once"); with the switch interval tiny, 32 threads meet right after each timer ends."""
+    """32 threads meeting at each window's end: every call counted once, nothing raised (limits
+    5.8's MemoryStorage, used before, restarted its expiry timer racily here)."""
     import sys
     import threading
-
-    from limits.storage import MemoryStorage
 
     failures: list[str] = []
     monkeypatch.setattr(sys, "unraisablehook", lambda hook: failures.append(repr(hook.exc_value)))
     monkeypatch.setattr(threading, "excepthook", lambda hook: failures.append(repr(hook.exc_value)))
-    limiter = RateLimiter({"key": "1000000/second"}, MemoryStorage())
+    limiter = RateLimiter({"key": "1000000/second;1000000/hour"}, WindowCounts())
     start = threading.Barrier(32)
 
     def hammer() -> None:
@@ -315,6 +318,7 @@ def test_the_memory_limiter_takes_many_threads_at_once(monkeypatch):
     finally:
         sys.setswitchinterval(interval)
     assert failures == []
+    assert limiter.storage.get(counter_key("key", "k", 3600)) == 32 * 60
 
 
 def test_a_failing_limiter_lets_calls_through_and_logs_its_type_once(ctx, call, limit, caplog):
@@ -326,7 +330,7 @@ def test_a_failing_limiter_lets_calls_through_and_logs_its_type_once(ctx, call, 
     def fail(*args, **kwargs):
         raise Broken("secret-looking detail")
 
-    ctx.limits._spend_in = fail
+    ctx.limits._counted = fail
     with caplog.at_level(logging.ERROR, logger="api.ratelimit"):
         answers = [call.raw("test.hello") for _ in range(3)]
     assert [answer.status_code for answer in answers] == [200] * 3

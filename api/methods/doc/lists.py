@@ -5,12 +5,15 @@ written down in docs/documents.md.
 
 from __future__ import annotations
 
+import json
 import math
+import operator
 import re
 from collections.abc import Sequence
+from functools import reduce
 from typing import Annotated, Any
 
-from peewee import Expression, fn
+from peewee import SQL, Expression, PostgresqlDatabase, fn
 
 from api.content.access import (
     find_open_member,
@@ -41,6 +44,8 @@ from api.methods.common import (
 )
 from api.methods.doc.shared import DocId
 from api.models.docs import NO_DATE, Album, AlbumDoc, Doc, Tag
+from api.models.search import keywords_match, text_match, words_of
+from keys.db import db
 from keys.models import User
 
 group = MethodGroup()
@@ -64,6 +69,9 @@ NEWEST_FIRST = (Doc.posted_at.desc(), Doc.id.desc())
 LIST_EXTRAS = ("dates", "count", "geo", "medias", "original", "md5")
 SEARCH_EXTRAS = ("owner", "dates", "count", "license", "medias", "geo", "original")
 
+# Matches counted exactly on PostgreSQL; beyond, ``total`` is the planner's estimate.
+EXACT_TOTAL = 1000
+
 DOCS_PAGE = Paging("documents", default=20, maximum=100, wording=NUMBER_OF)
 
 # Parameters several of these methods take, with their help.
@@ -73,15 +81,57 @@ PageNumber = Annotated[int | None, DOCS_PAGE.page_help]
 
 
 def list_page(call: Call, where: Sequence[Expression], order: Sequence[Any], page: Page,
-              extras: set[str], thumbsize: str) -> dict:
-    """``<docs total page pages per_page count><doc/>…</docs>`` in three queries at any size."""
-    total = Doc.select().where(*where).count()
-    docs = list(page.apply(Doc.select(Doc, User)
-                           .join(User, on=(Doc.owner == User.id))
-                           .where(*where)
-                           .order_by(*order)))
+              extras: set[str], thumbsize: str, *, ids_first: bool = False,
+              count_along: bool = False) -> dict:
+    """``<docs total page pages per_page count><doc/>…</docs>`` in three queries at any size
+    (two for a last page, four on PostgreSQL when more than ``EXACT_TOTAL`` docs match; the
+    thumbs' query included).
+
+    ``ids_first`` (a radius search, which reads and sorts every doc of its box): on PostgreSQL
+    one query picks the page's ids, from the covering index of geotagged docs alone (an
+    index-only scan, api/models/search.py, when no text or tags are asked), and a second reads
+    those docs' rows; same docs, same order. ``count_along`` (text or tags too, which the index
+    cannot answer: each doc of the box is read from the table): that first query also counts
+    every match (``count(*) OVER ()``, exact), so the box is read once, not twice."""
+    rows = Doc.select(Doc, User).join(User, on=(Doc.owner == User.id))
+    total = None
+    if ids_first and count_along and isinstance(db.obj, PostgresqlDatabase):
+        picked = list(page.apply(Doc.select(Doc.id, fn.count(SQL("*")).over())
+                                 .where(*where).order_by(*order)).tuples())
+        docs = list(rows.where(Doc.id.in_([doc_id for doc_id, _ in picked]))
+                    .order_by(*order)) if picked else []
+        if picked:
+            total = max(int(picked[0][1]), page.offset + len(docs))
+    elif ids_first and isinstance(db.obj, PostgresqlDatabase):
+        chosen = page.apply(Doc.select(Doc.id).where(*where).order_by(*order))
+        docs = list(rows.where(Doc.id.in_(chosen)).order_by(*order))
+    else:
+        docs = list(page.apply(rows.where(*where).order_by(*order)))
+    if total is None and len(docs) < page.per_page and (docs or page.page == 1):
+        total = page.offset + len(docs)  # the last page: the count is known
+    elif total is None:
+        seen = page.offset + len(docs) if docs else 0
+        total = max(_total(Doc.select(SQL("1")).where(*where)), seen)
     items = doc_trees(docs, call, extras, thumbsize)
     return {"docs": {**page.attrs(total, len(items)), "doc": items}}
+
+
+def _total(matching: Any) -> int:
+    """How many docs ``matching`` selects: exact on SQLite, and on PostgreSQL up to
+    ``EXACT_TOTAL``; beyond it, the planner's estimate, never below ``EXACT_TOTAL + 1``
+    (docs/protocol-choices.md, "Full-text search": a count of 150,000 rows takes longer than the
+    search)."""
+    database = db.obj
+    if not isinstance(database, PostgresqlDatabase):
+        return int(matching.count())
+    counted = int(matching.limit(EXACT_TOTAL + 1).count())
+    if counted <= EXACT_TOTAL:
+        return counted
+    sql, params = matching.sql()
+    plan = database.execute_sql("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return max(int(plan[0]["Plan"]["Plan Rows"]), EXACT_TOTAL + 1)
 
 
 def _present(*clauses: Expression | None) -> list[Expression]:
@@ -145,7 +195,9 @@ def search(call: Call,
     where = _present(visible_to(Doc, viewer), safesurf_clause(viewer, safesurf, bad),
                      media_clause(media, bad), share_clause(share, bad),
                      _owner_clause(user_id), _album_clause(call, album_id),
-                     _license_clause(license), _text_clause(text), _tags_clause(tags),
+                     _license_clause(license),
+                     words := _text_clause(text, indexed=not user_id),
+                     keywords := _tags_clause(tags),
                      Doc.posted_at >= posted_min if posted_min is not None else None,
                      Doc.posted_at <= posted_max if posted_max is not None else None,
                      _created_clause(created_min, " 00:00:00", Doc.created.__ge__),
@@ -158,7 +210,9 @@ def search(call: Call,
     order = _search_order(sort, geo[1] if geo else None)
     extras = parse_extra(extra, SEARCH_EXTRAS) | {"owner"}  # the owner is in every result
     return list_page(call, where, order, DOCS_PAGE.page(page, per_page), extras,
-                     parse_thumbsize(thumbsize))
+                     parse_thumbsize(thumbsize), ids_first=geo is not None,
+                     count_along=geo is not None and (words is not None
+                                                      or keywords is not None))
 
 
 def _owner_clause(user_id: str) -> Expression | None:
@@ -185,30 +239,34 @@ def _license_clause(license: str) -> Expression | None:
     return Doc.license.in_(parse_choices(license, LICENSE_CODES, int, SearchInvalidArgument))
 
 
-def _text_clause(text: str) -> Expression | None:
-    """Every word must be in the title, the description or a keyword tag (case-insensitive)."""
-    clause = None
-    for word in text.split()[:MAX_TAGS]:
-        if len(word) > MAX_WORD:  # SQLite refuses LIKE patterns over 50,000 bytes
-            raise SearchInvalidArgument(f"a word longer than {MAX_WORD} characters")
-        tagged = Tag.select(Tag.doc).where(Tag.norm == word.lower(), Tag.type == "keyword")
-        match = Doc.title.contains(word) | Doc.description.contains(word) | Doc.id.in_(tagged)
-        clause = match if clause is None else clause & match
-    return clause
+def _text_clause(text: str, *, indexed: bool) -> Expression | None:
+    """Every word must be a whole word of the title, the description or a keyword tag, in any
+    case (the full-text index, api/models/search.py); a text of punctuation alone matches no
+    doc. Within one member's docs (not ``indexed``) PostgreSQL checks the words doc by doc."""
+    given = text.split()[:MAX_TAGS]
+    if not given:
+        return None
+    if any(len(word) > MAX_WORD for word in given):
+        raise SearchInvalidArgument(f"a word longer than {MAX_WORD} characters")
+    words = words_of(" ".join(given))
+    if not words:
+        return Doc.id.in_([])
+    return text_match(db.obj, words, indexed=indexed)
 
 
 def _tags_clause(tags: str) -> Expression | None:
-    """Docs carrying every keyword of the list (indexed on the normalised tag)."""
+    """Docs carrying every keyword of the list: on PostgreSQL, the keyword lexemes of the GIN
+    index; on SQLite, one semi-join per keyword, each read from the (norm, type, doc) index."""
     keywords = [keyword.lower() for keyword in parse_keywords(tags)]
     if not keywords:
         return None
     if len(keywords) > MAX_TAGS:
         raise SearchInvalidArgument(f"{len(keywords)} tags")
-    carrying = (Tag.select(Tag.doc)
-                .where(Tag.type == "keyword", Tag.norm.in_(keywords))
-                .group_by(Tag.doc)
-                .having(fn.COUNT(fn.DISTINCT(Tag.norm)) == len(keywords)))
-    return Doc.id.in_(carrying)
+    if isinstance(db.obj, PostgresqlDatabase):
+        return keywords_match(keywords)
+    clauses = [Doc.id.in_(Tag.select(Tag.doc).where(Tag.norm == keyword, Tag.type == "keyword"))
+               for keyword in keywords]
+    return reduce(operator.and_, clauses)
 
 
 def _created_clause(value: str, pad: str, compare: Any) -> Expression | None:

@@ -1,0 +1,198 @@
+"""/healthz and /readyz (issue 12 item 1): each check named with its result, 503 quickly when the
+database is locked (SQLite), refuses connections (PostgreSQL) or is a closed port, or when a probe
+hangs; 200 again once it is back. Never a URL or its credentials in the body."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import threading
+import time
+
+import falcon.testing
+import pytest
+
+from api.app import create_app
+from api.models.docs import UploadTicket
+from api.runtime import health, migrations
+from api.runtime.health import Readiness
+from keys.db import db
+from tests.conftest import TEST_DATABASE_URL, free_port
+from tests.core.test_ratelimit import TEST_REDIS_URL
+from tests.upload.test_crash_recovery import outage_postgresql
+
+
+@pytest.fixture(autouse=True)
+def no_answer_reuse(monkeypatch):
+    monkeypatch.setattr(health, "READY_CACHE_SECONDS", 0.0)
+
+
+def ready(client) -> tuple[int, dict]:
+    result = client.simulate_get("/readyz")
+    assert result.headers["content-type"] == "application/json"
+    return result.status_code, result.json
+
+
+def test_healthz_answers_without_the_database(client, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("/healthz touched the database")
+
+    db.close()
+    monkeypatch.setattr(db.obj, "connect", refuse)
+    monkeypatch.setattr(db.obj, "execute_sql", refuse)
+    result = client.simulate_get("/healthz")
+    assert (result.status_code, result.json) == (200, {"status": "ok"})
+
+
+def test_readyz_names_each_check(client, settings):
+    status, body = ready(client)
+    assert status == 200 and body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "schema", "uploads"}  # no Redis configured
+    assert body["checks"]["schema"] == {"ok": True, "version": migrations.LATEST,
+                                        "expected": migrations.LATEST}
+    assert body["checks"]["uploads"]["queued"] == 0
+    assert all(check["ok"] for check in body["checks"].values())
+
+
+def test_a_schema_not_current_is_503(client):
+    migrations.SchemaVersion.create(version=migrations.LATEST + 1, applied_at=0)
+    status, body = ready(client)
+    assert status == 503 and body["status"] == "unavailable"
+    assert body["checks"]["schema"]["ok"] is False
+    assert body["checks"]["schema"]["version"] == migrations.LATEST + 1
+    assert body["checks"]["database"]["ok"] is True
+    migrations.SchemaVersion.delete().where(
+        migrations.SchemaVersion.version > migrations.LATEST).execute()
+    assert ready(client)[0] == 200
+
+
+def test_an_upload_backlog_beyond_its_bounds_is_503(settings, ctx, owner, clock):
+    for _ in range(3):
+        UploadTicket.create(user=owner, api_key="k", created_at=int(clock()) - 60)
+    UploadTicket.create(user=owner, api_key="k", state="done", created_at=0)
+    for bounds, expected in (({}, 200), ({"ready_max_queued": 2}, 503),
+                             ({"ready_max_queue_age": 30}, 503),
+                             ({"ready_max_queued": 0, "ready_max_queue_age": 0}, 200)):
+        client = falcon.testing.TestClient(create_app(settings.with_(**bounds), ctx=ctx))
+        status, body = ready(client)
+        assert status == expected, (bounds, body)
+        uploads = body["checks"]["uploads"]
+        assert (uploads["queued"], uploads["oldest_queued_seconds"]) == (3, 60.0)
+
+
+@pytest.mark.skipif(bool(TEST_DATABASE_URL), reason="SQLite's write lock")
+def test_sqlite_locked_is_503_within_the_timeout_then_200(settings, ctx):
+    client = falcon.testing.TestClient(create_app(settings.with_(ready_timeout=0.3), ctx=ctx))
+    locker = sqlite3.connect(db.obj.database, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        status, body = ready(client)
+        assert time.monotonic() - started < 2.0
+        assert status == 503 and body["checks"]["database"] == {"ok": False, "error": "busy"}
+        assert body["checks"]["schema"] == {"ok": False, "error": "database unavailable"}
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert ready(client)[0] == 200
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL, reason="PostgreSQL only (TEST_DATABASE_URL)")
+def test_postgresql_refusing_connections_is_503_quickly_then_200(settings, client):
+    outage = threading.Thread(target=outage_postgresql, args=(settings.resolved_database_url,),
+                              kwargs={"seconds": 4})
+    outage.start()
+    try:
+        deadline = time.monotonic() + 3
+        while True:  # the outage begins in its thread
+            started = time.monotonic()
+            status, body = ready(client)
+            assert time.monotonic() - started < 1.0
+            if status == 503 or time.monotonic() > deadline:
+                break
+        assert status == 503 and body["checks"]["database"]["ok"] is False
+        assert body["checks"]["schema"] == {"ok": False, "error": "database unavailable"}
+        name = settings.resolved_database_url.rsplit("/", 1)[1]
+        assert name not in str(body) and "postgres" not in str(body)
+    finally:
+        outage.join()
+    db.close_all() if hasattr(db.obj, "close_all") else db.close()  # the cut pool connections
+    assert ready(client)[0] == 200
+
+
+def test_a_database_on_a_closed_port_is_503_quickly(settings):
+    pytest.importorskip("psycopg2")
+    from peewee import PostgresqlDatabase
+
+    port = free_port()
+    target = PostgresqlDatabase("ipernity", host="127.0.0.1", port=port, user="admin",
+                                password="hunter2-never-shown")
+    readiness = Readiness(settings.with_(ready_timeout=0.5), database=target)
+    started = time.monotonic()
+    ok, checks = readiness.check()
+    assert time.monotonic() - started < 2.0
+    assert not ok and checks["database"] == {"ok": False, "error": "OperationalError"}
+    assert "hunter2" not in str(checks) and str(port) not in str(checks)
+
+
+def test_a_probe_that_hangs_answers_timeout_within_its_bound(settings):
+    """A server that accepts the connection and never answers: libpq's own timeout is 2 s at
+    least, /readyz waits API_READY_TIMEOUT (+0.25 s); callers meanwhile share the one probe."""
+    pytest.importorskip("psycopg2")
+    from peewee import PostgresqlDatabase
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        target = PostgresqlDatabase("x", host="127.0.0.1", port=silent.getsockname()[1])
+        readiness = Readiness(settings.with_(ready_timeout=0.3), database=target)
+        answers: list[tuple[bool, dict]] = []
+        started = time.monotonic()
+        callers = [threading.Thread(target=lambda: answers.append(readiness.check()))
+                   for _ in range(4)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join()
+        assert time.monotonic() - started < 1.5
+        assert len(answers) == 4
+        for ok, checks in answers:
+            assert not ok and checks["database"] == {"ok": False, "error": "timeout"}
+        probes = [t for t in threading.enumerate() if t.name == "ready-database"]
+        assert len(probes) <= 1  # one shared run, not one per caller
+    finally:
+        silent.close()
+
+
+@pytest.mark.skipif(not TEST_REDIS_URL, reason="TEST_REDIS_URL is not set")
+def test_redis_is_checked_when_configured(settings, ctx):
+    client = falcon.testing.TestClient(create_app(settings.with_(redis_url=TEST_REDIS_URL),
+                                                  ctx=ctx))
+    status, body = ready(client)
+    assert status == 200 and body["checks"]["redis"]["ok"] is True
+
+
+def test_redis_unreachable_is_503_without_its_url(settings, ctx):
+    url = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"
+    client = falcon.testing.TestClient(create_app(
+        settings.with_(redis_url=url, ready_timeout=0.5), ctx=ctx))
+    started = time.monotonic()
+    result = client.simulate_get("/readyz")
+    assert time.monotonic() - started < 2.0
+    assert result.status_code == 503
+    assert result.json["checks"]["redis"] == {"ok": False, "error": "ConnectionError"}
+    assert result.json["checks"]["database"]["ok"] is True
+    assert "hunter2" not in result.text and "redis://" not in result.text
+
+
+def test_answers_are_reused_for_a_second(settings, monkeypatch):
+    monkeypatch.setattr(health, "READY_CACHE_SECONDS", 60.0)
+    readiness = Readiness(settings)
+    assert readiness.check()[0] is True
+    migrations.SchemaVersion.create(version=migrations.LATEST + 1, applied_at=0)
+    try:
+        assert readiness.check()[0] is True  # the answer of a moment ago
+    finally:
+        migrations.SchemaVersion.delete().where(
+            migrations.SchemaVersion.version > migrations.LATEST).execute()
