@@ -35,27 +35,28 @@ _TOKEN = re.compile(r"[^\W_]+")  # letters and digits; anything else separates w
 
 
 def words_of(text: str) -> list[str]:
-    """Each whitespace-separated word of ``text`` as the space-joined tokens it holds; words
-    with no letter or digit are left out (``"rock & roll"`` is ``["rock", "roll"]``)."""
-    out = []
-    for word in text.split():
-        tokens = [t for t in _TOKEN.findall(word) if len(t.encode()) <= MAX_TOKEN_BYTES]
-        if tokens:
-            out.append(" ".join(tokens))
-    return out
+    """The whitespace-separated words of ``text`` that hold a letter or a digit (``"rock &
+    roll"`` is ``["rock", "roll"]``), as given: each engine cuts a word into tokens with the
+    tokenizer that cut the indexed text (FTS5's unicode61; PostgreSQL's regexp and parser), so a
+    word is found on a backend whenever its doc's text holds it there, whatever the script
+    (Devanagari or pointed Hebrew, whose combining marks the two treat differently)."""
+    return [word for word in text.split()
+            if any(len(t.encode()) <= MAX_TOKEN_BYTES for t in _TOKEN.findall(word))]
 
 
 def text_match(database: Database, words: list[str], *, indexed: bool = True) -> Expression:
     """Docs whose searchable text holds every word of ``words`` (each from ``words_of``).
 
-    Tokens hold only letters and digits, so no query syntax can reach either engine: FTS5 gets
-    each word as a double-quoted phrase, PostgreSQL a bound ``phraseto_tsquery`` argument.
+    No query syntax can reach either engine: FTS5 gets each word as a double-quoted string (a
+    phrase; ``"`` doubled inside, the only character a string gives meaning to), PostgreSQL a
+    bound ``phraseto_tsquery`` argument, cut by the same regexp as the indexed text.
     ``indexed`` False (PostgreSQL): checked on each doc the other criteria leave, never through
     the GIN index, whose posting list for a common word costs more than a member's docs."""
     if isinstance(database, PostgresqlDatabase):
         simple = SQL("'simple'::regconfig")
-        return _vector_match([fn.phraseto_tsquery(simple, word) for word in words], indexed)
-    phrases = " ".join(f'"{word}"' for word in words)
+        return _vector_match([fn.phraseto_tsquery(simple, fn.regexp_replace(
+            word, _SEPARATORS, " ", "g")) for word in words], indexed)
+    phrases = " ".join('"' + word.replace('"', '""') + '"' for word in words)
     return Doc.id.in_(SQL("(SELECT rowid FROM docs_fts WHERE docs_fts MATCH ?)", [phrases]))
 
 
@@ -81,19 +82,27 @@ def _vector_match(queries: list[Any], indexed: bool) -> Any:
 
 # -- the structures -----------------------------------------------------------------------------
 
-_KEYWORDS_OF = ("(SELECT coalesce(group_concat(tag, ' '), '') FROM tags "
-                "WHERE tags.doc_id = {id} AND tags.type = 'keyword')")
+# What of a doc is indexed, on both backends alike: a tsvector holds at most 1 MB (a longer text
+# made doc.set answer 500 and stopped migration 7) and numbers positions up to 16,383 only.
+INDEXED_CHARS = 32_768  # of the title, and of the description
+INDEXED_KEYWORDS = 200  # keyword tags of a doc, the first ones added
+_SEPARATORS = "[^[:alnum:]]+"  # PostgreSQL: what cuts words (FTS5's unicode61 cuts alike)
+_KEYWORDS_OF = ("(SELECT coalesce(group_concat(tag, ' '), '') FROM (SELECT tag FROM tags "
+                "WHERE tags.doc_id = {id} AND tags.type = 'keyword' ORDER BY tags.id "
+                f"LIMIT {INDEXED_KEYWORDS}))")
+_CUT = "substr({column}, 1, " + str(INDEXED_CHARS) + ")"
 
 _SQLITE = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS docs_fts USING fts5(title, description, tags, "
     "tokenize = 'unicode61 remove_diacritics 0')",
     "CREATE TRIGGER IF NOT EXISTS docs_fts_insert AFTER INSERT ON docs BEGIN "
-    "INSERT INTO docs_fts (rowid, title, description, tags) VALUES (new.id, new.title, "
-    f"new.description, {_KEYWORDS_OF.format(id='new.id')}); END",
+    "INSERT INTO docs_fts (rowid, title, description, tags) VALUES (new.id, "
+    f"{_CUT.format(column='new.title')}, {_CUT.format(column='new.description')}, "
+    f"{_KEYWORDS_OF.format(id='new.id')}); END",
     "CREATE TRIGGER IF NOT EXISTS docs_fts_update AFTER UPDATE OF title, description ON docs "
     "WHEN old.title IS NOT new.title OR old.description IS NOT new.description BEGIN "
-    "UPDATE docs_fts SET title = new.title, description = new.description "
-    "WHERE rowid = new.id; END",
+    f"UPDATE docs_fts SET title = {_CUT.format(column='new.title')}, "
+    f"description = {_CUT.format(column='new.description')} WHERE rowid = new.id; END",
     "CREATE TRIGGER IF NOT EXISTS docs_fts_delete AFTER DELETE ON docs BEGIN "
     "DELETE FROM docs_fts WHERE rowid = old.id; END",
     "CREATE TRIGGER IF NOT EXISTS tags_fts_insert AFTER INSERT ON tags "
@@ -113,8 +122,9 @@ _SQLITE = (
 
 _SQLITE_BACKFILL = (
     "DELETE FROM docs_fts",
-    "INSERT INTO docs_fts (rowid, title, description, tags) SELECT docs.id, docs.title, "
-    f"docs.description, {_KEYWORDS_OF.format(id='docs.id')} FROM docs",
+    "INSERT INTO docs_fts (rowid, title, description, tags) SELECT docs.id, "
+    f"{_CUT.format(column='docs.title')}, {_CUT.format(column='docs.description')}, "
+    f"{_KEYWORDS_OF.format(id='docs.id')} FROM docs",
 )
 
 # PostgreSQL. ``ipernity_search_vector(words, keywords)`` is the one place text becomes a
@@ -126,16 +136,17 @@ _POSTGRESQL = (
     "ALTER TABLE docs ADD COLUMN IF NOT EXISTS search_vector tsvector",
     "CREATE OR REPLACE FUNCTION ipernity_search_vector(words text, keywords text[]) "
     "RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT to_tsvector("
-    "'simple'::regconfig, regexp_replace(words, '[^[:alnum:]]+', ' ', 'g')) || "
+    f"'simple'::regconfig, regexp_replace(words, '{_SEPARATORS}', ' ', 'g')) || "
     "array_to_tsvector(ARRAY(SELECT '#' || encode(convert_to(k, 'UTF8'), 'hex') "
     "FROM unnest(keywords) AS k)) $$",
     # VOLATILE on purpose: inside a trigger each query then sees what other transactions
     # committed before it, after the row lock was waited for (no tag lost to a race).
     "CREATE OR REPLACE FUNCTION ipernity_doc_vector(doc integer, title text, description text) "
     "RETURNS tsvector LANGUAGE sql VOLATILE AS $$ SELECT ipernity_search_vector("
-    "title || ' ' || description || ' ' || coalesce(string_agg(tag, ' '), ''), "
-    "coalesce(array_agg(norm), '{}')) FROM tags "
-    "WHERE tags.doc_id = doc AND tags.type = 'keyword' $$",
+    f"left(title, {INDEXED_CHARS}) || ' ' || left(description, {INDEXED_CHARS}) || ' ' || "
+    "coalesce(string_agg(tag, ' '), ''), coalesce(array_agg(norm), '{}')) FROM (SELECT tag, "
+    "norm FROM tags WHERE tags.doc_id = doc AND tags.type = 'keyword' ORDER BY tags.id "
+    f"LIMIT {INDEXED_KEYWORDS}) AS keywords $$",
     "CREATE OR REPLACE FUNCTION docs_search_refresh() RETURNS trigger LANGUAGE plpgsql AS $$ "
     "BEGIN NEW.search_vector := ipernity_doc_vector(NEW.id, NEW.title, NEW.description); "
     "RETURN NEW; END $$",
@@ -189,6 +200,9 @@ _POSTGRESQL_BACKFILL = (
     "UPDATE docs SET search_vector = ipernity_doc_vector(id, title, description)",
     "CREATE INDEX IF NOT EXISTS docs_search_vector ON docs USING gin (search_vector)",
     *_COVERING,
+    # Statistics of the new column at once: the estimated totals (api/methods/doc/lists.py)
+    # read them, and autovacuum may not analyse a large table for a while (1,001 for 66,667).
+    "ANALYZE docs",
 )
 
 

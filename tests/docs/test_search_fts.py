@@ -187,3 +187,65 @@ def test_radius_pages_hold_every_doc_once_in_order(call, owner, make_doc, token_
     mine = call("doc.search", token=token_for(owner, doc="read"), lat=lat, lng=lng,
                 per_page=20, **criteria)["docs"]
     assert private.id in [int(d["doc_id"]) for d in mine["doc"]] and mine["total"] == "10"
+
+
+# -- review of issue 12 (search) ----------------------------------------------------------------
+
+def test_a_low_estimate_never_ends_a_client_walk_early(call, owner, make_doc, monkeypatch):
+    """PyIpernity's walk_data asks while page <= pages (re-read from each answer), Photini stops
+    at page == pages: with a total estimated far below the real count, both still see every
+    doc once, and a page past the end says so (pages below it)."""
+    wanted = {make_doc(owner, title=f"harbour {n}").id for n in range(23)}
+    monkeypatch.setattr(lists, "_total", lambda matching: 2)  # a planner's bad guess
+
+    def answer(page: int) -> dict:
+        return call("doc.search", text="harbour", per_page=5, page=page)["docs"]
+
+    seen, page, pages = [], 1, 1
+    while page <= pages:  # PyIpernity 0.3.1, ipernity/api.py walk_data
+        got = answer(page)
+        seen += [int(d["doc_id"]) for d in got.get("doc", [])]
+        pages, page = int(got["pages"]), page + 1
+    assert sorted(seen) == sorted(wanted)
+    seen, page = [], 1
+    while True:  # Photini, find_photos
+        got = answer(page)
+        seen += [int(d["doc_id"]) for d in got.get("doc", [])]
+        if page >= int(got["pages"]):
+            break
+        page += 1
+    assert sorted(seen) == sorted(wanted)
+    past = answer(9)
+    assert past.get("doc", []) == [] and int(past["pages"]) < 9
+
+
+def test_a_huge_description_is_indexed_up_to_its_limit(call, owner, token_for, make_doc):
+    """PostgreSQL's tsvector holds 1 MB: a 900 KB description of distinct words answered 500
+    and stopped migration 7; now title and description are indexed up to INDEXED_CHARS each,
+    the same on both backends."""
+    from api.models.search import INDEXED_CHARS
+
+    doc = make_doc(owner, title="Long story")
+    words = [f"w{n:x}" for n in range(150_000)]  # ~900 KB, every word distinct
+    early, late = words[10], words[-10]
+    assert len(" ".join(words[:11])) < INDEXED_CHARS < len(" ".join(words[:-9]))
+    answer = call("doc.set", token=token_for(owner, doc="write"), doc_id=doc.id,
+                  description=" ".join(words))
+    assert answer["api"]["status"] == "ok", answer
+    assert titles(call("doc.search", text=early)) == ["Long story"]
+    assert titles(call("doc.search", text=late)) == []
+    with db.connection_context(), db.atomic():  # and migration 7 goes through it
+        migrations._7_full_text_search(db.obj)
+    assert titles(call("doc.search", text=f"{early} story")) == ["Long story"]
+
+
+@pytest.mark.parametrize(("title", "word"), [
+    ("नमस्ते दुनिया", "दुनिया"),  # Devanagari: vowel signs are combining marks
+    ("नमस्ते दुनिया", "नमस्ते"),
+    ("שָׁלוֹם עולם", "שָׁלוֹם"),  # pointed Hebrew
+    ("Crème brûlée", "brûlée"),
+])
+def test_a_word_written_as_in_the_doc_is_found_in_any_script(call, owner, make_doc, title,
+                                                               word):
+    make_doc(owner, title=title)
+    assert titles(call("doc.search", text=word)) == [title]

@@ -109,9 +109,13 @@ def list_page(call: Call, where: Sequence[Expression], order: Sequence[Any], pag
         docs = list(page.apply(rows.where(*where).order_by(*order)))
     if total is None and len(docs) < page.per_page and (docs or page.page == 1):
         total = page.offset + len(docs)  # the last page: the count is known
+    elif total is None and not docs:  # past the end: fewer than offset match, so pages < page
+        total = min(_total(Doc.select(SQL("1")).where(*where)), page.offset)
     elif total is None:
-        seen = page.offset + len(docs) if docs else 0
-        total = max(_total(Doc.select(SQL("1")).where(*where)), seen)
+        # A full page: more may follow, so the total reaches past it. Clients walk while
+        # page <= pages (PyIpernity's walk_data) or until page == pages (Photini): an estimate
+        # below the docs really there must not end their walk early.
+        total = max(_total(Doc.select(SQL("1")).where(*where)), page.offset + len(docs) + 1)
     items = doc_trees(docs, call, extras, thumbsize)
     return {"docs": {**page.attrs(total, len(items)), "doc": items}}
 
