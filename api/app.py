@@ -21,8 +21,13 @@ from api.media.worker import build_uploads
 from api.methods import build_registry
 from api.runtime import ratelimit
 from api.runtime.access_log import AccessLog
-from api.runtime.health import HealthResource, Readiness, ReadyResource
-from api.runtime.http_log import JsonAccessLog, RequestLogMiddleware, check_log_format
+from api.runtime.health import HealthResource, Readiness, ReadyResource, check_ready_timeout
+from api.runtime.http_log import (
+    JsonAccessLog,
+    RequestLogMiddleware,
+    UnhandledErrors,
+    check_log_format,
+)
 from api.runtime.latency import UsagePruner
 from api.runtime.metrics import Metrics, MetricsResource
 from api.runtime.request_log import RequestLog
@@ -63,6 +68,7 @@ def build_context(settings: Settings, *, clock=None, grants=None) -> AppContext:
     from api.auth.tokens import DatabaseGrants
 
     check_log_format(settings.log_format)
+    check_ready_timeout(settings.ready_timeout)
     open_schema(settings, migrate=settings.auto_migrate)
     uploads_clock, clock = clock, clock or time.time
     access_log = None
@@ -179,4 +185,9 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> falcon.A
     add_key_log_routes(app, pages)  # /apps/keys/<api_key>/log
     add_explorer_routes(app, pages)  # /help/api/method/<name>/explore
     add_oauth_routes(app, pages)  # /apps/oauth/request, /authorize, /access
+    # Exceptions no responder caught: a 500 and a record through `logging` without the path or
+    # query string (falcon's default wrote both, a media secret included, to wsgi.errors).
+    app.add_error_handler(Exception, UnhandledErrors(
+        lambda resp, status, message: pages.render(resp, "message.html", status=status,
+                                                   title="Sorry", message=message, user=None)))
     return app

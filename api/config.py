@@ -188,6 +188,10 @@ class Settings:
     # queued ticket has waited (API_READY_MAX_QUEUE_AGE); beyond either, 503. 0: no bound.
     ready_max_queued: int = 1000
     ready_max_queue_age: float = 900.0
+    # Whether Redis (when API_REDIS_URL is set) decides readiness; off, /readyz still reports it
+    # but answers 200 without it: the API runs on without Redis but for HMAC nonces
+    # (API_READY_REDIS, docs/operations.md "Health").
+    ready_redis: bool = True
 
     @property
     def resolved_database_url(self) -> str:

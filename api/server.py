@@ -24,7 +24,7 @@ from api.app import build_context, create_app, open_schema
 from api.config import Settings
 from api.core.context import AppContext
 from api.core.transport import RECEIVED_AT
-from api.runtime.http_log import configure_logging
+from api.runtime.http_log import JsonAccessLog, configure_logging
 from api.runtime.migrations import SchemaOutOfDate, SchemaTooNew
 from api.web.accounts import SecretRefused
 from keys.db import is_busy
@@ -162,15 +162,22 @@ class Timeouts:
 # What a connection closed in the middle of its request is told (RFC 9110 §15.5.9).
 _TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain\r\n"
               b"Content-Length: 16\r\n\r\nRequest Timeout\n")
+_TIMED_OUT_BODY_BYTES = 16
 
 
-def close_slow_requests(socket_map: dict[int, Any], now: float, limits: Timeouts) -> int:
+# Told about each request close_slow_requests answers 408: (channel, request, now).
+OnCut = Callable[[Any, Any, float], None]
+
+
+def close_slow_requests(socket_map: dict[int, Any], now: float, limits: Timeouts,
+                        on_cut: OnCut | None = None) -> int:
     """Close connections that hold a place without using it: waitress's channel_timeout only
     counts silence, so a byte a second would hold a connection for ever, and one that sends
     nothing stays until channel_timeout. A request arriving too slowly is answered 408 and its
     connection closed once that is sent; an idle connection is closed. A connection with an
     answer being made or sent is never touched, and the clock of a request queued behind that
-    answer restarts (the channel does not read meanwhile). The number closed is returned."""
+    answer restarts (the channel does not read meanwhile). The number closed is returned;
+    ``on_cut`` is told of each request answered 408 (its access line: log_timed_out)."""
     closed = 0
     for channel in list(socket_map.values()):
         if not hasattr(channel, "requests") or channel.will_close or channel.close_when_flushed:
@@ -190,6 +197,8 @@ def close_slow_requests(socket_map: dict[int, Any], now: float, limits: Timeouts
                 channel.total_outbufs_len += len(_TIMED_OUT)
             channel.close_when_flushed = True  # reads stop; closed once the 408 is sent
             closed += 1
+            if on_cut is not None:
+                on_cut(channel, request, now)
     if closed:
         log.info("closed %s idle or too slow connection(s)", closed)
     return closed
@@ -209,11 +218,28 @@ def _too_slow(request: Any, now: float, limits: Timeouts) -> bool:
     return elapsed >= limits.rate_window and request.window_bytes < limits.min_body_rate * elapsed
 
 
+def log_timed_out(access_log: JsonAccessLog) -> OnCut:
+    """An on_cut for close_slow_requests writing the cut request's JSON access line: the app
+    never saw the request, so only what waitress's parser holds is known - the connection's
+    peer (the proxy's address behind one: X-Forwarded-For is not judged here), and, when its
+    headers had all arrived, its HTTP method and X-Request-Id (kept if sane, else a new id)."""
+
+    def on_cut(channel: Any, request: Any, now: float) -> None:
+        headers = request.headers if request.headers_finished else {}
+        addr = getattr(channel, "addr", None)
+        access_log.timed_out(addr[0] if isinstance(addr, tuple) else None,
+                             getattr(request, "command", None) if headers else None,
+                             headers.get("X_REQUEST_ID"), request.received_at, now,
+                             _TIMED_OUT_BODY_BYTES)
+
+    return on_cut
+
+
 def serve_until(server: Any, stop: threading.Event, *, grace: float = 30.0,
-                timeouts: Timeouts | None = None) -> None:
+                timeouts: Timeouts | None = None, on_cut: OnCut | None = None) -> None:
     """Run waitress's loop until ``stop`` is set; then accept nothing new, let requests in flight
     finish and their answers go out (at most ``grace`` seconds), close idle connections, return.
-    ``timeouts``: once a second, close_slow_requests.
+    ``timeouts``: once a second, close_slow_requests (``on_cut``: told of each 408).
 
     waitress's own ``run`` drops answers still in flight when interrupted: its loop is what sends.
     """
@@ -223,7 +249,7 @@ def serve_until(server: Any, stop: threading.Event, *, grace: float = 30.0,
         wasyncore.loop(timeout=0.5, map=socket_map, count=1, use_poll=True)
         if timeouts is not None and time.monotonic() >= next_sweep:
             next_sweep = time.monotonic() + 1.0
-            close_slow_requests(socket_map, time.time(), timeouts)
+            close_slow_requests(socket_map, time.time(), timeouts, on_cut)
     wasyncore.dispatcher.close(server)  # the listening socket; the trigger still wakes the loop
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
@@ -319,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     log.info("listening on http://%s:%s", settings.host, settings.port)
     try:
-        serve_until(server, stop, timeouts=Timeouts.of(settings))
+        on_cut = (log_timed_out(ctx.access_log) if isinstance(ctx.access_log, JsonAccessLog)
+                  else None)  # text mode logs API calls only
+        serve_until(server, stop, timeouts=Timeouts.of(settings), on_cut=on_cut)
     finally:
         for worker in reversed(ctx.background):  # producers first, the flushers last
             worker.stop()

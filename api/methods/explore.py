@@ -1,16 +1,24 @@
 """The ``explore.*`` family: what everyone posted (spec §9 service explore, §9.1, §10.1, §10.3).
 
-So far ``explore.docs.getRecent``: the newest public documents of every member, answered as
-``<docs count><doc …/></docs>`` (method-shapes.md), a ``count`` of them without paging.
+Public documents only, whoever asks: a token never adds a member's private, family or friends'
+documents here. ``explore.docs.getRecent`` (newest first, a ``count`` without paging),
+``explore.docs.getPopular`` (the week's most visited and faved) and ``explore.docs.homepage``
+(each member's latest all-audience document) answer ``<docs …><doc …/></docs>`` (method-shapes.md);
+``explore.groups.getRandom`` an empty ``<groups count="0"/>`` until groups exist. The rules are
+written down in docs/protocol-choices.md, "Tags and explore".
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
+from peewee import JOIN, SQL, Expression, fn
+
 from api.content.access import media_clause, safesurf_clause, viewer_of, visible_to
+from api.content.listing import docs_page, owned_docs
 from api.content.trees import doc_trees, parse_extra, parse_thumbsize
 from api.core.context import Call
+from api.core.paging import NUMBER_OF, Paging
 from api.core.registry import MethodGroup
 from api.methods.common import (
     READ,
@@ -20,22 +28,39 @@ from api.methods.common import (
     Thumbsize,
     extra_help,
 )
-from api.models.docs import Doc
-from keys.models import User
+from api.models.docs import Doc, DocVisit
 
 group = MethodGroup()
 
 RECENT_COUNT, MAX_RECENT_COUNT = 50, 100  # spec §10.1, "count-style methods"
 EXPLORE_EXTRAS = ("owner", "dates", "license", "medias", "geo")  # spec §10.3
+POPULAR_PAGE = Paging("documents", default=20, maximum=50, wording=NUMBER_OF)  # spec §10.1
+HOMEPAGE_PAGE = Paging("documents", default=5, maximum=100, wording=NUMBER_OF)
+POPULAR_WINDOW = 7 * 86400  # "the week most popular documents": the last 7 days
+FAVE_WEIGHT = 3  # one fave counts as much as three members' visits
+ALL_AUDIENCES = 1  # the homepage shows safety 1 only, whoever asks (it takes no safesurf)
+GROUPS_COUNT, MAX_GROUPS_COUNT = 10, 50  # explore.groups.getRandom (spec §10.1)
+
+Extra = Annotated[str, extra_help(EXPLORE_EXTRAS)]
+
+
+def _public(call: Call, safesurf: int | None, media: str) -> list[Expression]:
+    """Public docs, up to the safety level asked for, of the media asked for: what every
+    explore.docs list filters by (a token never widens it)."""
+    where = [visible_to(Doc, None), safesurf_clause(viewer_of(call), safesurf, InvalidArgument)]
+    media_only = media_clause(media, InvalidArgument)
+    if media_only is not None:
+        where.append(media_only)
+    return where
 
 
 @group.method("explore.docs.getRecent", title="Return some recent documents posted by everyone",
-              perms=READ, invalid=InvalidArgument,
+              perms=READ, invalid=InvalidArgument, modified_at="1394578800",
               response='<docs count="50"><doc doc_id media license title><owner user_id/>'
                        '<thumb label ext w h url/></doc></docs>')
 def get_recent(call: Call,
                safesurf: Safesurf = None, media: MediaFilter = "",
-               extra: Annotated[str, extra_help(EXPLORE_EXTRAS)] = "", thumbsize: Thumbsize = "",
+               extra: Extra = "", thumbsize: Thumbsize = "",
                count: Annotated[int, f"How many documents (default {RECENT_COUNT}, max "
                                      f"{MAX_RECENT_COUNT})."] = RECENT_COUNT) -> dict:
     """Return the newest public documents of every member, newest first, each with its owner.
@@ -47,16 +72,82 @@ def get_recent(call: Call,
     """
     if count < 1:
         raise InvalidArgument(f"count={count}")
-    viewer = viewer_of(call)
-    where = [visible_to(Doc, None), safesurf_clause(viewer, safesurf, InvalidArgument)]
-    media_only = media_clause(media, InvalidArgument)
-    if media_only is not None:
-        where.append(media_only)
-    docs = list(Doc.select(Doc, User)
-                .join(User, on=(Doc.owner == User.id))
-                .where(*where)
+    docs = list(owned_docs()
+                .where(*_public(call, safesurf, media))
                 .order_by(Doc.posted_at.desc(), Doc.id.desc())
                 .limit(min(count, MAX_RECENT_COUNT)))
     extras = parse_extra(extra, EXPLORE_EXTRAS) | {"owner"}  # the owner is in every item
     items = doc_trees(docs, call, extras, parse_thumbsize(thumbsize))
     return {"docs": {"count": len(items), "doc": items}}
+
+
+@group.method("explore.docs.getPopular", title="Return the week most popular documents",
+              perms=READ, invalid=InvalidArgument, modified_at="1394578800",
+              response='<docs total="12" per_page="20" page="1" pages="1"><doc doc_id media '
+                       'license title><owner user_id/><thumb label ext w h url/></doc></docs>')
+def get_popular(call: Call,
+                safesurf: Safesurf = None, media: MediaFilter = "",
+                extra: Extra = "", thumbsize: Thumbsize = "",
+                per_page: Annotated[int | None, POPULAR_PAGE.per_page_help] = None,
+                page: Annotated[int | None, POPULAR_PAGE.page_help] = None) -> dict:
+    """Return the public documents most visited and faved in the last 7 days, best first.
+
+    A document's score is the number of members (not its owner) whose latest visit to it falls
+    in the last 7 days, plus 3 for each fave; the documents visited or posted in those 7 days
+    are ranked, ties newest first. safesurf and media work as in explore.docs.getRecent.
+    """
+    since = call.now() - POPULAR_WINDOW
+    visited = (DocVisit.select(DocVisit.doc.alias("doc_id"), fn.COUNT(SQL("*")).alias("visitors"))
+               .where(DocVisit.visited_at >= since)
+               .group_by(DocVisit.doc)
+               .alias("visited"))
+    score = fn.COALESCE(visited.c.visitors, 0) + Doc.faves * FAVE_WEIGHT
+    rows = (owned_docs()
+            .switch(Doc)
+            .join(visited, JOIN.LEFT_OUTER, on=(visited.c.doc_id == Doc.id)))
+    where = [*_public(call, safesurf, media),
+             visited.c.visitors.is_null(False) | (Doc.posted_at >= since)]
+    extras = parse_extra(extra, EXPLORE_EXTRAS) | {"owner"}  # the owner is in every item
+    return docs_page(call, where, (score.desc(), Doc.posted_at.desc(), Doc.id.desc()),
+                     POPULAR_PAGE.page(page, per_page), extras, parse_thumbsize(thumbsize),
+                     rows=rows)
+
+
+@group.method("explore.docs.homepage", title="Return the homepage focus last 5 items",
+              perms=READ, modified_at="1249855200",
+              response='<docs total="5" per_page="5" page="1" pages="1" count="5"><doc doc_id '
+                       'media license title><owner user_id/><thumb label ext w h url/></doc>'
+                       '</docs>')
+def homepage(call: Call, extra: Extra = "", thumbsize: Thumbsize = "",
+             per_page: Annotated[int | None, HOMEPAGE_PAGE.per_page_help] = None,
+             page: Annotated[int | None, HOMEPAGE_PAGE.page_help] = None) -> dict:
+    """Return the homepage's focus: each member's latest public all-audience document, newest
+    first, 5 to a page.
+
+    One document per member, so one busy member never fills the homepage; safety 1 only,
+    whoever asks (the method takes no safesurf).
+    """
+    shown = (visible_to(Doc, None), Doc.safety <= ALL_AUDIENCES)
+    latest = Doc.select(fn.MAX(Doc.id)).where(*shown).group_by(Doc.owner)
+    extras = parse_extra(extra, EXPLORE_EXTRAS) | {"owner"}
+    return docs_page(call, [*shown, Doc.id.in_(latest)], (Doc.posted_at.desc(), Doc.id.desc()),
+                     HOMEPAGE_PAGE.page(page, per_page), extras, parse_thumbsize(thumbsize))
+
+
+@group.method("explore.groups.getRandom", title="Return some random interesting groups",
+              invalid=InvalidArgument, modified_at="1263510000",
+              response='<groups count="10"><group group_id title link icon><count members docs '
+                       'topics/><dates created_at last_doc_at last_topic_at/><visibility '
+                       'ispublic docs topics/></group></groups>')
+def groups_get_random(call: Call,
+                      count: Annotated[int, f"How many groups (default {GROUPS_COUNT}, max "
+                                            f"{MAX_GROUPS_COUNT})."] = GROUPS_COUNT) -> dict:
+    """Return some public groups at random.
+
+    No groups exist yet (they arrive with the group.* methods), so the list is empty:
+    ``<groups count="0"/>``, ``{"groups": {"count": "0", "group": []}}`` in JSON. A count below 1
+    is code 2, as in explore.docs.getRecent.
+    """
+    if count < 1:
+        raise InvalidArgument(f"count={count}")
+    return {"groups": {"count": 0, "group": []}}

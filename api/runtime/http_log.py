@@ -17,8 +17,13 @@ instance), ``request_id``, ``client`` (the address after TrustedProxies), ``meth
 ``route`` (the route's template, e.g. ``/media/{d2}/{d1}/{name}``: never the path, which holds
 media secrets; null when nothing matched), ``status``, then for API calls ``api_method``,
 ``api_code``, ``api_key`` (a public id) and ``format``, and ``ms`` and ``bytes`` (the body's
-length; null when unknown). Never a query string, a parameter, a header's value but the request
-id, a cookie, a signature, a token or a secret.
+length; null when unknown, 0 for HEAD). Never a query string, a parameter, a header's value but
+the request id, a cookie, a signature, a token or a secret.
+
+Requests api.server cuts with 408 while they arrive get a line too (``JsonAccessLog.timed_out``);
+those waitress answers itself (400, 413) never reach the app and get none. ``UnhandledErrors``
+replaces falcon's default handler for exceptions no responder caught, which wrote the path and
+query string with the traceback to wsgi.errors.
 """
 
 from __future__ import annotations
@@ -107,6 +112,7 @@ class JsonAccessLog(AccessLog):
                  max_buffered: int = 2000) -> None:
         super().__init__(stream, clock=clock, max_buffered=max_buffered)
         self.instance = f'"host": {quoted(socket.gethostname())}, "pid": {os.getpid()}'
+        self.ids = RequestIds()  # for the requests only the server saw (timed_out)
 
     def write(self, client: str, key: str, method: str, fmt: str, code: int, ms: float) -> None:
         """The dispatcher's account of a call: kept with the HTTP request it belongs to, whose
@@ -121,6 +127,15 @@ class JsonAccessLog(AccessLog):
     def request(self, line: Line) -> None:
         """Buffer one request's line (RequestLogMiddleware)."""
         self._append(line)
+
+    def timed_out(self, client: str | None, method: str | None, sent_id: str | None,
+                  received_at: float, now: float, size: int) -> None:
+        """The line of a request api.server's close_slow_requests cut with a 408 while it was
+        still arriving (the app never saw it): the connection's peer, the HTTP method and the
+        sent X-Request-Id when its headers had arrived (a sane one kept, else a new one)."""
+        request_id = self.ids.take(sent_id)
+        self._append((received_at, request_id, client, method, None, 408, None,
+                      max(0.0, now - received_at) * 1000.0, size))
 
     def _render(self, items: list[Any]) -> str:
         return "".join(map(self._line, items))
@@ -167,8 +182,9 @@ class RequestLogMiddleware:
         if entry is None or self.log is None:
             return
         ms = (time.perf_counter() - entry.started) * 1000.0
+        size = 0 if req.method == "HEAD" else body_length(resp)  # HEAD: headers only are sent
         self.log.request((entry.at, entry.request_id, req.remote_addr, req.method,
-                          req.uri_template, resp.status_code, entry.api, ms, body_length(resp)))
+                          req.uri_template, resp.status_code, entry.api, ms, size))
 
 
 def body_length(resp: falcon.Response) -> int | None:
@@ -181,6 +197,59 @@ def body_length(resp: falcon.Response) -> int | None:
     if resp.text is not None:
         return len(resp.text.encode())
     return None if resp.stream is not None else 0
+
+
+class Unhandled(Exception):
+    """Stands in a logged traceback for an exception whose message is withheld."""
+
+
+# Routes whose answers are JSON (or files): their unexpected failures answer JSON, the others
+# (the site's pages) the site's error page.
+_NOT_PAGES = ("/api", "/media/", "/healthz", "/readyz", "/metrics")
+SERVER_ERROR_TITLE = "500 Internal Server Error"
+SERVER_ERROR_PAGE = "Something went wrong on our side. Please try again later."
+
+
+class UnhandledErrors:
+    """The app's handler for exceptions no responder caught (falcon's HTTPError and HTTPStatus
+    keep their own handlers): a 500 without a traceback, and one ``logging`` record.
+
+    falcon's default handler wrote ``GET <path>?<query> => <traceback>`` to wsgi.errors: a media
+    path holds its doc's secret, a query string may hold a signature or a token. This one logs
+    the route's template, never the path or the query string, and the traceback's frames with
+    the exception's class but not its message (which may quote a file's path, a parameter or a
+    connection string); in JSON mode the record is a JSON line with the request id, and the
+    request's access line is written as for any other answer. ``page`` renders the site's
+    error page with a status and message (None: every answer is JSON)."""
+
+    def __init__(self, page: Callable[[falcon.Response, str, str], None] | None = None) -> None:
+        self.page = page
+
+    def __call__(self, req: falcon.Request, resp: falcon.Response, error: BaseException,
+                 params: dict[str, Any]) -> None:
+        kind = f"{type(error).__module__}.{type(error).__qualname__}"
+        withheld = Unhandled(f"{kind} (its message is not logged)")
+        route = req.uri_template or "(no route)"
+        _errors_log.error("unexpected %s answering %s %s", type(error).__name__, req.method,
+                          route, exc_info=(Unhandled, withheld, error.__traceback__))
+        stream, resp.stream, resp.data = resp.stream, None, None  # whatever was half made
+        if stream is not None and hasattr(stream, "close"):
+            stream.close()
+        for name in ("Content-Length", "Content-Disposition"):
+            resp.delete_header(name)
+        resp.status = falcon.HTTP_500
+        resp.set_header("Cache-Control", "no-store")
+        template = req.uri_template or ""
+        if (self.page is not None and not template.startswith(_NOT_PAGES)
+                and not template.endswith((".json", ".csv"))
+                and req.client_prefers(["text/html", "application/json"]) == "text/html"):
+            self.page(resp, falcon.HTTP_500, SERVER_ERROR_PAGE)
+        else:
+            resp.content_type = falcon.MEDIA_JSON
+            resp.text = json.dumps({"title": SERVER_ERROR_TITLE})
+
+
+_errors_log = logging.getLogger("api.errors")
 
 
 class JsonFormatter(logging.Formatter):

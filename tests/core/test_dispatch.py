@@ -543,3 +543,81 @@ def test_an_empty_filename_still_makes_a_file_part(client, api_key):
                                ("file", "b.jpg", b"y")])
     assert client.simulate_post("/api/test.echo", body=body, headers=headers).json["api"][
         "code"] == "140"  # two file parts, as before
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_an_unexpected_failure_logs_no_path_query_or_media_secret(
+        settings, ctx, monkeypatch, caplog, capsys, log_format):
+    """A media GET while the database is down (Doc.get_or_none raising, with a message naming
+    the file): falcon's default handler wrote `GET /media/…/<doc>.<secret>.<label>.jpg?query =>
+    Traceback…` to wsgi.errors. Now: a 500 without a traceback, one record through `logging`
+    with the route's template, neither path, query string nor the exception's message; in JSON
+    mode the access line too, with the request id."""
+    from peewee import OperationalError
+
+    from api.media import route
+    from api.media.names import media_path
+    from api.runtime.http_log import JsonAccessLog, JsonFormatter
+
+    secret, query = "5ec2e7aa5ec2e7bb", "sig=QUERYSECRET"
+    path = media_path(4321, secret, "240", "jpg")
+
+    def outage(*args, **kwargs):
+        message = f"could not read {path}: server closed the connection"
+        raise OperationalError(message)  # (a traceback shows this line, never the message)
+
+    monkeypatch.setattr(route.Doc, "get_or_none", outage)
+    stream = io.StringIO()
+    logged = dataclasses.replace(
+        ctx, access_log=JsonAccessLog(stream, clock=ctx.clock) if log_format == "json" else None)
+    client = falcon.testing.TestClient(create_app(settings.with_(log_format=log_format),
+                                                  ctx=logged))
+    errors, records = io.StringIO(), io.StringIO()
+    caplog.set_level(logging.INFO)
+    handler = logging.StreamHandler(records)  # as configure_logging's, while the request runs
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter())
+    logging.getLogger("api.errors").addHandler(handler)
+    try:
+        answers = [client.simulate_get(path, query_string=query, wsgierrors=errors),
+                   client.simulate_get(path, query_string=query, wsgierrors=errors,
+                                       headers={"Accept": "text/html"})]
+    finally:
+        logging.getLogger("api.errors").removeHandler(handler)
+    for answer in answers:
+        assert answer.status_code == 500
+        assert answer.json == {"title": "500 Internal Server Error"}  # a file route: JSON
+        assert "Traceback" not in answer.text and secret not in answer.text
+    assert len([r for r in caplog.records if r.name == "api.errors"]) == 2
+    formatted = records.getvalue().split("\n", 1) if log_format == "text" else (
+        records.getvalue().splitlines())
+    assert "/media/{d2}/{d1}/{name}" in formatted[0] and "OperationalError" in formatted[0]
+    assert "Traceback" in records.getvalue()  # the frames, for whoever debugs it
+    if log_format == "json":
+        record = json.loads(formatted[0])
+        assert record["request_id"] == answers[0].headers["x-request-id"]
+        logged.access_log.flush()
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+        assert [(line["route"], line["status"]) for line in lines] == [
+            ("/media/{d2}/{d1}/{name}", 500)] * 2
+    captured = capsys.readouterr()
+    everything = "".join([errors.getvalue(), caplog.text, *formatted, stream.getvalue(),
+                          captured.out, captured.err])
+    for never in (secret, "QUERYSECRET", path, "server closed"):
+        assert never not in everything, never
+
+
+def test_an_unexpected_failure_on_a_page_answers_the_error_page(settings, ctx, monkeypatch):
+    """A page failing outside the Page base's own net (its responder replaced): the site's
+    error page, 500; falcon's HTTPError answers (404 here) unchanged."""
+    from api.web import home
+
+    def broken(self, req, resp):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(home.Home, "on_get", broken)
+    client = falcon.testing.TestClient(create_app(settings, ctx=ctx))
+    answer = client.simulate_get("/", headers={"Accept": "text/html"})
+    assert answer.status_code == 500 and answer.headers["content-type"].startswith("text/html")
+    assert "Something went wrong on our side" in answer.text and "boom" not in answer.text
+    missing = client.simulate_get("/no/such/page", headers={"Accept": "application/json"})
+    assert missing.status_code == 404 and missing.json["title"] == "404 Not Found"

@@ -177,3 +177,52 @@ def test_serve_py_writes_one_json_line_per_request(tmp_path, settings):
                for r in records)
     printed = [line for line in log.read_text().splitlines() if not line.startswith("{")]
     assert all(not line.startswith("20") for line in printed), printed  # no text log lines
+
+
+def test_a_request_cut_with_408_gets_its_json_line():
+    """Review: the 408s close_slow_requests writes never reached the app, so no access line
+    told of them. Now each gets one: status 408, the connection's peer, the duration, the
+    method and a sane X-Request-Id when its headers had arrived (else a new id)."""
+    import threading
+    from types import SimpleNamespace
+
+    from api.server import Timeouts, close_slow_requests, log_timed_out
+
+    stream = io.StringIO()
+    log = JsonAccessLog(stream)
+
+    def channel(request: SimpleNamespace, port: int) -> SimpleNamespace:
+        return SimpleNamespace(request=request, will_close=False, close_when_flushed=False,
+                               requests=[], total_outbufs_len=0, idle_since=1000.0,
+                               outbufs=[[]], outbuf_lock=threading.Lock(),
+                               addr=("203.0.113.7", port))
+
+    headers_slow = SimpleNamespace(received_at=985.0, window_start=985.0, window_bytes=0,
+                                   headers_finished=False, headers={}, command=None)
+    body_slow = SimpleNamespace(received_at=970.0, window_start=970.0, window_bytes=5,
+                                headers_finished=True, command="POST",
+                                headers={"X_REQUEST_ID": "lb-42", "HOST": "x"})
+    insane = SimpleNamespace(received_at=970.0, window_start=970.0, window_bytes=5,
+                             headers_finished=True, command="PUT",
+                             headers={"X_REQUEST_ID": "no spaces please"})
+    channels = {1: channel(headers_slow, 1), 2: channel(body_slow, 2), 3: channel(insane, 3)}
+    limits = Timeouts(header=10, body=600, idle=15, min_body_rate=100, rate_window=20)
+    assert close_slow_requests(channels, 1000.0, limits, log_timed_out(log)) == 3
+    log.flush()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["status"], line["client"], line["method"], line["route"], line["ms"],
+             line["bytes"]) for line in lines] == [
+        (408, "203.0.113.7", None, None, 15000.0, 16),
+        (408, "203.0.113.7", "POST", None, 30000.0, 16),
+        (408, "203.0.113.7", "PUT", None, 30000.0, 16)]
+    assert lines[1]["request_id"] == "lb-42"
+    assert lines[0]["request_id"] and lines[2]["request_id"] not in ("", "no spaces please")
+
+
+def test_head_lines_count_no_body_bytes(json_client, json_ctx, stream):
+    """Review: HEAD's line said bytes = Content-Length though no body was sent."""
+    assert json_client.simulate_get("/healthz").status_code == 200
+    assert json_client.simulate_head("/healthz").status_code == 200
+    get, head = lines_of(json_ctx, stream)
+    assert (get["method"], head["method"]) == ("GET", "HEAD")
+    assert get["bytes"] == len(b'{"status": "ok"}') and head["bytes"] == 0
