@@ -206,7 +206,10 @@ class Settings:
         for f in fields(cls):
             raw = env.get("API_" + f.name.upper())
             if raw is not None:
-                values[f.name] = _convert(f.type, raw)
+                try:
+                    values[f.name] = _convert(f.type, raw)
+                except ValueError:  # numbers only: a Secret is never converted
+                    raise ValueError(f"API_{f.name.upper()}: not a number: {raw!r}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

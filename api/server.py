@@ -312,9 +312,14 @@ def _at_start(step: Callable[[], T], failing: str) -> T | None:
 def main(argv: list[str] | None = None) -> int:
     """Run the server until SIGTERM or Ctrl-C; in-flight requests finish, counters are flushed."""
     args = parse_args(argv)
-    settings = Settings.from_env(host=args.host, port=args.port, database_url=args.database_url,
-                                 data_dir=args.data_dir, threads=args.threads,
-                                 auto_migrate=False if args.no_migrate else None)
+    try:
+        settings = Settings.from_env(host=args.host, port=args.port,
+                                     database_url=args.database_url, data_dir=args.data_dir,
+                                     threads=args.threads,
+                                     auto_migrate=False if args.no_migrate else None)
+    except ValueError as error:  # API_THREADS=abc: one line, not a traceback
+        print(f"error: not starting: {error}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_format)  # text, or JSON lines (API_LOG_FORMAT)
     # waitress warns "Task queue depth is N" for each request that waits for a free thread: under
     # load, a line per request, which costs more than the request (bench/instructions_bench.py).

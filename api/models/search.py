@@ -20,6 +20,7 @@ changing it needs a new migration step.
 
 from __future__ import annotations
 
+import operator
 import re
 from functools import reduce
 from typing import Any
@@ -28,8 +29,8 @@ from peewee import SQL, Cast, Database, Expression, PostgresqlDatabase, Value, f
 
 from api.models.docs import Doc
 
-# A token longer than this many UTF-8 bytes is not indexed on PostgreSQL (tsvector's limit);
-# such tokens are dropped from queries on both backends so both answer alike.
+# A token longer than this many UTF-8 bytes is not indexed on PostgreSQL (tsvector's limit): a
+# query word holding one matches no doc, on both backends alike (words_of).
 MAX_TOKEN_BYTES = 2047
 _TOKEN = re.compile(r"[^\W_]+")  # letters and digits; anything else separates words
 
@@ -40,8 +41,13 @@ def words_of(text: str) -> list[str]:
     tokenizer that cut the indexed text (FTS5's unicode61; PostgreSQL's regexp and parser), so a
     word is found on a backend whenever its doc's text holds it there, whatever the script
     (Devanagari or pointed Hebrew, whose combining marks the two treat differently)."""
-    return [word for word in text.split()
-            if any(len(t.encode()) <= MAX_TOKEN_BYTES for t in _TOKEN.findall(word))]
+    return [word for word in text.split() if _TOKEN.search(word)]
+
+
+def unindexable(word: str) -> bool:
+    """Whether ``word`` holds a token PostgreSQL cannot index: no doc can match it there (it
+    would drop the token and match the rest of the phrase), so none matches on either backend."""
+    return any(len(token.encode()) > MAX_TOKEN_BYTES for token in _TOKEN.findall(word))
 
 
 def text_match(database: Database, words: list[str], *, indexed: bool = True) -> Expression:
@@ -54,8 +60,12 @@ def text_match(database: Database, words: list[str], *, indexed: bool = True) ->
     the GIN index, whose posting list for a common word costs more than a member's docs."""
     if isinstance(database, PostgresqlDatabase):
         simple = SQL("'simple'::regconfig")
-        return _vector_match([fn.phraseto_tsquery(simple, fn.regexp_replace(
-            word, _SEPARATORS, " ", "g")) for word in words], indexed)
+        queries = [fn.phraseto_tsquery(simple, fn.regexp_replace(word, _SEPARATORS, " ", "g"))
+                   for word in words]
+        # A word PostgreSQL cuts to nothing (its [:alnum:] leaves out ½ or ², which FTS5 indexes)
+        # would drop out of the && and match every doc of the other words: it matches none.
+        return reduce(operator.and_, [fn.numnode(query) > 0 for query in queries],
+                      _vector_match(queries, indexed))
     phrases = " ".join('"' + word.replace('"', '""') + '"' for word in words)
     return Doc.id.in_(SQL("(SELECT rowid FROM docs_fts WHERE docs_fts MATCH ?)", [phrases]))
 

@@ -275,8 +275,34 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(fields, default=str)
 
 
+class WaitressPaths(logging.Filter):
+    """waitress logs the request's path when a client leaves mid-answer or a body fails while it
+    sends it ("Client disconnected while serving /media/…/<doc>.<secret>.original.jpg", already
+    formatted; with S3 storage it sends from its worker thread): media file names and query
+    strings are cut from its records, and an exception's traceback to its class (its message may
+    name a storage key)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = _PATH_SECRETS.sub(_cut_path, record.getMessage())
+        if record.exc_info and record.exc_info[0] is not None:
+            message = f"{message} ({record.exc_info[0].__name__})"
+            record.exc_info, record.exc_text = None, None
+        record.msg, record.args = message, None
+        return True
+
+
+# A path in a message: a media file's name (its secret), or a query string, is cut.
+_PATH_SECRETS = re.compile(r"(/media/)\S*|(/\S*?)\?\S*")
+
+
+def _cut_path(match: re.Match[str]) -> str:
+    return "/media/…" if match.group(1) else f"{match.group(2)}?…"
+
+
 def configure_logging(log_format: str) -> None:
-    """The root logger at INFO on stderr, as text or (``json``) JSON lines."""
+    """The root logger at INFO on stderr, as text or (``json``) JSON lines; waitress's records
+    without media paths or query strings (``WaitressPaths``)."""
+    logging.getLogger("waitress").addFilter(WaitressPaths())
     if log_format == "json":
         handler = logging.StreamHandler()
         handler.setFormatter(JsonFormatter())

@@ -363,3 +363,15 @@ def test_api_ready_redis_0_reports_redis_without_failing_readiness(settings, ctx
         status, body = ready(client)
         assert status == expected, body
         assert body["checks"]["redis"] == {"ok": False, "error": "ConnectionError"}
+
+
+@pytest.mark.parametrize(("name", "value"), [("API_READY_TIMEOUT", "abc"),
+                                             ("API_THREADS", ""), ("API_READY_MAX_QUEUE_AGE", "x")])
+def test_a_setting_that_is_no_number_refuses_to_start_in_one_line(tmp_path, name, value):
+    done = subprocess.run(
+        [sys.executable, "serve.py", "--data-dir", str(tmp_path), "--port", str(free_port())],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", name: value})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: not starting: {name}: not a number: {value!r}"]

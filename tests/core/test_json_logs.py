@@ -226,3 +226,30 @@ def test_head_lines_count_no_body_bytes(json_client, json_ctx, stream):
     get, head = lines_of(json_ctx, stream)
     assert (get["method"], head["method"]) == ("GET", "HEAD")
     assert get["bytes"] == len(b'{"status": "ok"}') and head["bytes"] == 0
+
+
+def test_waitress_records_lose_media_names_queries_and_tracebacks():
+    """waitress formats the path into its own records ("Client disconnected while serving
+    /media/…/<doc>.<secret>.original.jpg": with S3 storage it sends bodies from its worker
+    thread); configure_logging's filter cuts them (review of issue 12)."""
+    from api.runtime.http_log import WaitressPaths
+
+    out = io.StringIO()
+    logger = logging.Logger("waitress-test")
+    logger.addHandler(logging.StreamHandler(out))
+    logger.addFilter(WaitressPaths())
+    secret = "0123456789abcdef"
+    # Formatted before logging, as waitress does ("..." % path).
+    logger.info(f"Client disconnected while serving /media/00/01/1.{secret}.original.jpg")
+    logger.info("Client disconnected while serving /api/test.hello?auth_token=tok-123")
+    try:
+        raise OSError(f"key media/00/01/1.{secret}.original.jpg gone")
+    except OSError:
+        logger.exception(f"Exception while serving /media/x/y/z.{secret}.jpg")
+    logger.warning("%d thread(s) still running", 3)
+    text = out.getvalue()
+    assert secret not in text and "tok-123" not in text and "Traceback" not in text
+    assert text.splitlines() == ["Client disconnected while serving /media/…",
+                                 "Client disconnected while serving /api/test.hello?…",
+                                 "Exception while serving /media/… (OSError)",
+                                 "3 thread(s) still running"]

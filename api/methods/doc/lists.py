@@ -44,7 +44,7 @@ from api.methods.common import (
 )
 from api.methods.doc.shared import DocId
 from api.models.docs import NO_DATE, Album, AlbumDoc, Doc, Tag
-from api.models.search import keywords_match, text_match, words_of
+from api.models.search import keywords_match, text_match, unindexable, words_of
 from keys.db import db
 from keys.models import User
 
@@ -253,7 +253,7 @@ def _text_clause(text: str, *, indexed: bool) -> Expression | None:
     if any(len(word) > MAX_WORD for word in given):
         raise SearchInvalidArgument(f"a word longer than {MAX_WORD} characters")
     words = words_of(" ".join(given))
-    if not words:
+    if not words or any(unindexable(word) for word in words):
         return Doc.id.in_([])
     return text_match(db.obj, words, indexed=indexed)
 
