@@ -10,9 +10,9 @@ written down in docs/protocol-choices.md, "Tags and explore".
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from peewee import JOIN, SQL, Expression, fn
+from peewee import Expression, Select, Value, fn
 
 from api.content.access import media_clause, safesurf_clause, viewer_of, visible_to
 from api.content.listing import docs_page, owned_docs
@@ -29,6 +29,7 @@ from api.methods.common import (
     extra_help,
 )
 from api.models.docs import Doc, DocVisit
+from keys.models import User
 
 group = MethodGroup()
 
@@ -96,21 +97,31 @@ def get_popular(call: Call,
     in the last 7 days, plus 3 for each fave; the documents visited or posted in those 7 days
     are ranked, ties newest first. safesurf and media work as in explore.docs.getRecent.
     """
-    since = call.now() - POPULAR_WINDOW
-    visited = (DocVisit.select(DocVisit.doc.alias("doc_id"), fn.COUNT(SQL("*")).alias("visitors"))
-               .where(DocVisit.visited_at >= since)
-               .group_by(DocVisit.doc)
-               .alias("visited"))
-    score = fn.COALESCE(visited.c.visitors, 0) + Doc.faves * FAVE_WEIGHT
-    rows = (owned_docs()
-            .switch(Doc)
-            .join(visited, JOIN.LEFT_OUTER, on=(visited.c.doc_id == Doc.id)))
-    where = [*_public(call, safesurf, media),
-             visited.c.visitors.is_null(False) | (Doc.posted_at >= since)]
+    now = call.now()
+    window = (now - POPULAR_WINDOW, now)  # a date after now is not "of the week"
+    ranked = _week_candidates(*window)
+    score = ranked.c.visitors + Doc.faves * FAVE_WEIGHT
     extras = parse_extra(extra, EXPLORE_EXTRAS) | {"owner"}  # the owner is in every item
-    return docs_page(call, where, (score.desc(), Doc.posted_at.desc(), Doc.id.desc()),
+    return docs_page(call, _public(call, safesurf, media),
+                     (score.desc(), Doc.posted_at.desc(), Doc.id.desc()),
                      POPULAR_PAGE.page(page, per_page), extras, parse_thumbsize(thumbsize),
-                     rows=rows)
+                     ranking=Doc.select().join(ranked, on=(ranked.c.doc_id == Doc.id)))
+
+
+def _week_candidates(since: int, until: int) -> Any:
+    """``(doc_id, visitors)`` for each doc visited or posted between ``since`` and ``until``:
+    the members whose latest visit falls in the window (one doc_visits row per member, read
+    from the (visited_at, doc) index alone), 0 for a doc only posted in it (the (posted_at, id)
+    index). Only these docs are joined and ranked, never the whole docs table."""
+    visits = (DocVisit.select(DocVisit.doc.alias("doc_id"), Value(1).alias("visitors"))
+              .where(DocVisit.visited_at.between(since, until)))
+    posted = (Doc.select(Doc.id.alias("doc_id"), Value(0).alias("visitors"))
+              .where(Doc.posted_at.between(since, until)))
+    both = (visits + posted).alias("both")  # UNION ALL, then one grouped pass
+    return (Select([both], [both.c.doc_id.alias("doc_id"),
+                            fn.SUM(both.c.visitors).alias("visitors")])
+            .group_by(both.c.doc_id)
+            .alias("ranked"))
 
 
 @group.method("explore.docs.homepage", title="Return the homepage focus last 5 items",
@@ -128,7 +139,14 @@ def homepage(call: Call, extra: Extra = "", thumbsize: Thumbsize = "",
     whoever asks (the method takes no safesurf).
     """
     shown = (visible_to(Doc, None), Doc.safety <= ALL_AUDIENCES)
-    latest = Doc.select(fn.MAX(Doc.id)).where(*shown).group_by(Doc.owner)
+    # Each member's latest: the highest posted_at, ties the highest id (the list's own order);
+    # one seek per member in the (owner, posted_at) index, not a pass over every doc.
+    mine = Doc.alias("mine")
+    latest = User.select(mine.select(mine.id)
+                         .where(mine.owner == User.id, mine.is_public == True,  # noqa: E712
+                                mine.safety <= ALL_AUDIENCES)
+                         .order_by(mine.posted_at.desc(), mine.id.desc())
+                         .limit(1))
     extras = parse_extra(extra, EXPLORE_EXTRAS) | {"owner"}
     return docs_page(call, [*shown, Doc.id.in_(latest)], (Doc.posted_at.desc(), Doc.id.desc()),
                      HOMEPAGE_PAGE.page(page, per_page), extras, parse_thumbsize(thumbsize))

@@ -2,8 +2,10 @@
 tag, and a member's tags with how often each is used.
 
 A member's tags are the tags on the member's documents, whoever put them there, counted over the
-documents the caller may see: a tag only on private, family or friends' documents the caller
-cannot see is neither listed nor counted (docs/protocol-choices.md, "Tags and explore").
+documents the caller may see at safesurf's default (all audiences, and the caller's own): a tag
+only on private, family or friends' documents the caller cannot see, or only on adult ones, is
+neither listed nor counted, and a closed member's member tag is not listed
+(docs/protocol-choices.md, "Tags and explore").
 ``type``: ``keyword``, ``member``, or ``machine`` (keywords written ``namespace:predicate=value``,
 stored as keywords). A keyword's ``id`` is one of its tag rows' (any of them names the keyword in
 tags.docs.getList); a member tag's is the member's user id, as in doc.tags.getList.
@@ -39,6 +41,7 @@ from api.methods.common import (
     extra_help,
 )
 from api.models.docs import Doc, Tag
+from keys.models import User
 
 group = MethodGroup()
 
@@ -69,9 +72,11 @@ MemberId = Annotated[str, "The member's ID or web alias; defaults to the authent
                           "token's)."]
 
 
-def _tag_docs(type_: str, tag_id: str) -> Expression:
+def _tag_docs(type_: str, tag_id: str, viewer: User | None) -> Expression:
     """The docs carrying the tag ``tag_id`` names (its id, a keyword's text, a member's id or
-    alias): a sub-select the (norm, type, doc) index answers."""
+    alias): a sub-select the (norm, type, doc) index answers. A tag id names a keyword only when
+    its row is on a doc ``viewer`` may see: another is code 1, as a missing id (a private doc's
+    tag id would otherwise tell its keyword, and that the doc exists)."""
     if type_ == "member":
         member = find_open_member(tag_id)
         if member is None:
@@ -80,7 +85,9 @@ def _tag_docs(type_: str, tag_id: str) -> Expression:
     else:
         row_id = as_id(tag_id.strip())
         if row_id is not None:
-            row = Tag.get_or_none(Tag.id == row_id, Tag.type == "keyword")
+            row = (Tag.select(Tag.norm).join(Doc, on=(Tag.doc == Doc.id))
+                   .where(Tag.id == row_id, Tag.type == "keyword", visible_to(Doc, viewer))
+                   .first())
             if row is None:
                 raise TagNotFound(f"tag {row_id}")
             norm = row.norm
@@ -123,7 +130,7 @@ def docs_get_list(call: Call, type: Annotated[str, "keyword, member or machine."
     if order is None:
         raise TagInvalidArgument(f"sort={sort}")
     viewer = viewer_of(call)
-    where = [_tag_docs(kind, id), visible_to(Doc, viewer),
+    where = [_tag_docs(kind, id, viewer), visible_to(Doc, viewer),
              safesurf_clause(viewer, safesurf, TagInvalidArgument)]
     media_only = media_clause(media, TagInvalidArgument)
     if media_only is not None:
@@ -151,14 +158,21 @@ def _member_tags(call: Call, user_id: str, type_: str, count: int, maximum: int,
     if count < 1:
         raise InvalidArgument(f"count={count}")
     docs = fn.COUNT(fn.DISTINCT(Tag.doc))
-    where = [Doc.owner == user.id, visible_to(Doc, viewer_of(call)),
+    viewer = viewer_of(call)
+    # safesurf's default (all audiences, the viewer's own docs whatever their safety), as
+    # tags.docs.getList applies it: a tag listed here is one it shows documents for.
+    where = [Doc.owner == user.id, visible_to(Doc, viewer),
+             safesurf_clause(viewer, None, InvalidArgument),
              Tag.type == ("member" if kind == "member" else "keyword")]
     if kind == "machine":
         where.append(Tag.norm ** MACHINE_FORM)
     rows: Any = (Tag.select(fn.MIN(Tag.member if kind == "member" else Tag.id).alias("id"),
                             fn.MIN(Tag.tag).alias("tag"), docs.alias("docs"))
-                 .join(Doc, on=(Tag.doc == Doc.id))
-                 .where(*where)
+                 .join(Doc, on=(Tag.doc == Doc.id)))
+    if kind == "member":  # a closed member's tag is left out, as tags.docs.getList answers 1
+        rows = rows.switch(Tag).join(User, on=(Tag.member == User.id))
+        where.append(User.status == "open")
+    rows = (rows.where(*where)
                  .group_by(Tag.norm)
                  .order_by(*((docs.desc(), Tag.norm) if popular else (Tag.norm,)))
                  .limit(min(count, maximum)))
@@ -176,7 +190,9 @@ def user_get_list(call: Call, user_id: MemberId = "", type: TagType = "keyword",
                                         f"{MAX_LIST_COUNT})."] = LIST_COUNT) -> dict:
     """Return a member's tags of one type, in alphabetical order.
 
-    Only tags on documents the caller may see; a count over the maximum is lowered to it.
+    Only tags on documents the caller may see, for all audiences (the caller's own whatever
+    their safety), as tags.docs.getList shows them by default; a closed member's tag is left
+    out. A count over the maximum is lowered to it.
     """
     return _member_tags(call, user_id, type, count, MAX_LIST_COUNT, popular=False)
 
@@ -190,7 +206,8 @@ def user_get_popular(call: Call, user_id: MemberId = "", type: TagType = "keywor
                                            f"{MAX_POPULAR_COUNT})."] = POPULAR_COUNT) -> dict:
     """Return a member's most used tags of one type, the most used first.
 
-    ``docs`` counts the member's documents carrying the tag that the caller may see; ``posts``
-    (blog posts) is 0, as no posts are kept here.
+    ``docs`` counts the member's documents carrying the tag that the caller may see, as
+    tags.user.getList picks them (all audiences, the caller's own whatever their safety);
+    ``posts`` (blog posts) is 0, as no posts are kept here.
     """
     return _member_tags(call, user_id, type, count, MAX_POPULAR_COUNT, popular=True)

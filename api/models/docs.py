@@ -231,7 +231,10 @@ class DocVisit(BaseModel):
 
     class Meta:
         table_name = "doc_visits"
-        indexes = ((("doc", "visitor"), True), (("doc", "visited_at"), False))
+        # (visited_at, doc): explore.docs.getPopular reads the week's visits from the index alone
+        # (migration 7; docs/protocol-choices.md, "Tags and explore").
+        indexes = ((("doc", "visitor"), True), (("doc", "visited_at"), False),
+                   (("visited_at", "doc"), False))
 
 
 class Album(BaseModel):

@@ -212,14 +212,16 @@ _SEARCH_INDEXES = (("doc_posted_at_id", "docs", ("posted_at", "id")),
                     ("license", "posted_at", "id", "is_public", "safety")),
                    ("doc_media_posted_at_id_is_public_safety", "docs",
                     ("media", "posted_at", "id", "is_public", "safety")),
-                   ("tag_norm_type_doc_id", "tags", ("norm", "type", "doc_id")))
+                   ("tag_norm_type_doc_id", "tags", ("norm", "type", "doc_id")),
+                   ("docvisit_visited_at_doc_id", "doc_visits", ("visited_at", "doc_id")))
 
 
 def _7_full_text_search(database: Database) -> None:
     """Search that scales (issue 12): the full-text index of titles, descriptions and keyword
     tags, its triggers and its backfill (api/models/search.py: FTS5 on SQLite, a tsvector column
     under GIN on PostgreSQL, with two covering indexes for radius searches and a member's
-    docs), and indexes for doc.search's sorts, filters and tags. Without the docs or tags table
+    docs), indexes for doc.search's sorts, filters and tags, and the week's visits for
+    explore.docs.getPopular (issue 13). Without the docs or tags table
     (a keys CLI database) the index is made after the tables (``migrate``)."""
     for name, table, columns in _SEARCH_INDEXES:
         if database.table_exists(table):

@@ -11,8 +11,10 @@ import pytest
 from ipernity import IpernityAPI
 
 from api.content.tags import add_tags
-from api.models.docs import Doc, DocVisit, Relation
+from api.models.docs import Doc, DocVisit, Relation, Tag
 from keys import store
+from keys.db import db
+from keys.models import User
 from tests.docs.shapes import _examples, compare, our_names, spec_names
 
 NEW_METHODS = ("tags.docs.getList", "tags.user.getList", "tags.user.getPopular",
@@ -271,11 +273,13 @@ def test_popular_paging_safesurf_and_media(call, owner, stranger, make_doc, cloc
     for level in (1, 2, 3):
         make_doc(owner, safety=level)
     video = make_doc(owner, media="video")
+    clock.advance(3600)  # make_doc posts a few seconds after now; a later post is not "of the week"
     assert len(ids(call("explore.docs.getPopular"))) == 2
     assert len(ids(call("explore.docs.getPopular", safesurf=3))) == 3  # capped at 2
     assert ids(call("explore.docs.getPopular", media="video")) == [video.id]
     for _ in range(60):
         make_doc(owner)
+    clock.advance(3600)
     got = call("explore.docs.getPopular", per_page=500)["docs"]
     assert (got["per_page"], got["count"], got["total"], got["pages"]) == ("50", "50", "62",
                                                                           "2")
@@ -337,6 +341,86 @@ def test_no_query_per_row(method, params, call, owner, member, stranger, make_do
         counts.append(len(log))
     assert counts[0] <= counts[1] <= counts[0] + 1  # a full page counts its total, once
     assert counts[1] <= 5
+
+
+# --- review fixes (issue 13) --------------------------------------------------------------------
+
+def test_a_tag_id_names_its_keyword_only_to_whoever_may_see_its_doc(call, owner, member, stranger,
+                                                                   make_doc, tag, token_for):
+    hidden = tag(make_doc(owner, is_public=False), "secretword")
+    tag_id = Tag.get(Tag.doc == hidden).id
+    shown = tag(make_doc(stranger), "secretword")  # a public doc shares the keyword
+    missing = call("tags.docs.getList", type="keyword", id=999999)
+    for who in ({}, {"token": token_for(member, doc="read")}, {"token": token_for(owner)}):
+        for kind in ("keyword", "machine"):
+            assert call("tags.docs.getList", type=kind, id=tag_id, **who) == missing
+    assert ids(call("tags.docs.getList", type="keyword", id=tag_id,
+                    token=token_for(owner, doc="read"))) == [shown.id, hidden.id]
+    assert ids(call("tags.docs.getList", type="keyword", id="secretword")) == [shown.id]
+
+
+def test_every_listed_tag_id_lists_documents(call, owner, member, stranger, make_doc, tag,
+                                             token_for):
+    tag(make_doc(owner), "open", members=[member, stranger])
+    tag(make_doc(owner, safety=2), "moderate", members=[member])
+    tag(make_doc(owner, safety=3), "adult", "ns:p=v")
+    tag(make_doc(owner, is_public=False), "private", members=[member])
+    User.update(status="closed").where(User.id == stranger.id).execute()
+    for who, listed in (({}, {"open"}), ({"token": token_for(member, doc="read")}, {"open"}),
+                        ({"token": token_for(owner, doc="read")},
+                         {"open", "moderate", "adult", "ns:p=v", "private"})):
+        for method in ("tags.user.getList", "tags.user.getPopular"):
+            got = call(method, user_id=owner.id, type="keyword", **who)["tags"]["tag"]
+            assert {t["tag"] for t in got} == listed
+            for kind in ("keyword", "member", "machine"):
+                for row in call(method, user_id=owner.id, type=kind, **who)["tags"]["tag"]:
+                    docs = call("tags.docs.getList", type=kind, id=row["id"], **who)["docs"]
+                    assert int(docs["total"]) >= 1, (who, method, kind, row)
+    members = call("tags.user.getList", user_id=owner.id, type="member")["tags"]["tag"]
+    assert [int(t["id"]) for t in members] == [member.id]  # the closed stranger is left out
+    assert call("tags.docs.getList", type="member", id=stranger.id)["api"]["code"] == "1"
+
+
+def test_homepage_takes_each_members_latest_posted_doc(call, owner, member, make_doc, clock):
+    now = int(clock())
+    latest = make_doc(owner, posted_at=now - 60)
+    make_doc(owner, posted_at=now - 3600)  # a higher id, posted earlier
+    tie_low = make_doc(member, posted_at=now - 600)
+    tie_high = make_doc(member, posted_at=now - 600)
+    assert ids(call("explore.docs.homepage")) == [latest.id, tie_high.id]
+    assert tie_low.id < tie_high.id
+
+
+def test_popular_week_ends_now(call, owner, member, stranger, make_doc, clock):
+    now = int(clock())
+    make_doc(owner, posted_at=now + 86400)  # posted "tomorrow": not of this week
+    visited = make_doc(owner, posted_at=now - 30 * 86400)
+    ahead = make_doc(owner, posted_at=now - 30 * 86400)
+    visit(visited, member, now - 60)
+    visit(ahead, member, now + 3600)
+    visit(ahead, stranger, now + 3600)
+    got = call("explore.docs.getPopular")["docs"]
+    assert ids({"docs": got}) == [visited.id] and got["total"] == "1"
+
+
+def test_popular_ranks_once_per_call(call, owner, member, make_doc, clock, count_queries):
+    now = int(clock())
+    for _ in range(5):
+        visit(make_doc(owner, posted_at=now - 30 * 86400), member, now - 60)
+    for per_page, total in ((2, "5"), (10, "5")):  # a full page, then the last one
+        with count_queries() as log:
+            got = call("explore.docs.getPopular", per_page=per_page)["docs"]
+        assert got["total"] == total
+        ranked = [sql for sql in log.statements if "doc_visits" in sql]
+        assert len(ranked) == 1, ranked
+    assert call("explore.docs.getPopular", per_page=2, page=3)["docs"]["total"] == "5"
+    past = call("explore.docs.getPopular", per_page=2, page=9)["docs"]
+    assert (past["total"], past["doc"]) == ("5", [])
+
+
+def test_week_visits_have_their_index(ctx):
+    indexes = {tuple(i.columns) for i in db.obj.get_indexes("doc_visits")}
+    assert ("visited_at", "doc_id") in indexes
 
 
 def test_getrecent_still_declared(call):
