@@ -12,7 +12,7 @@ import each other. May import everything below it: ``api.content``, ``api.media`
 from __future__ import annotations
 
 from api.core.registry import Registry
-from api.methods import account, api_methods, auth, explore, tags, test, upload, user
+from api.methods import account, api_methods, auth, explore, network, tags, test, upload, user
 from api.methods.album import docs as album_docs
 from api.methods.album import edit as album_edit
 from api.methods.album import read as album_read
@@ -43,6 +43,7 @@ GROUPS = (
     album_docs.group,      # album.docs.*
     explore.group,         # explore.docs.*, explore.groups.getRandom
     tags.group,            # tags.docs.getList, tags.user.*
+    network.group,         # network.getList, network.autocomplete, network.docs.getRecent
 )
 
 
