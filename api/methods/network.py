@@ -39,6 +39,7 @@ RECENT_COUNT, MAX_RECENT_COUNT = 50, 100  # spec §10.1, network.docs.getRecent
 PER_MEMBER, MAX_PER_MEMBER = 5, 10  # ``limit``: documents per member
 RECENT_HOURS, MAX_HOURS = 24, 744  # ``hours``: how far back (744 = 31 days)
 AUTOCOMPLETE_COUNT = 20  # members an autocomplete answers at most
+LONGEST_NAME = max(User.username.max_length, User.realname.max_length)  # characters
 
 Relationship = Annotated[int, "0 everyone (default), 1 family, 2 friends, 3 friends & family, "
                               "4 contacts (neither family nor friend), 8 blocked members."]
@@ -196,9 +197,10 @@ def autocomplete(call: Call,
     """Return the members of the caller's network whose username or real name starts with
     ``query`` (contains it, with ``anywhere=1``), by name, 20 at most.
 
-    Case does not matter; ``%`` and ``_`` match themselves. Closed members are left out. Each
-    member carries its real name and how the caller and the member count each other. An empty
-    query is code 2.
+    Case does not matter (on SQLite, for ASCII letters only: its LIKE folds no other); ``%`` and
+    ``_`` match themselves; a query longer than any name matches none. Closed members are left
+    out. Each member carries its real name and how the caller and the member count each other.
+    An empty query is code 2.
     """
     text = " ".join(query.split())
     if not text:
@@ -206,6 +208,8 @@ def autocomplete(call: Call,
     caller = call.user
     if caller is None:  # token=True: the dispatcher has answered 99 before
         raise InvalidArgument("no caller")
+    if len(text) > LONGEST_NAME:  # no name is longer; SQLite refuses LIKE patterns over 50 KB
+        return {"network": {"count": 0, "user": []}}
 
     def matches(field: Any) -> Expression:
         return field.contains(text) if anywhere else field.startswith(text)

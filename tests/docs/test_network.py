@@ -386,3 +386,14 @@ def test_every_new_method_through_pyipernity(live_server, api_key, owner, member
     assert [u["username"] for u in found] == ["member"]
     recent = api.network.docs.getRecent(hours=1, limit=1)["docs"]
     assert [d["doc_id"] for d in recent["doc"]] == [str(doc.id)] and recent["show"] == "1"
+
+
+@pytest.mark.parametrize("query", ["y" * 50_000, "_" * 25_000, "é" * 25_000, "a" * 129])
+def test_a_query_longer_than_any_name_matches_none(call, owner, member, token_for, query):
+    """SQLite refuses LIKE patterns over 50,000 bytes: a 500 in review (the escaped ``_`` doubles
+    a query's length). No name is longer than 128 characters."""
+    count(owner, member)
+    answer = call("network.autocomplete", token=token_for(owner, network="read"), query=query,
+                  anywhere=1, http="POST")
+    assert answer["api"]["status"] == "ok", answer["api"]
+    assert answer["network"]["count"] == "0"
