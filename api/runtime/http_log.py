@@ -203,6 +203,13 @@ class Unhandled(Exception):
     """Stands in a logged traceback for an exception whose message is withheld."""
 
 
+def withheld(error: BaseException) -> tuple[type[Unhandled], Unhandled, Any]:
+    """``exc_info`` for logging ``error``'s frames and class, never its message (which may quote
+    a file's path, a parameter or a connection string)."""
+    kind = f"{type(error).__module__}.{type(error).__qualname__}"
+    return Unhandled, Unhandled(f"{kind} (its message is not logged)"), error.__traceback__
+
+
 # Routes whose answers are JSON (or files): their unexpected failures answer JSON, the others
 # (the site's pages) the site's error page.
 _NOT_PAGES = ("/api", "/media/", "/healthz", "/readyz", "/metrics")
@@ -227,11 +234,9 @@ class UnhandledErrors:
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, error: BaseException,
                  params: dict[str, Any]) -> None:
-        kind = f"{type(error).__module__}.{type(error).__qualname__}"
-        withheld = Unhandled(f"{kind} (its message is not logged)")
         route = req.uri_template or "(no route)"
         _errors_log.error("unexpected %s answering %s %s", type(error).__name__, req.method,
-                          route, exc_info=(Unhandled, withheld, error.__traceback__))
+                          route, exc_info=withheld(error))
         stream, resp.stream, resp.data = resp.stream, None, None  # whatever was half made
         if stream is not None and hasattr(stream, "close"):
             stream.close()

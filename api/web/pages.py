@@ -25,6 +25,7 @@ from api.core.errors import RETRY_AFTER_SECONDS, ApiError
 from api.core.permissions import described
 from api.core.transport import decode_urlencoded
 from api.runtime import ratelimit
+from api.runtime.http_log import withheld
 from api.web import authorize, static
 from api.web.accounts import Accounts, Refused, session_secret
 from keys.db import is_busy
@@ -189,12 +190,15 @@ class Page:
             self.error(resp, str(error) if isinstance(error, FlowError)
                        else "The request could not be read.", falcon.HTTP_400)
         except Exception as error:
+            # The route's template, never the path, and no exception message (api.errors'
+            # rule: either may hold what a log must not).
+            route = req.uri_template or "(no route)"
             if is_busy(error):  # the database was locked too long: the visitor may try again
-                log.warning("page %s: database busy: %r", req.path, error)
+                log.warning("page %s: database busy (%s)", route, type(error).__name__)
                 self.error(resp, "The site is busy right now. Please try again in a moment.",
                            falcon.HTTP_503)
                 return
-            log.exception("page %s failed", req.path)
+            log.error("page %s failed", route, exc_info=withheld(error))
             self.error(resp, "Something went wrong on our side. Please try again later.",
                        falcon.HTTP_500)
 

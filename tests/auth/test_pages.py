@@ -317,3 +317,24 @@ def test_junk_never_gives_a_500(client, method, path, body):
                                      headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert 400 <= result.status_code < 500 or result.status_code in (200, 303)
     assert "Traceback" not in result.text
+
+
+def test_a_failing_page_logs_its_route_and_frames_never_the_message(client, monkeypatch,
+                                                                      caplog):
+    """A page's unexpected error is logged as api.errors logs a responder's: the route's template
+    and the exception's class with its frames, not its message (which may quote a parameter, a
+    path or a connection string); the visitor gets the error page."""
+    import logging
+
+    from api.web import pages
+
+    def broken(value):
+        raise RuntimeError(f"could not read next={value}")  # the traceback shows this line
+
+    monkeypatch.setattr(pages, "safe_next", broken)
+    with caplog.at_level(logging.INFO):
+        result = client.simulate_get("/login", params={"next": "/apps/keys?x=SECRET-QUERY"})
+    assert result.status_code == 500 and "Something went wrong" in result.text
+    logged = caplog.text
+    assert "page /login failed" in logged and "RuntimeError" in logged
+    assert "SECRET-QUERY" not in logged
