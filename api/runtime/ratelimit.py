@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
-from limits.storage import RedisStorage, Storage
+from limits.storage import RedisStorage
 
 from api.config import Settings
 from api.core.context import Quota
@@ -74,7 +74,7 @@ def within(policy: str, ceiling: str) -> bool:
 class RateLimiter:
     """Spends budgets in ``storage``; ``fallback`` (memory) takes over while Redis fails."""
 
-    def __init__(self, policies: Mapping[str, str], storage: Storage | WindowCounts, *,
+    def __init__(self, policies: Mapping[str, str], storage: RedisStorage | WindowCounts, *,
                  fallback: WindowCounts | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         for scope, policy in policies.items():
@@ -208,7 +208,7 @@ def counter_key(scope: str, identity: str, length: int) -> str:
     return f"LIMITER/{scope}/{identity}/{length}s"
 
 
-def _spend(storage: Storage | WindowCounts, plan: Sequence[Window],
+def _spend(storage: RedisStorage | WindowCounts, plan: Sequence[Window],
            identity: str) -> list[Quota]:
     """The fixed-window strategy's storage calls (as limits.FixedWindowRateLimiter.hit), keeping
     the count the increment returns: each call's ``remaining`` is its own, exact across
@@ -240,12 +240,10 @@ return {used, redis.call("pttl", KEYS[1])}
 """
 
 
-def _count(storage: Storage, key: str, length: int, *, spend: bool) -> tuple[int, float]:
-    """The count of ``key`` after one more call (``spend``) or as it stands, and when its window
-    ends (UNIX seconds, exact: the headers round it up)."""
-    if not isinstance(storage, RedisStorage):  # another of limits' storages
-        used = storage.incr(key, length) if spend else storage.get(key)
-        return used, storage.get_expiry(key)
+def _count(storage: RedisStorage, key: str, length: int, *,
+           spend: bool) -> tuple[int, float]:
+    """The count of ``key`` in Redis after one more call (``spend``) or as it stands, and when
+    its window ends (UNIX seconds, exact: the headers round it up)."""
     try:
         used, left_ms = _redis_script(storage)(keys=[storage.prefixed_key(key)],
                                                args=[length * 1000, int(spend)])

@@ -26,6 +26,7 @@ from api.content.access import (
     visible_to,
 )
 from api.content.licenses import LICENSE_CODES, codes_listed
+from api.content.listing import owned_docs
 from api.content.tags import parse_keywords
 from api.content.trees import context_item, doc_trees, parse_extra, parse_thumbsize, thumbs_by_doc
 from api.core.context import Call
@@ -46,7 +47,6 @@ from api.methods.doc.shared import DocId
 from api.models.docs import NO_DATE, Album, AlbumDoc, Doc, Tag
 from api.models.search import keywords_match, text_match, unindexable, words_of
 from keys.db import db
-from keys.models import User
 
 group = MethodGroup()
 
@@ -93,7 +93,7 @@ def list_page(call: Call, where: Sequence[Expression], order: Sequence[Any], pag
     those docs' rows; same docs, same order. ``count_along`` (text or tags too, which the index
     cannot answer: each doc of the box is read from the table): that first query also counts
     every match (``count(*) OVER ()``, exact), so the box is read once, not twice."""
-    rows = Doc.select(Doc, User).join(User, on=(Doc.owner == User.id))
+    rows = owned_docs()
     total = None
     if ids_first and count_along and isinstance(db.obj, PostgresqlDatabase):
         picked = list(page.apply(Doc.select(Doc.id, fn.count(SQL("*")).over())
