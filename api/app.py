@@ -40,6 +40,7 @@ from api.web.explorer import add_routes as add_explorer_routes
 from api.web.key_log import add_routes as add_key_log_routes
 from api.web.oauth import add_routes as add_oauth_routes
 from api.web.pages import add_routes as add_page_routes
+from api.web.profiles import add_routes as add_profile_routes
 from api.web.stats import add_routes as add_stats_routes
 from keys.changes import KeyWatch
 from keys.db import db, open_database, private_directory
@@ -185,6 +186,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> falcon.A
     add_key_log_routes(app, pages)  # /apps/keys/<api_key>/log
     add_explorer_routes(app, pages)  # /help/api/method/<name>/explore
     add_oauth_routes(app, pages)  # /apps/oauth/request, /authorize, /access
+    add_profile_routes(app, pages)  # /home/<alias>, /settings/profile, contact forms
     # Exceptions no responder caught: a 500 and a record through `logging` without the path or
     # query string (falcon's default wrote both, a media secret included, to wsgi.errors).
     app.add_error_handler(Exception, UnhandledErrors(

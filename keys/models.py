@@ -41,6 +41,13 @@ class User(BaseModel):
     created_at = IntegerField(default=now)
     # A site administrator sees every key at /admin/keys (migration 3).
     is_admin = BooleanField(default=False, constraints=[SQL("DEFAULT FALSE")])
+    # The member's own buddy icon (migration 8): empty secret means the default icon; the secret
+    # changes with every new icon, so its URL can be cached for a year.
+    icon_secret = CharField(max_length=16, default="", constraints=[SQL("DEFAULT ''")])
+    icon_at = IntegerField(default=0, constraints=[SQL("DEFAULT 0")])  # when it was uploaded
+    # where the member lives (user.get location), set on the profile settings page
+    town = CharField(max_length=64, default="", constraints=[SQL("DEFAULT ''")])
+    country = CharField(max_length=64, default="", constraints=[SQL("DEFAULT ''")])
 
     class Meta:
         table_name = "users"

@@ -12,7 +12,18 @@ import each other. May import everything below it: ``api.content``, ``api.media`
 from __future__ import annotations
 
 from api.core.registry import Registry
-from api.methods import account, api_methods, auth, explore, network, tags, test, upload, user
+from api.methods import (
+    account,
+    api_methods,
+    auth,
+    explore,
+    faves,
+    network,
+    tags,
+    test,
+    upload,
+    user,
+)
 from api.methods.album import docs as album_docs
 from api.methods.album import edit as album_edit
 from api.methods.album import read as album_read
@@ -23,6 +34,9 @@ from api.methods.doc import lists as doc_lists
 from api.methods.doc import notes as doc_notes
 from api.methods.doc import read as doc_read
 from api.methods.doc import tags as doc_tags
+from api.methods.folder import albums as folder_albums
+from api.methods.folder import edit as folder_edit
+from api.methods.folder import read as folder_read
 
 GROUPS = (
     test.group,            # test.*
@@ -44,6 +58,10 @@ GROUPS = (
     explore.group,         # explore.docs.*, explore.groups.getRandom
     tags.group,            # tags.docs.getList, tags.user.*
     network.group,         # network.getList, network.autocomplete, network.docs.getRecent
+    faves.group,           # faves.docs.*, faves.albums.*
+    folder_read.group,     # folder.get, folder.getList
+    folder_edit.group,     # folder.create, folder.edit, folder.delete, folder.orderList
+    folder_albums.group,   # folder.albums.*
 )
 
 

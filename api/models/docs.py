@@ -347,5 +347,73 @@ UploadTicket.add_index(UploadTicket.id, where=UploadTicket.stored_names != "",
                        name="uploadticket_removals")
 
 
+class DocFave(BaseModel):
+    """``user`` faved ``doc`` (faves.docs.*, doc.getFaves); ``Doc.faves`` counts these rows."""
+
+    id = IdField()
+    user = ForeignKeyField(User, backref="+", on_delete="CASCADE")
+    user_id: int
+    doc = ForeignKeyField(Doc, backref="+", on_delete="CASCADE")
+    doc_id: int
+    faved_at = IntegerField(default=now)
+
+    class Meta:
+        table_name = "doc_faves"
+        indexes = ((("user", "doc"), True), (("user", "faved_at"), False),
+                   (("doc", "faved_at"), False))
+
+
+class AlbumFave(BaseModel):
+    """``user`` faved ``album`` (faves.albums.*, album.getFaves); ``Album.faves`` counts these."""
+
+    id = IdField()
+    user = ForeignKeyField(User, backref="+", on_delete="CASCADE")
+    user_id: int
+    album = ForeignKeyField(Album, backref="+", on_delete="CASCADE")
+    album_id: int
+    faved_at = IntegerField(default=now)
+
+    class Meta:
+        table_name = "album_faves"
+        indexes = ((("user", "album"), True), (("user", "faved_at"), False),
+                   (("album", "faved_at"), False))
+
+
+class Folder(BaseModel):
+    """A member's named group of albums (folder.*), in the member's order, with a cover doc."""
+
+    id = IdField()
+    owner = ForeignKeyField(User, backref="+", on_delete="CASCADE")
+    owner_id: int
+    title = CharField(max_length=255)
+    description = TextField(default="")
+    cover = ForeignKeyField(Doc, null=True, backref="+", on_delete="SET NULL")
+    cover_id: int | None
+    position = IntegerField(default=0)  # folder.orderList
+    created_at = IntegerField(default=now)
+    modified_at = IntegerField(default=now)
+
+    class Meta:
+        table_name = "folders"
+        indexes = ((("owner", "position"), False),)
+
+
+class FolderAlbum(BaseModel):
+    """Membership of an album in a folder, with its place in the folder's order."""
+
+    id = IdField()
+    folder = ForeignKeyField(Folder, backref="+", on_delete="CASCADE")
+    folder_id: int
+    album = ForeignKeyField(Album, backref="+", on_delete="CASCADE")
+    album_id: int
+    position = IntegerField(default=0)
+    added_at = IntegerField(default=now)
+
+    class Meta:
+        table_name = "folder_albums"
+        indexes = ((("folder", "album"), True), (("folder", "position"), False),
+                   (("album",), False))
+
+
 MODELS = (Relation, Doc, Thumb, Tag, Note, Comment, DocVisit, Album, AlbumDoc, AlbumVisit,
-          UploadTicket)
+          UploadTicket, DocFave, AlbumFave, Folder, FolderAlbum)

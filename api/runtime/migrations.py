@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from peewee import Database, IntegerField, PostgresqlDatabase, SqliteDatabase, fn
 
 from api.models import search
+from api.models.docs import AlbumFave, DocFave, Folder, FolderAlbum
 from keys.db import BaseModel, db
 
 log = logging.getLogger("api.migrations")
@@ -230,6 +231,17 @@ def _7_full_text_search(database: Database) -> None:
     _install_search(database)
 
 
+def _8_faves_folders_icons(database: Database) -> None:
+    """Issue 13: faves of docs and albums, folders of albums, and a member's own icon and
+    place (columns of ``users``). New tables only; nothing existing changes."""
+    _add_column(database, "users", "icon_secret", "VARCHAR(16) NOT NULL DEFAULT ''")
+    _add_column(database, "users", "town", "VARCHAR(64) NOT NULL DEFAULT ''")
+    _add_column(database, "users", "country", "VARCHAR(64) NOT NULL DEFAULT ''")
+    _add_column(database, "users", "icon_at", "INTEGER NOT NULL DEFAULT 0")
+    if database.table_exists("docs") and database.table_exists("albums"):
+        database.create_tables([DocFave, AlbumFave, Folder, FolderAlbum], safe=True)
+
+
 def _add_column(database: Database, table: str, column: str, definition: str) -> None:
     """``ALTER TABLE … ADD COLUMN`` unless the table lacks or already has it."""
     if not database.table_exists(table):
@@ -242,7 +254,7 @@ def _add_column(database: Database, table: str, column: str, definition: str) ->
 STEPS: tuple[Callable[[Database], None], ...] = (_2_ids_never_reused, _3_key_rotation_audit_admin,
                                                  _4_request_log, _5_usage_latency_users,
                                                  _6_hmac_oauth_limits_tickets,
-                                                 _7_full_text_search)
+                                                 _7_full_text_search, _8_faves_folders_icons)
 LATEST = len(STEPS) + 1
 
 

@@ -158,10 +158,13 @@ def test_golden_v1_database_is_upgraded_in_place(tmp_path):
                         access_log=False)
     ctx = build_context(settings)  # what the server does at start: migrates
     # step 3 adds the (empty) audit list, step 4 the request log, step 5 the usage statistics,
-    # step 6 OAuth request tokens and used nonces, step 7 the full-text index of every doc
+    # step 6 OAuth request tokens and used nonces, step 7 the full-text index of every doc,
+    # step 8 faves and folders
     assert table_counts(path) == {**before, "key_audit": 0, "request_log": 0,
                                   "usage_latency": 0, "usage_users": 0,
-                                  "oauth_request_tokens": 0, "used_nonces": 0, "docs_fts": 4}
+                                  "oauth_request_tokens": 0, "used_nonces": 0, "docs_fts": 4,
+                                  "doc_faves": 0, "album_faves": 0, "folders": 0,
+                                  "folder_albums": 0}
     with db.connection_context():
         assert [row.version for row in SchemaVersion.select()] == list(range(2, LATEST + 1))
         assert [d.title for d in Doc.select().order_by(Doc.id)] == [
