@@ -37,6 +37,11 @@ from api.methods.doc import tags as doc_tags
 from api.methods.folder import albums as folder_albums
 from api.methods.folder import edit as folder_edit
 from api.methods.folder import read as folder_read
+from api.methods.group import docs as group_docs
+from api.methods.group import read as group_read
+from api.methods.post import comments as post_comments
+from api.methods.post import edit as post_edit
+from api.methods.post import read as post_read
 
 GROUPS = (
     test.group,            # test.*
@@ -62,6 +67,11 @@ GROUPS = (
     folder_read.group,     # folder.get, folder.getList
     folder_edit.group,     # folder.create, folder.edit, folder.delete, folder.orderList
     folder_albums.group,   # folder.albums.*
+    group_read.group,      # group.get, group.getList, group.search
+    group_docs.group,      # group.docs.*
+    post_read.group,       # post.get, getList, search, getContext, getFaves, getVisitors
+    post_edit.group,       # post.set
+    post_comments.group,   # post.comments.*
 )
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from api.models import accounts, docs, grants, request_log, usage
+from api.models import accounts, docs, grants, groups, posts, request_log, usage
 from api.runtime import migrations
 from keys.db import db
 from keys.models import MODELS as KEY_MODELS
 
 # Each domain adds its models here (api/models/*.py); order matters for foreign keys.
 ALL_MODELS = (*KEY_MODELS, *grants.MODELS, *docs.MODELS, *accounts.MODELS,
-              *request_log.MODELS, *usage.MODELS)
+              *request_log.MODELS, *usage.MODELS, *groups.MODELS, *posts.MODELS)
 
 
 def create_schema(*, migrate: bool = True) -> int:

@@ -1,0 +1,1 @@
+"""The ``group.*`` family: ``read`` (group.get, getList, search), ``docs`` (group.docs.*)."""
