@@ -48,8 +48,8 @@ def main() -> None:
     ctx = build_context(settings)
     ours = create_app(settings, ctx=ctx)
     bare = falcon.App()
-    bare.add_route("/api/test.hello", Hello())
-    bare.add_route("/api/test.echo", Echo())
+    bare.add_route("/api/test.hello", Hello({}))
+    bare.add_route("/api/test.echo", Echo({}))
     key = store.create_key(store.add_user("bench", "bench-password"), "Bench")
     signed = {"api_key": key.key, "echo": "bench"}
     signed["api_sig"] = signature(signed, "test.echo", key.secret)
