@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -70,7 +71,7 @@ def targets(key: str, secret: str) -> itertools.cycle:
 
 
 def send(port: int, calls: int, connections: int, make: itertools.cycle,
-         every: int, sample: callable) -> None:
+         every: int, sample: Callable[[int], None]) -> None:
     """``calls`` GETs over keep-alive connections; ``sample()`` after every ``every`` calls."""
     lock = threading.Lock()
     done = 0
