@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,9 +14,11 @@ from api.config import Settings
 from api.core.addresses import TrustedProxies
 from api.core.context import AppContext
 from api.core.dispatch import Dispatcher, Reply
+from api.core.envelopes import SOAP, XMLRPC, Envelope, read_envelope
 from api.core.errors import RETRY_AFTER_SECONDS
 from api.core.transport import discard_files, read_request
-from api.media.names import DEFAULT_ICON_PATH
+from api.formats import soap
+from api.media.names import DEFAULT_ICON_PATH, ICON_ROUTE
 from api.media.route import IconResource, MediaResource
 from api.media.worker import build_uploads
 from api.methods import build_registry
@@ -27,6 +30,7 @@ from api.runtime.http_log import (
     RequestLogMiddleware,
     UnhandledErrors,
     check_log_format,
+    withheld,
 )
 from api.runtime.latency import UsagePruner
 from api.runtime.metrics import Metrics, MetricsResource
@@ -37,9 +41,11 @@ from api.web import help as help_pages
 from api.web import home, static
 from api.web.console import add_routes as add_console_routes
 from api.web.explorer import add_routes as add_explorer_routes
+from api.web.groups import add_routes as add_group_routes
 from api.web.key_log import add_routes as add_key_log_routes
 from api.web.oauth import add_routes as add_oauth_routes
 from api.web.pages import add_routes as add_page_routes
+from api.web.posts import add_routes as add_post_routes
 from api.web.profiles import add_routes as add_profile_routes
 from api.web.stats import add_routes as add_stats_routes
 from keys.changes import KeyWatch
@@ -138,6 +144,40 @@ class ApiResource:
         return str(self.ctx.uploads.own_spool())
 
 
+class EnvelopeResource:
+    """``/api/xmlrpc`` and ``/api/soap`` (with an answer format: ``/api/soap/json``): an envelope
+    POSTed (spec §2.5-2.6; api/core/envelopes.py) through the same pipeline; ``/api/soap?wsdl``
+    describes SOAP's one operation for toolkits."""
+
+    def __init__(self, ctx: AppContext, envelope: Envelope) -> None:
+        self.ctx = ctx
+        self.envelope = envelope
+        self.dispatcher = Dispatcher(ctx)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, fmt: str | None = None) -> None:
+        settings = self.ctx.settings
+        address = self.dispatcher.admit(req.remote_addr or "")  # before the body, as for REST
+        request = read_envelope(req, self.envelope, fmt, max_bytes=settings.max_form_bytes,
+                                report_unexpected=self.report_unexpected,
+                                public_url=settings.public_url.rstrip("/"),
+                                skip=any(quota.exceeded for quota in address))
+        write_reply(resp, self.dispatcher.handle(request, address))
+
+    def report_unexpected(self, error: Exception) -> None:
+        """An exception the envelope's parser did not expect (answered as the transport's own
+        error, not a 500): its class and frames in the errors log, never its message."""
+        logging.getLogger("api.errors").error(
+            "unexpected %s reading a %s envelope", type(error).__name__,
+            self.envelope.format_name, exc_info=withheld(error))
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, fmt: str | None = None) -> None:
+        if self.envelope is SOAP and fmt is None and "wsdl" in req.params:
+            base = self.ctx.settings.public_url.rstrip("/") or f"{req.scheme}://{req.netloc}"
+            resp.content_type, resp.data = soap.WSDL_CONTENT_TYPE, soap.wsdl(base)
+        else:  # no envelope: the transport's own error, in its format
+            self.on_post(req, resp, fmt)
+
+
 def _refuse_all(params: Mapping[str, str]) -> bool:
     """read_request's early check for an address over its budget: never spool its file part."""
     return True
@@ -172,8 +212,14 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> falcon.A
     app.add_route("/api", resource)
     app.add_route("/api/{method}", resource)
     app.add_route("/api/{method}/{fmt}", resource)
+    for envelope in (XMLRPC, SOAP):  # literal segments: falcon routes them before /api/{method}
+        transport = EnvelopeResource(ctx, envelope)
+        app.add_route(f"/api/{envelope.format_name}", transport)
+        app.add_route(f"/api/{envelope.format_name}/{{fmt}}", transport)
     app.add_route("/media/{d2}/{d1}/{name}", MediaResource(ctx))
-    app.add_route(DEFAULT_ICON_PATH, IconResource())
+    icons = IconResource(ctx)
+    app.add_route(DEFAULT_ICON_PATH, icons)
+    app.add_route(ICON_ROUTE, icons)  # members' own icons
     app.add_route("/healthz", HealthResource())  # docs/operations.md
     app.add_route("/readyz", ReadyResource(Readiness(settings, clock=ctx.clock)))
     if ctx.metrics is not None:
@@ -187,6 +233,8 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> falcon.A
     add_explorer_routes(app, pages)  # /help/api/method/<name>/explore
     add_oauth_routes(app, pages)  # /apps/oauth/request, /authorize, /access
     add_profile_routes(app, pages)  # /home/<alias>, /settings/profile, contact forms
+    add_post_routes(app, pages)  # /blog/<alias>[/<post_id>], /posts/new, /posts/<id>/…
+    add_group_routes(app, pages)  # /groups, /groups/new, /group/<id>, /group/<id>/moderate
     # Exceptions no responder caught: a 500 and a record through `logging` without the path or
     # query string (falcon's default wrote both, a media secret included, to wsgi.errors).
     app.add_error_handler(Exception, UnhandledErrors(

@@ -99,6 +99,9 @@ class Settings:
     max_video_bytes: int = 100 * 1024 * 1024
     max_audio_bytes: int = 100 * 1024 * 1024
     max_other_bytes: int = 100 * 1024 * 1024
+    # Largest picture a member may upload as their icon on /settings/profile, in bytes
+    # (API_MAX_ICON_BYTES); the pixel and decoding limits below apply to it too.
+    max_icon_bytes: int = 10 * 1024 * 1024
     # Largest image accepted, in pixels; bigger ones are refused as decompression bombs
     # (API_MAX_IMAGE_PIXELS).
     max_image_pixels: int = 120_000_000

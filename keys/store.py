@@ -156,12 +156,20 @@ def _looks_like_key(key: str) -> bool:
     return 0 < len(key) <= 32 and all(c in "0123456789abcdefABCDEF" for c in key)
 
 
+def reserved_username(username: str) -> bool:
+    """A name no member may take: digits only (``/home/<digits>`` and user_id read an id) or
+    dots only (``.`` and ``..`` are path segments: ``/home/..`` is ``/``)."""
+    return username.isdigit() or not username.strip(".")
+
+
 def add_user(username: str, password: str, *, realname: str = "", email: str = "",
              is_pro: bool = False, is_admin: bool = False) -> User:
     """Create a member account; the password is stored only as an argon2 hash."""
     username = username.strip()
     if not username or len(username) > 64:
         raise KeyStoreError("username must be 1 to 64 characters")
+    if reserved_username(username):
+        raise KeyStoreError("username must not be only digits (an id) or only dots")
     if not password:
         raise KeyStoreError("password must not be empty")
     # Hashed before any transaction: argon2 takes a fifth of a second, and on SQLite a transaction

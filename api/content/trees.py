@@ -89,7 +89,7 @@ def display_name(user: User) -> str:
 def member_tree(call: Call, user: User) -> dict[str, Any]:
     """``owner_tree`` plus ``alias is_pro icon``: doc.get's owner as live clients read it."""
     return {**owner_tree(user), "alias": user.username, "is_pro": user.is_pro,
-            "icon": icon_url(call.base_url)}
+            "icon": icon_url(call.base_url, user)}
 
 
 def tag_tree(tag: Tag, doc: Doc, *, dated: bool = False) -> dict[str, Any]:

@@ -15,7 +15,9 @@ VISIT_WINDOW = 1800  # repeated views by one member within 30 minutes count as o
 
 
 def record_visit(call: Call, row: Any, visit_model: Any, target: str) -> Any | None:
-    """Count ``call.user``'s view of ``row`` (a Doc or Album) in ``visit_model``; the visit row."""
+    """Count ``call.user``'s view of ``row`` (a Doc, Album or Post) in ``visit_model``; the visit
+    row (None, or the one read before, when ``row`` is deleted meanwhile: a read that raced a
+    delete still answers what it read)."""
     user = call.user
     if user is None or user.id == row.owner_id:
         return None
@@ -28,6 +30,11 @@ def record_visit(call: Call, row: Any, visit_model: Any, target: str) -> Any | N
     model = type(row)
     try:
         with db.atomic():
+            # The counter first: the parent's row is locked before its visit row is written, the
+            # order in which deleting the parent goes (its row, then its visits by cascade), so
+            # the two never deadlock. A parent deleted meanwhile updates nothing: no visit.
+            if not model.update(visits=model.visits + 1).where(model.id == row.id).execute():
+                return visit
             (visit_model
              .insert(**{target: row.id}, visitor=user.id, visited_at=now, first_visit_at=now,
                      visits=1)
@@ -35,7 +42,6 @@ def record_visit(call: Call, row: Any, visit_model: Any, target: str) -> Any | N
                           update={visit_model.visited_at: now,
                                   visit_model.visits: visit_model.visits + 1})
              .execute())
-            model.update(visits=model.visits + 1).where(model.id == row.id).execute()
     except Exception as error:
         if not is_busy(error):
             raise
@@ -43,4 +49,4 @@ def record_visit(call: Call, row: Any, visit_model: Any, target: str) -> Any | N
         log.warning("visit to %s %s not counted, database busy", target, row.id)
         return visit
     row.visits += 1
-    return visit_model.get(this_visit)
+    return visit_model.get_or_none(this_visit)  # (None if the parent went since)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, Protocol
@@ -177,6 +178,11 @@ class Uploads(Protocol):
 
     def own_spool(self) -> Path:
         """This process's dir for request file parts (made again if missing)."""
+        ...
+
+    def decoding(self, timeout: float) -> AbstractContextManager[None]:
+        """One of the process's decoding slots, shared by uploads and icons (DecodesBusy,
+        api.media.worker, when none frees within ``timeout`` seconds)."""
         ...
 
 

@@ -10,7 +10,7 @@ import functools
 import io
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -379,6 +379,28 @@ def render_thumbs(image: Image.Image, orientation: int) -> Iterator[tuple[str, i
     width, height = image.size
     if orientation in _QUARTER_TURNS:
         width, height = height, width
+    picture = _upright(image, orientation)
+    for label, box in plan_thumbs(width, height):
+        if label.endswith("x"):
+            thumb = _square(picture, box)
+        else:
+            thumb = picture.copy()
+            thumb.thumbnail((box, box), Image.Resampling.LANCZOS)
+        yield label, thumb.width, thumb.height, _jpeg(thumb)
+
+
+def render_squares(image: Image.Image, orientation: int,
+                   sizes: Iterable[int]) -> Iterator[tuple[int, bytes]]:
+    """(size, JPEG bytes) of the picture's centred square at each size, shown upright: a member's
+    icon (api/media/icons.py), cut like the ``x`` thumbnails."""
+    _draft(image)
+    picture = _upright(image, orientation)
+    for size in sizes:
+        yield size, _jpeg(_square(picture, size))
+
+
+def _upright(image: Image.Image, orientation: int) -> Image.Image:
+    """The RGB picture thumbnails are cut from, turned as its EXIF orientation says."""
     try:
         image.seek(0)
         picture = _flatten(_reduced(image))
@@ -386,15 +408,17 @@ def render_thumbs(image: Image.Image, orientation: int) -> Iterator[tuple[str, i
         raise Rejected("image data is broken or truncated") from error
     if orientation in _TRANSPOSE:
         picture = picture.transpose(_TRANSPOSE[orientation])
-    for label, box in plan_thumbs(width, height):
-        if label.endswith("x"):
-            thumb = ImageOps.fit(picture, (box, box), Image.Resampling.LANCZOS)
-        else:
-            thumb = picture.copy()
-            thumb.thumbnail((box, box), Image.Resampling.LANCZOS)
-        out = io.BytesIO()
-        thumb.save(out, "JPEG", quality=_THUMB_QUALITY, optimize=True)
-        yield label, thumb.width, thumb.height, out.getvalue()
+    return picture
+
+
+def _square(picture: Image.Image, box: int) -> Image.Image:
+    return ImageOps.fit(picture, (box, box), Image.Resampling.LANCZOS)
+
+
+def _jpeg(thumb: Image.Image) -> bytes:
+    out = io.BytesIO()
+    thumb.save(out, "JPEG", quality=_THUMB_QUALITY, optimize=True)
+    return out.getvalue()
 
 
 def _reduced(image: Image.Image) -> Image.Image:

@@ -34,13 +34,31 @@ def original_url(base_url: str, doc: Any) -> str:
     return base_url + media_path(doc.id, doc.original_secret, ORIGINAL, doc.original_ext or "bin")
 
 
-# Members cannot upload an icon yet: every member's ``icon`` is this one picture (route.py).
+# A member without an icon of their own shows this one picture (route.py).
 DEFAULT_ICON_PATH = "/media/icons/default.png"
+ICON_ROUTE = "/media/icons/{name}"
+# Square sizes, in pixels, made of an uploaded icon (api/media/icons.py); user.get hands out
+# ICON_SIZE, pages show the small one beside a name.
+ICON_SIZES = (48, 100)
+ICON_SIZE = 100
+_ICON = re.compile(r"icons/(\d+)\.[0-9a-f]+\.\d+\.jpg")
 
 
-def icon_url(base_url: str) -> str:
-    """A member's icon (user.get ``icon``): the default one for everybody for now."""
-    return base_url + DEFAULT_ICON_PATH
+def icon_name(user_id: int, secret: str, size: int) -> str:
+    """The storage name of one size of a member's own icon; its URL path is ``/media/<name>``."""
+    return f"icons/{user_id}.{secret}.{size}.jpg"
+
+
+def icon_names(user_id: int, secret: str) -> list[str]:
+    """Every stored file of one icon of a member (removed when it is replaced)."""
+    return [icon_name(user_id, secret, size) for size in ICON_SIZES]
+
+
+def icon_url(base_url: str, member: Any, size: int = ICON_SIZE) -> str:
+    """A member's icon (user.get ``icon``): their own (``icon_secret`` set) or the default one."""
+    if not member.icon_secret:
+        return base_url + DEFAULT_ICON_PATH
+    return f"{base_url}/media/{icon_name(member.id, member.icon_secret, size)}"
 
 
 def storage_name(doc_id: int, secret: str, label: str, ext: str) -> str:
@@ -60,11 +78,15 @@ def shown(name: str) -> str:
     """What messages and logs say of a storage name: ``doc <id> <label>`` for a media file,
     ``an upload`` for anything else (a waiting upload). Never the name: its secret is the
     capability that serves the file."""
+    icon = _ICON.fullmatch(name)
+    if icon:
+        return f"icon of member {icon[1]}"
     match = _STORED.fullmatch(name)
     return f"doc {match[1]} {match[2]}" if match else "an upload"
 
 
 def is_thumbnail(name: str) -> bool:
-    """Whether ``name`` is a media file other than an original (stored in one request: small)."""
+    """Whether ``name`` is a media file other than an original, a member's icon included (stored
+    in one request: small)."""
     match = _STORED.fullmatch(name)
-    return match is not None and match[2] != ORIGINAL
+    return (match is not None and match[2] != ORIGINAL) or _ICON.fullmatch(name) is not None

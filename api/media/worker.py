@@ -18,7 +18,8 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +59,10 @@ log = logging.getLogger("api.uploads")
 _SECRET_BYTES = 8  # 16 hex digits in every media file name
 
 
+class DecodesBusy(Exception):
+    """Every decoding slot stayed taken for as long as the caller would wait."""
+
+
 @dataclass(frozen=True)
 class _Rendered:
     """What processing learned from the file before any write."""
@@ -91,7 +96,8 @@ class UploadQueue(TicketQueue):
                  new_secret: Callable[[int], str] = secrets.token_hex,
                  notices: Notices | None = None) -> None:
         super().__init__(settings, storage, clock=clock, new_secret=new_secret, notices=notices)
-        # Decoding is memory-hungry: at most two uploads (worker or async=0 requests) at a time.
+        # Decoding is memory-hungry: at most two at a time (the worker's uploads, async=0 requests
+        # and icons alike: ``decoding``).
         self._slots = threading.BoundedSemaphore(2)
         # Pillow refuses (at twice this) or warns about huge images itself; sniff refuses above it.
         Image.MAX_IMAGE_PIXELS = settings.max_image_pixels
@@ -113,6 +119,18 @@ class UploadQueue(TicketQueue):
         try:
             self._process(ticket)
             release_memory()  # the decode's buffers, which glibc would keep (docs/uploads.md)
+        finally:
+            self._slots.release()
+
+    @contextmanager
+    def decoding(self, timeout: float) -> Iterator[None]:
+        """Hold one of the decoding slots uploads take, for a decode made elsewhere (a member's
+        icon, api/web/profiles.py): the process then decodes at most two pictures at once, whatever
+        asks; DecodesBusy when none frees within ``timeout`` seconds."""
+        if not self._slots.acquire(timeout=timeout):
+            raise DecodesBusy(f"no decoding slot freed in {timeout:g} s")
+        try:
+            yield
         finally:
             self._slots.release()
 

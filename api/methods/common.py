@@ -21,6 +21,8 @@ DocNotFound = method_error(1, "Document not found", "The document ID is invalid 
                                                     "permissions to view this doc.")
 UserNotFound = method_error(1, "User not found", "The user ID is either invalid or the account is "
                                                  "closed/suspended.")
+AlbumNotFound = method_error(1, "Album not found", "The album ID is invalid or insufficient "
+                                                   "permissions to view this album.")
 InvalidArgument = method_error(2, "Invalid argument", "One or many required arguments were not "
                                                       "sent or have an invalid value.")
 
@@ -52,16 +54,19 @@ def extra_help(extras: Iterable[str]) -> str:
     return "A comma-separated list of extra information to fetch: " + ", ".join(extras)
 
 
-def parse_ids(raw: str) -> list[int]:
-    """A comma list of ids, in order and without repeats, or 2."""
-    ids: list[int] = []
+def parse_ids(raw: str, limit: int | None = None) -> list[int]:
+    """A comma list of ids, in order and without repeats, or 2; also 2 as soon as it names more
+    than ``limit`` different ids. One linear pass: a caller checks a huge list before it locks
+    or reads anything."""
+    ids: dict[int, None] = {}  # a set that keeps the order
     for part in filter(str.strip, raw.split(",")):
         row_id = as_id(part)
         if row_id is None:
-            raise InvalidArgument(f"not a list of ids: {raw!r}")
-        if row_id not in ids:
-            ids.append(row_id)
-    return ids
+            raise InvalidArgument(f"not an id: {part[:20]!r}")
+        ids[row_id] = None
+        if limit is not None and len(ids) > limit:
+            raise InvalidArgument(f"more than {limit} ids")
+    return list(ids)
 
 
 def _max_file_bytes(call: Call, media: str) -> int:

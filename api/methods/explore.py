@@ -4,8 +4,8 @@ Public documents only, whoever asks: a token never adds a member's private, fami
 documents here. ``explore.docs.getRecent`` (newest first, a ``count`` without paging),
 ``explore.docs.getPopular`` (the week's most visited and faved) and ``explore.docs.homepage``
 (each member's latest all-audience document) answer ``<docs …><doc …/></docs>`` (method-shapes.md);
-``explore.groups.getRandom`` an empty ``<groups count="0"/>`` until groups exist. The rules are
-written down in docs/protocol-choices.md, "Tags and explore".
+``explore.groups.getRandom`` some public groups at random (docs/protocol-choices.md, "Groups (issue
+14)"). The rules are written down in docs/protocol-choices.md, "Tags and explore".
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from peewee import Expression, Select, Value, fn
 
 from api.content.access import media_clause, safesurf_clause, viewer_of, visible_to
+from api.content.groups import group_cards
 from api.content.listing import docs_page, owned_docs
 from api.content.trees import doc_trees, parse_extra, parse_thumbsize
 from api.core.context import Call
@@ -28,7 +29,8 @@ from api.methods.common import (
     Thumbsize,
     extra_help,
 )
-from api.models.docs import Doc, DocVisit
+from api.models.docs import Doc, DocFave, DocVisit
+from api.models.groups import Group
 from keys.models import User
 
 group = MethodGroup()
@@ -41,6 +43,7 @@ POPULAR_WINDOW = 7 * 86400  # "the week most popular documents": the last 7 days
 FAVE_WEIGHT = 3  # one fave counts as much as three members' visits
 ALL_AUDIENCES = 1  # the homepage shows safety 1 only, whoever asks (it takes no safesurf)
 GROUPS_COUNT, MAX_GROUPS_COUNT = 10, 50  # explore.groups.getRandom (spec §10.1)
+RANDOM_POOL = 500  # the recently active public groups it draws from
 
 Extra = Annotated[str, extra_help(EXPLORE_EXTRAS)]
 
@@ -94,13 +97,14 @@ def get_popular(call: Call,
     """Return the public documents most visited and faved in the last 7 days, best first.
 
     A document's score is the number of members (not its owner) whose latest visit to it falls
-    in the last 7 days, plus 3 for each fave; the documents visited or posted in those 7 days
-    are ranked, ties newest first. safesurf and media work as in explore.docs.getRecent.
+    in the last 7 days, plus 3 for each fave given in them; the documents visited, faved or
+    posted in those 7 days are ranked, ties newest first. safesurf and media work as in
+    explore.docs.getRecent.
     """
     now = call.now()
     window = (now - POPULAR_WINDOW, now)  # a date after now is not "of the week"
     ranked = _week_candidates(*window)
-    score = ranked.c.visitors + Doc.faves * FAVE_WEIGHT
+    score = ranked.c.score
     extras = parse_extra(extra, EXPLORE_EXTRAS) | {"owner"}  # the owner is in every item
     return docs_page(call, _public(call, safesurf, media),
                      (score.desc(), Doc.posted_at.desc(), Doc.id.desc()),
@@ -109,18 +113,21 @@ def get_popular(call: Call,
 
 
 def _week_candidates(since: int, until: int) -> Any:
-    """``(doc_id, visitors)`` for each doc visited or posted between ``since`` and ``until``:
-    the members whose latest visit falls in the window (one doc_visits row per member, read
-    from the (visited_at, doc) index alone), 0 for a doc only posted in it (the (posted_at, id)
+    """``(doc_id, score)`` for each doc visited, faved or posted between ``since`` and
+    ``until``: 1 per member whose latest visit falls in the window (one doc_visits row per
+    member, read from the (visited_at, doc) index alone), ``FAVE_WEIGHT`` per fave given in it
+    (the doc_faves (faved_at, doc) index), 0 for a doc only posted in it (the (posted_at, id)
     index). Only these docs are joined and ranked, never the whole docs table."""
-    visits = (DocVisit.select(DocVisit.doc.alias("doc_id"), Value(1).alias("visitors"))
+    visits = (DocVisit.select(DocVisit.doc.alias("doc_id"), Value(1).alias("score"))
               .where(DocVisit.visited_at.between(since, until)))
-    posted = (Doc.select(Doc.id.alias("doc_id"), Value(0).alias("visitors"))
+    faves = (DocFave.select(DocFave.doc.alias("doc_id"), Value(FAVE_WEIGHT).alias("score"))
+             .where(DocFave.faved_at.between(since, until)))
+    posted = (Doc.select(Doc.id.alias("doc_id"), Value(0).alias("score"))
               .where(Doc.posted_at.between(since, until)))
-    both = (visits + posted).alias("both")  # UNION ALL, then one grouped pass
-    return (Select([both], [both.c.doc_id.alias("doc_id"),
-                            fn.SUM(both.c.visitors).alias("visitors")])
-            .group_by(both.c.doc_id)
+    every = (visits + faves + posted).alias("every")  # UNION ALL, then one grouped pass
+    return (Select([every], [every.c.doc_id.alias("doc_id"),
+                             fn.SUM(every.c.score).alias("score")])
+            .group_by(every.c.doc_id)
             .alias("ranked"))
 
 
@@ -160,12 +167,19 @@ def homepage(call: Call, extra: Extra = "", thumbsize: Thumbsize = "",
 def groups_get_random(call: Call,
                       count: Annotated[int, f"How many groups (default {GROUPS_COUNT}, max "
                                             f"{MAX_GROUPS_COUNT})."] = GROUPS_COUNT) -> dict:
-    """Return some public groups at random.
+    """Return some public groups at random, among the most recently active.
 
-    No groups exist yet (they arrive with the group.* methods), so the list is empty:
-    ``<groups count="0"/>``, ``{"groups": {"count": "0", "group": []}}`` in JSON. A count below 1
-    is code 2, as in explore.docs.getRecent.
+    The candidates are the public groups whose pool last changed most recently (at most
+    ``RANDOM_POOL`` of them, read from an index), so the draw never sorts every group. A count
+    over 50 is lowered to 50; below 1 it is code 2, as in explore.docs.getRecent.
     """
     if count < 1:
         raise InvalidArgument(f"count={count}")
-    return {"groups": {"count": 0, "group": []}}
+    candidates = (Group.select(Group.id)
+                  .where(Group.is_public == True)  # noqa: E712 (peewee expression)
+                  .order_by(Group.last_doc_at.desc(), Group.id.desc())
+                  .limit(RANDOM_POOL))
+    groups = list(Group.select().where(Group.id.in_(candidates))
+                  .order_by(fn.Random()).limit(min(count, MAX_GROUPS_COUNT)))
+    items = group_cards(call.base_url, groups, viewer_of(call))
+    return {"groups": {"count": len(items), "group": items}}

@@ -119,18 +119,17 @@ def _user_trees(call: Call, caller: User | None, users: Sequence[User],
     number of queries."""
     relations = _relations(caller, users)
     counts = _counts(call, users) if "count" in extras else {}
-    icon = icon_url(call.base_url)
     items = []
     for user in users:
         item: dict[str, Any] = {"user_id": user.id, "username": user.username,
-                                "alias": user.username, "icon": icon}
+                                "alias": user.username, "icon": icon_url(call.base_url, user)}
         if "realname" in extras:
             item["realname"] = user.realname
         item["relation"] = relations.get(user.id)
         if "count" in extras:
             item["count"] = counts[user.id]
         if "location" in extras:
-            item["location"] = {"country": "", "town": ""}
+            item["location"] = {"country": user.country, "town": user.town}
         items.append(item)
     return items
 

@@ -359,8 +359,9 @@ class DocFave(BaseModel):
 
     class Meta:
         table_name = "doc_faves"
+        # (faved_at, doc): the week's faves for explore.docs.getPopular, from the index alone
         indexes = ((("user", "doc"), True), (("user", "faved_at"), False),
-                   (("doc", "faved_at"), False))
+                   (("doc", "faved_at"), False), (("faved_at", "doc"), False))
 
 
 class AlbumFave(BaseModel):

@@ -20,6 +20,7 @@ from pathlib import Path
 from peewee import fn
 
 from api.config import Settings
+from api.content.members import has_control_characters
 from api.models.accounts import LoginFailure, Session
 from keys import store
 from keys.db import as_tuples, serialised
@@ -183,9 +184,11 @@ class Accounts:
     def sign_up(self, username: str, realname: str, password: str) -> User:
         """Create an account; Refused with a readable reason when the form is not acceptable."""
         username = username.strip()
-        if not _USERNAME.fullmatch(username) or username.isdigit():
+        if not _USERNAME.fullmatch(username) or store.reserved_username(username):
             raise Refused("Choose a user name of 2 to 64 letters, digits, dots, dashes or "
-                          "underscores, not only digits.")
+                          "underscores, not only digits or dots.")
+        if has_control_characters(realname):
+            raise Refused("Choose a real name without line breaks or control characters.")
         if len(password) < MIN_PASSWORD:
             raise Refused(f"Choose a password of at least {MIN_PASSWORD} characters.")
         # Saying so tells no more than user.get tells anyone (docs/protocol-choices.md, "Rate

@@ -146,11 +146,13 @@ class Pages:
                              retry_after=wait)
 
 
-def read_form(req: falcon.Request) -> dict[str, str]:
-    """The urlencoded form body; BadRequest when too large or undecodable."""
+def read_form(req: falcon.Request, max_bytes: int = _MAX_FORM,
+              too_large: str = "The form is too large.") -> dict[str, str]:
+    """The urlencoded form body of at most ``max_bytes``; BadRequest when undecodable, or a 413
+    saying ``too_large`` when longer."""
     length = req.content_length or 0
-    if length > _MAX_FORM:
-        raise BadRequest("The form is too large.", falcon.HTTP_413)
+    if length > max_bytes:
+        raise BadRequest(too_large, falcon.HTTP_413)
     raw = req.bounded_stream.read(length) if length else b""
     return decode_urlencoded(raw) if raw else {}
 

@@ -179,6 +179,26 @@ def test_login_and_signup_forms_need_csrf(browser, member):
     assert "sid" not in browser.cookies
 
 
+@pytest.mark.parametrize(("username", "realname", "message"), [
+    ("..", "Dots", "not only digits or dots"),  # /home/.. would be the site's root
+    ("...", "Dots", "not only digits or dots"),
+    ("2024", "Digits", "not only digits or dots"),  # /home/2024 finds member 2024 first
+    ("ctrl", "a\x0bb\x1b[31mred", "without line breaks or control characters"),
+    ("nel", "a\x85b", "without line breaks or control characters"),  # C1: NEXT LINE
+    ("bidi", "Eve\u202eevil", "without line breaks or control characters"),
+    ("isolate", "Eve\u2066x\u2069", "without line breaks or control characters"),
+])
+def test_signup_refuses_reserved_names_and_control_characters(browser, username, realname,
+                                                               message):
+    form = {"csrf_token": csrf_of(browser.get("/signup").text), "username": username,
+            "realname": realname, "password": "a long password"}
+    answer = browser.post("/signup", form)
+    assert answer.status_code == 400 and message in answer.text
+    assert not User.select().where(User.username == username).exists()
+    form["username"], form["realname"] = "a.b-c_1", "Zoë Ünïcode"  # dots among others: fine
+    assert browser.post("/signup", form).status_code == 303
+
+
 def test_session_cookie_flags_and_new_id_on_login(client, browser, member):
     result = browser.login("member", "member-password")
     cookie = result.cookies["sid"]

@@ -214,6 +214,11 @@ def test_getlist_flags_match_the_original_registry(call):
             assert method["title"] == theirs["title"], method["name"]
 
 
+def test_getlist_lists_all_102_methods(call):
+    methods = call("api.methods.getList")["methods"]
+    assert len(methods["method"]) == 102
+
+
 # -- transport ------------------------------------------------------------------------------
 
 

@@ -39,6 +39,10 @@ def test_user_key_list_disable_enable(keys_cli):
      "callback must be an absolute http(s) URL"),
     (("create", "--owner", "bob", "--name", "X", "--auth", "web"), "needs --callback"),
     (("user", "add", "bob", "--password", "pw"), "already exists"),
+    # An id would find another member first (/home/<id>); /home/.. is the site's root.
+    (("user", "add", "12345", "--password", "pw"), "not be only digits (an id) or only dots"),
+    (("user", "add", "..", "--password", "pw"), "not be only digits (an id) or only dots"),
+    (("user", "add", ".", "--password", "pw"), "not be only digits (an id) or only dots"),
     (("disable", "f" * 32), "no key"),
     (("user", "close", "nobody"), "no user 'nobody'"),
     (("user", "open", "nobody"), "no user 'nobody'"),

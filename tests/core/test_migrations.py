@@ -164,7 +164,10 @@ def test_golden_v1_database_is_upgraded_in_place(tmp_path):
                                   "usage_latency": 0, "usage_users": 0,
                                   "oauth_request_tokens": 0, "used_nonces": 0, "docs_fts": 4,
                                   "doc_faves": 0, "album_faves": 0, "folders": 0,
-                                  "folder_albums": 0}
+                                  "folder_albums": 0,
+                                  "groups": 0, "group_members": 0, "group_docs": 0,
+                                  "posts": 0, "post_docs": 0, "post_comments": 0,
+                                  "post_faves": 0, "post_visits": 0}
     with db.connection_context():
         assert [row.version for row in SchemaVersion.select()] == list(range(2, LATEST + 1))
         assert [d.title for d in Doc.select().order_by(Doc.id)] == [

@@ -50,3 +50,17 @@ def test_method_takes_the_spec_parameters(spec):
     assert not missing, f"spec parameters we do not take: {sorted(missing)}"
     ours_required = {p.name for p in spec.params if p.required}
     assert ours_required <= required | {"doc_id", "album_id"}, "required beyond the spec"
+
+
+def test_coverage_is_total():
+    """Every method of the original's registry (PyIpernity's methods.json, 102 names) answers
+    here: a name missing from our registry fails, and so does one we answer that it lacks."""
+    import importlib.resources
+    import json
+
+    original = set(json.loads(importlib.resources.files("ipernity").joinpath("methods.json")
+                              .read_text()))
+    ours = {spec.name for spec in REGISTRY}
+    assert len(original) == 102
+    assert sorted(original - ours) == []
+    assert sorted(ours - original) == []

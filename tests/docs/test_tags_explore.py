@@ -11,7 +11,7 @@ import pytest
 from ipernity import IpernityAPI
 
 from api.content.tags import add_tags
-from api.models.docs import Doc, DocVisit, Relation, Tag
+from api.models.docs import Doc, DocFave, DocVisit, Relation, Tag
 from keys import store
 from keys.db import db
 from keys.models import User
@@ -254,17 +254,23 @@ def test_popular_ranks_the_weeks_visits_and_faves(call, owner, member, stranger,
     now = int(clock())
     old = make_doc(owner, posted_at=now - 30 * 86400)
     visited = make_doc(owner, posted_at=now - 20 * 86400)
-    faved = make_doc(owner, posted_at=now - 20 * 86400, faves=1)
+    faved = make_doc(owner, posted_at=now - 20 * 86400)
+    only_faved = make_doc(owner, posted_at=now - 20 * 86400)
+    faved_long_ago = make_doc(owner, posted_at=now - 20 * 86400, faves=5)
     stale = make_doc(owner, posted_at=now - 20 * 86400)
     fresh = make_doc(member, posted_at=now - 3600)
     hidden = make_doc(owner, is_public=False, posted_at=now - 60)
     for doc, who in ((visited, member), (visited, stranger), (faved, member), (hidden, member)):
         visit(doc, who, now - 86400)
+    for doc, who, when in ((faved, stranger, now - 86400), (only_faved, member, now - 7200),
+                           (faved_long_ago, member, now - 8 * 86400)):
+        DocFave.create(user=who, doc=doc, faved_at=when)
     visit(stale, member, now - 8 * 86400)  # before the week
     assert old.id not in ids(call("explore.docs.getPopular"))
-    # visited: 2 visitors; faved: 1 visitor + 3 for its fave; fresh: posted this week, no score.
+    # faved: 1 visitor + 3 for a fave this week; only_faved: 3; visited: 2 visitors; fresh:
+    # posted this week, no score; faves before the week count for nothing (nor does the counter).
     got = call("explore.docs.getPopular")
-    assert ids(got) == [faved.id, visited.id, fresh.id]
+    assert ids(got) == [faved.id, only_faved.id, visited.id, fresh.id]
     # A token never adds the caller's own private documents.
     assert ids(call("explore.docs.getPopular", token=token_for(owner, doc="read"))) == ids(got)
 

@@ -1,5 +1,5 @@
-"""``album.get``, ``album.getList``, ``album.getVisitors``: anyone who may see an album reads it,
-and sees only the docs they may see in it (spec §9, shapes).
+"""``album.get``, ``album.getList``, ``album.getVisitors``, ``album.getFaves``: anyone who may
+see an album reads it, and sees only the docs they may see in it (spec §9, shapes).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from peewee import fn
 
 from api.content.access import find_open_member, relation_to, safesurf_clause, viewer_of, visible_to
 from api.content.albums import album_head, covers, doc_counts
+from api.content.faves import FAVERS_PAGE, favers, is_fave
 from api.content.trees import DEFAULT_THUMBSIZE, THUMB_LABELS, owner_tree, parse_thumbsize
 from api.content.visits import record_visit
 from api.core.context import Call
@@ -52,7 +53,7 @@ def get(call: Call, album_id: AlbumId, thumbsize: CoverSize = DEFAULT_THUMBSIZE)
     can = can_tree(call, album, relation_to(album.owner_id, call.user))
     you = None
     if call.user is not None:
-        you = {"isfave": False, "visits": visit.visits if visit else 0,
+        you = {"isfave": is_fave(album, call.user), "visits": visit.visits if visit else 0,
                "last_visit_at": visit.visited_at if visit else 0}
     return {"album": {**album_head(call, album),
                       "thumbsize": label,
@@ -130,3 +131,15 @@ def get_visitors(call: Call, album_id: OwnAlbumId,
                "visited_at": v.visited_at, "first_visit_at": v.first_visit_at,
                "visits": v.visits} for v in rows]
     return {"visits": {**slice_.attrs(total, len(visits)), "visit": visits}}
+
+
+@group.method("album.getFaves", title="Return the list of members who have faved a album.",
+              perms=READ, missing=AlbumNotFound, invalid=AlbumNotFound,
+              response="<faves count per_page pages page total>"
+                       "<fave user_id username faved_at/></faves>")
+def get_faves(call: Call, album_id: AlbumId,
+              per_page: Annotated[int | None, FAVERS_PAGE.per_page_help] = None,
+              page: Annotated[int | None, FAVERS_PAGE.page_help] = None) -> dict:
+    """The members who faved an album the caller may see, latest first; closed members are left
+    out."""
+    return favers(visible_album(call, album_id), FAVERS_PAGE.page(page, per_page))

@@ -7,16 +7,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from api.content.access import can_view, perm_allows, viewer_of
+from api.content.access import can_view, viewer_of
+from api.content.albums import can_tree as can_tree  # re-exported: shared with faves.*
+from api.content.albums import count_tree as count_tree  # re-exported: shared with faves.*
 from api.content.albums import covers, doc_counts
 from api.core.context import Call
-from api.core.errors import method_error
-from api.models.docs import Album, Doc, Relation
+from api.methods.common import AlbumNotFound
+from api.models.docs import Album, Doc
 from keys.db import locked
 from keys.models import User
-
-AlbumNotFound = method_error(1, "Album not found", "The album ID is invalid or insufficient "
-                                                   "permissions to view this album.")
 
 # The album parameters several methods take, with their help.
 AlbumId = Annotated[int, "The album."]
@@ -57,22 +56,6 @@ def visibility_flags(album: Album) -> dict[str, Any]:
     """``<visibility family friend ff public/>``: who the album itself is shared with."""
     return {"family": album.is_family, "friend": album.is_friend,
             "ff": album.is_family and album.is_friend, "public": album.is_public}
-
-
-def count_tree(album: Album, counts: dict[str, int] | None, *, by_share: bool) -> dict[str, Any]:
-    """``<count docs visits faves comments [family friend ff public]/>``."""
-    counts = counts or {}
-    tree: dict[str, Any] = {"docs": counts.get("docs", 0), "visits": album.visits,
-                            "faves": album.faves, "comments": album.comments}
-    if by_share:
-        tree.update({name: counts.get(name, 0) for name in ("family", "friend", "ff", "public")})
-    return tree
-
-
-def can_tree(call: Call, album: Album, relation: Relation | None) -> dict[str, Any]:
-    """``<can fave comment/>``: what the caller may do with the album."""
-    return {"fave": call.user is not None and not is_owner(call, album),
-            "comment": perm_allows(album.perm_comment, call.user, album.owner_id, relation)}
 
 
 def album_dates(album: Album) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from api.content.access import owned_doc, viewer_of, visible_doc, visible_to
 from api.content.albums import album_head, append_docs, covers, doc_counts, touch
+from api.content.groups import containers_tree
 from api.content.trees import DEFAULT_THUMBSIZE
 from api.core.context import Call
 from api.core.registry import MethodGroup
@@ -49,9 +50,10 @@ def doc_albums_add(call: Call, doc_id: OwnDocId,
 @group.method("doc.getContainers", title="Return all albums and groups the document belongs to.",
               service="doc", perms=READ, missing=DocNotFound, invalid=DocNotFound,
               response='<albums total><album album_id title docs cover link/></albums>'
-                       '<groups total added pending invited/>')
+                       '<groups total added pending invited><group group_id title docs pending '
+                       'invited cover link/></groups>')
 def get_containers(call: Call, doc_id: TheDoc) -> dict:
-    """The albums (that the caller may see) holding a doc; groups come with the group family."""
+    """The albums and groups (that the caller may see) holding a doc."""
     doc = visible_doc(call, doc_id, DocNotFound)
     albums = list(Album
                   .select(Album)
@@ -65,4 +67,4 @@ def get_containers(call: Call, doc_id: TheDoc) -> dict:
               "cover": (cover_trees.get(album.id) or {}).get("url", ""),
               "link": album_head(call, album)["link"]} for album in albums]
     return {"albums": {"total": len(items), "album": items},
-            "groups": {"total": 0, "added": 0, "pending": 0, "invited": 0, "group": []}}
+            "groups": containers_tree(call.base_url, doc, call.user, viewer_of(call))}

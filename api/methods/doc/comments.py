@@ -51,7 +51,18 @@ def read_tree(comment: Comment, extras: set[str]) -> dict[str, Any]:
 
 
 def comment_with_doc(call: Call, comment_id: int) -> tuple[Comment, Doc]:
-    """A comment on a doc the caller may see (author joined), else 1."""
+    """A comment on a doc the caller may see (author joined), else 1.
+
+    Inside a write the doc's row is locked first (as every comment's delete locks it), then the
+    comment read again: one deleted meanwhile is not found, rather than replied to (a
+    foreign-key violation) or saved back as if it still were."""
+    comment = _existing(comment_id)
+    doc = visible_doc(call, comment.doc_id, CommentNotFound)
+    return (_existing(comment_id) if db.in_transaction() else comment), doc
+
+
+def _existing(comment_id: int) -> Comment:
+    """The comment with its author joined, else 1."""
     comment = (Comment
                .select(Comment, User)
                .join(User, on=(Comment.author == User.id))
@@ -59,7 +70,7 @@ def comment_with_doc(call: Call, comment_id: int) -> tuple[Comment, Doc]:
                .first())
     if comment is None:
         raise CommentNotFound(f"comment {comment_id}")
-    return comment, visible_doc(call, comment.doc_id, CommentNotFound)
+    return comment
 
 
 def recount(doc: Doc) -> None:

@@ -1,5 +1,6 @@
-"""``doc.get``, ``doc.getMedias``, ``doc.getExif``, ``doc.getVisitors``: one document (spec §9,
-§10); an authenticated view by another member counts as a visit (docs/documents.md).
+"""``doc.get``, ``doc.getMedias``, ``doc.getExif``, ``doc.getVisitors``, ``doc.getFaves``: one
+document (spec §9, §10); an authenticated view by another member counts as a visit
+(docs/documents.md).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from typing import Annotated, Any
 from peewee import JOIN, fn
 
 from api.content.access import owned_doc, relation_to, viewer_of, visible_doc
+from api.content.faves import FAVERS_PAGE, favers, is_fave
+from api.content.groups import seen_by
 from api.content.trees import (
     dates_tree,
     display_name,
@@ -37,6 +40,7 @@ from api.methods.doc.shared import (
     permissions_tree,
 )
 from api.models.docs import AlbumDoc, Comment, Doc, DocVisit, Note, Tag
+from api.models.groups import Group, GroupDoc
 from keys.models import User
 
 group = MethodGroup()
@@ -65,9 +69,9 @@ def get(call: Call, doc_id: DocId, extra: Annotated[str, extra_help(GET_EXTRAS)]
         "dates": doc_dates(doc),
         "visibility": visibility_tree(doc),
         "permissions": permissions_tree(doc),
-        "count": count_tree(doc),
+        "count": count_tree(doc, call.user),
         "can": can_tree(call, doc, viewer, relation),
-        "you": you_tree(visit) if call.user else None,
+        "you": you_tree(visit, is_fave(doc, call.user)) if call.user else None,
         **medias_trees(call, doc),
         "geo": geo_tree(doc) if "geo" in extras else None,
         "tags": tags_tree(doc) if "tags" in extras else None,
@@ -96,22 +100,27 @@ def visibility_tree(doc: Doc) -> dict[str, Any]:
             "share": doc.share, "isfriends": doc.is_friend}
 
 
-def you_tree(visit: DocVisit | None) -> dict[str, Any]:
+def you_tree(visit: DocVisit | None, faved: bool) -> dict[str, Any]:
     """``<you isfave visits last_visit/>``, plus ``last_visit_at`` (the same time) that live
     clients read."""
     last = visit.visited_at if visit else 0
-    return {"isfave": 0, "visits": visit.visits if visit else 0, "last_visit": last,
+    return {"isfave": faved, "visits": visit.visits if visit else 0, "last_visit": last,
             "last_visit_at": last}
 
 
-def count_tree(doc: Doc) -> dict[str, Any]:
-    """``<count …/>`` of doc.get: stored counters plus counted notes, tags and albums."""
+def count_tree(doc: Doc, user: User | None) -> dict[str, Any]:
+    """``<count …/>`` of doc.get: stored counters plus counted notes, tags, albums and the
+    groups ``user`` may see whose pool holds the doc (accepted, not waiting), as in
+    doc.getContainers."""
     last = (DocVisit.select(fn.MAX(DocVisit.visited_at)).where(DocVisit.doc == doc.id).scalar())
     return {"visits": doc.visits, "faves": doc.faves, "comments": doc.comments,
             "notes": Note.select().where(Note.doc == doc.id).count(),
             "tags": Tag.select().where(Tag.doc == doc.id).count(),
             "albums": AlbumDoc.select().where(AlbumDoc.doc == doc.id).count(),
-            "groups": 0, "last_visit": last or 0}
+            "groups": GroupDoc.select().join(Group, on=(GroupDoc.group == Group.id)).where(
+                GroupDoc.doc == doc.id, GroupDoc.pending == False,  # noqa: E712
+                seen_by(user)).count(),
+            "last_visit": last or 0}
 
 
 def medias_trees(call: Call, doc: Doc) -> dict[str, Any]:
@@ -198,3 +207,16 @@ def get_visitors(call: Call, doc_id: CallersDocId,
                "visited_at": v.visited_at, "first_visit_at": v.first_visit_at,
                "visits": v.visits} for v in rows]
     return {"visits": {**slice_.attrs(total, len(visits)), "visit": visits}}
+
+
+@group.method("doc.getFaves", title="Return the list of members who have faved a document.",
+              perms=READ, missing=DocNotFound, invalid=DocNotFound,
+              response='<faves count per_page pages page total>'
+                       '<fave user_id username faved_at/></faves>')
+def get_faves(call: Call, doc_id: DocId,
+              per_page: Annotated[int | None, FAVERS_PAGE.per_page_help] = None,
+              page: Annotated[int | None, FAVERS_PAGE.page_help] = None) -> dict:
+    """Return the members who faved a document the caller may see, latest first; closed members
+    are left out."""
+    doc = visible_doc(call, doc_id, DocNotFound)
+    return favers(doc, FAVERS_PAGE.page(page, per_page))
