@@ -109,6 +109,17 @@ class Settings:
     # (and the RGB copy of a palette image); larger ones are refused like bombs
     # (API_MAX_DECODE_BYTES).
     max_decode_bytes: int = 512 * 1024 * 1024
+    # Longest video or audio accepted, in seconds, as its container declares it and as decoded
+    # (API_MAX_MEDIA_SECONDS; longer: code 3, or a failed ticket).
+    max_media_seconds: int = 3600
+    # Largest video frame accepted, in pixels (API_MAX_VIDEO_PIXELS; 4096 × 4096).
+    max_video_pixels: int = 4096 * 4096
+    # Seconds one upload's transcoding may take; beyond, its ticket fails
+    # (API_TRANSCODE_SECONDS).
+    transcode_seconds: int = 1800
+    # Threads the video codec uses per transcode, one transcode at a time per process
+    # (API_VIDEO_THREADS; 1 leaves a core of a 2-core host to the calls).
+    video_threads: int = 1
     # Bytes a non-PRO member may upload per calendar month (UTC); PRO members are not held to it
     # (API_MONTHLY_UPLOAD_BYTES, spec §6.5).
     monthly_upload_bytes: int = 10 * 1024 * 1024 * 1024

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from peewee import Expression, fn
+from peewee import Case, Expression, fn
 
 from api.content.access import visible_to
 from api.media.names import DEFAULT_ICON_PATH
@@ -47,9 +47,15 @@ def seen_by(user: User | None) -> Expression:
     return (Group.is_public == True) | Group.id.in_(mine)  # noqa: E712
 
 
-def find_group(group_id: int, user: User | None) -> Group | None:
-    """The group if ``user`` may see it, else None (existence is never revealed)."""
-    return Group.select().where(Group.id == group_id, seen_by(user)).first()
+def find_group(group_id: int, user: User | None, *, locking: bool = False) -> Group | None:
+    """The group if ``user`` may see it, else None (existence is never revealed).
+
+    ``locking`` (a write: a join, an invitation, a doc added, a decision) locks its row until the
+    transaction ends (PostgreSQL), so a delete of the group waits for the write, or the write for
+    the delete and then finds no group: never a foreign-key error on a group deleted meanwhile.
+    """
+    query = Group.select().where(Group.id == group_id, seen_by(user))
+    return (locked(query, Group) if locking else query).first()
 
 
 def membership(group: Group, user: User | None) -> GroupMember | None:
@@ -67,6 +73,12 @@ def is_member(row: GroupMember | None) -> bool:
 def is_moderator(row: GroupMember | None) -> bool:
     """Whether a membership row lets its member decide requests and pending docs."""
     return is_member(row) and row is not None and row.role in MODERATORS
+
+
+def is_admin(row: GroupMember | None) -> bool:
+    """Whether a membership row lets its member invite, appoint moderators and delete the
+    group."""
+    return is_member(row) and row is not None and row.role == "admin"
 
 
 # -- numbers and trees --------------------------------------------------------------------------
@@ -145,7 +157,7 @@ def you_tree(mine: Mine | None) -> dict[str, Any]:
     """``<you isadmin ismoderator ismember docs joined_at visited_at isinvited isrequested
     pending/>``: the caller's part in a group."""
     row = mine.row if mine else None
-    return {"isadmin": is_member(row) and row is not None and row.role == "admin",
+    return {"isadmin": is_admin(row),
             "ismoderator": is_moderator(row) and row is not None and row.role == "moderator",
             "ismember": is_member(row), "docs": mine.docs if mine else 0,
             "joined_at": row.joined_at if row else 0, "visited_at": row.visited_at if row else 0,
@@ -237,6 +249,32 @@ def leave(group: Group, user: User) -> bool:
         raise GroupRefused("The group's creator cannot leave it.")
     return bool(GroupMember.delete().where(GroupMember.group == group.id,
                                            GroupMember.user == user.id).execute())
+
+
+def set_role(group: Group, user_id: int, role: str) -> bool:
+    """An admin makes a member a moderator or a moderator a member again; whether it changed.
+    Admins (the creator among them) keep their role, and requests or invitations have none."""
+    if role not in ("moderator", "member"):
+        raise GroupRefused("Choose moderator or member.")
+    return bool(GroupMember.update(role=role).where(
+        GroupMember.group == group.id, GroupMember.user == user_id,
+        GroupMember.state == "member", GroupMember.role.in_(("moderator", "member")),
+        GroupMember.role != role).execute())
+
+
+def delete_group(group: Group) -> bool:
+    """The group goes, and with it (``ON DELETE CASCADE``) its members, requests, invitations
+    and pool rows; the documents stay their owners'. Whether this call deleted it."""
+    return bool(Group.delete().where(Group.id == group.id).execute())
+
+
+def members_by_role(group: Group) -> list[GroupMember]:
+    """The members with their accounts, admins and moderators first (one query, bounded)."""
+    return list(GroupMember.select(GroupMember, User)
+                .join(User, on=(GroupMember.user == User.id))
+                .where(GroupMember.group == group.id, GroupMember.state == "member")
+                .order_by(Case(GroupMember.role, [("admin", 0), ("moderator", 1)], 2),
+                          User.username).limit(500))
 
 
 def waiting_members(group: Group) -> list[GroupMember]:

@@ -47,12 +47,18 @@ def counts(user: User, viewer: User | None, post_viewer: User | None) -> dict[st
     return {"docs": docs, "posts": posts, "network": network}
 
 
-# Besides C0 and C1 controls (category Cc), the marks that reorder the text after them: a name
-# holding one would turn the words around it on every page that shows it.
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Besides C0 and C1 controls (category Cc) and the line and paragraph separators (Zl, Zp), the
+# marks that reorder the text after them (a name holding one would turn the words around it on
+# every page that shows it) and the invisible ones that make two names look alike. The zero-width
+# joiner and non-joiner stay: Persian and Indic names and emoji sequences need them.
+_INVISIBLE_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+                                "\u200e\u200f\u061c\u200b\u2060\ufeff")
+_CONTROL_CATEGORIES = frozenset(("Cc", "Zl", "Zp"))
 
 
 def has_control_characters(text: str) -> bool:
     """Whether ``text`` (a real name, a town) holds a control character (U+0000-U+001F, U+007F,
-    U+0080-U+009F: line breaks, escapes) or a bidirectional override or isolate."""
-    return any(unicodedata.category(char) == "Cc" or char in _BIDI_CONTROLS for char in text)
+    U+0080-U+009F: line breaks, escapes), a line or paragraph separator (U+2028, U+2029), a
+    bidirectional override, isolate or mark, or an invisible space (U+200B, U+2060, U+FEFF)."""
+    return any(unicodedata.category(char) in _CONTROL_CATEGORIES or char in _INVISIBLE_CONTROLS
+               for char in text)

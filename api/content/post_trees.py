@@ -13,10 +13,10 @@ from typing import Any
 from peewee import Expression, fn
 
 from api.content.access import perm_allows, relation_to, visible_to
-from api.content.faves import page_total
+from api.content.comments import comment_trees
+from api.content.faves import is_fave, page_total
 from api.content.posts import (
     attached_doc_ids,
-    is_post_fave,
     post_link,
     post_viewer,
     render_body,
@@ -74,7 +74,7 @@ def post_tree(call: Call, post: Post, thumbsize: str) -> dict[str, Any]:
         "can": {"fave": viewer is not None and viewer.id != post.owner_id,
                 "comment": may_comment(call, post),
                 "edit": viewer is not None and viewer.id == post.owner_id},
-        "you": {"isfave": is_post_fave(post, call.user), "visits": visit.visits if visit else 0,
+        "you": {"isfave": is_fave(post, call.user), "visits": visit.visits if visit else 0,
                 "last_visit_at": visit.visited_at if visit else 0} if call.user else None,
         "docs": docs,
     }
@@ -118,23 +118,9 @@ def blog_page(call: Call, owner: User, page: Page) -> dict[str, Any]:
     return posts_page(call, [Post.owner == owner.id, visible_to(Post, post_viewer(call))], page)
 
 
-def comment_tree(comment: PostComment, extras: set[str]) -> dict[str, Any]:
-    """A comment as the read methods show it (author joined)."""
-    return {"comment_id": comment.id, "parent_id": comment.parent_id,
-            "user_id": comment.author.id, "username": comment.author.username,
-            "posted_at": comment.posted_at, "modified_at": comment.modified_at or None,
-            "owner": owner_tree(comment.author) if "owner" in extras else None,
-            "content": Text(comment.content)}
-
-
 def comments_page(post: Post, page: Page, extras: set[str]) -> dict[str, Any]:
     """``<comments post_id total …><comment/>…</comments>``: a post's comments and replies,
     oldest first, authors joined, in one query (``Post.comments`` is the total)."""
-    rows = list(page.apply(PostComment
-                           .select(PostComment, User)
-                           .join(User, on=(PostComment.author == User.id))
-                           .where(PostComment.post == post.id)
-                           .order_by(PostComment.posted_at, PostComment.id)))
-    items = [comment_tree(comment, extras) for comment in rows]
+    items = comment_trees(PostComment, PostComment.post == post.id, page, extras)
     return {"comments": {"post_id": post.id, **page.attrs(post.comments, len(items)),
                          "comment": items}}

@@ -1,6 +1,6 @@
 """Blog posts as the methods and the pages see them (issue 14): whose eyes a call looks through,
 finding the post a call may see or change, the small markup of a post's text, writing a post with
-its attached documents, and a member's fave of a post.
+its attached documents (a member's fave of a post is api/content/faves.py's, as a doc's).
 
 A post is shared like a document, so ``can_view`` and ``visible_to`` (api/content/access.py) are
 its rules too. A token widens what a caller sees when it grants ``blog:read`` (what post.get
@@ -24,7 +24,7 @@ from api.content.access import PERM_LEVELS, can_view
 from api.core.context import Call
 from api.core.errors import ApiError
 from api.models.docs import Doc
-from api.models.posts import BODY_CHARS, MAX_POST_DOCS, TITLE_CHARS, Post, PostDoc, PostFave
+from api.models.posts import BODY_CHARS, MAX_POST_DOCS, TITLE_CHARS, Post, PostDoc
 from keys.db import locked
 from keys.models import User
 
@@ -64,10 +64,11 @@ def post_link(base_url: str, post: Post) -> str:
 # -- the markup ----------------------------------------------------------------------------------
 
 # Applied to escaped text, where no raw <, >, " or ' is left: an address ends at a space, a
-# bracket or a parenthesis. A label holds no bracket either, so a failed attempt never scans past
-# the next ``[``: one pass over the text, whatever it holds.
-_LINK = re.compile(r"\[([^\[\]\n]{1,500})\]\((https?://[^\s()\[\]]{1,2000})\)"
-                   r"|(https?://[^\s()\[\]]{1,2000})")
+# bracket or a parenthesis, and is read an entity (``&amp;``) or a character at a time, so its
+# length cap never cuts an entity in two. A label holds no bracket either, so a failed attempt
+# never scans past the next ``[``: one pass over the text, whatever it holds.
+_ADDRESS = r"https?://(?:&[#0-9a-z]{2,6};|[^\s()\[\]&]){1,2000}"
+_LINK = re.compile(rf"\[([^\[\]\n]{{1,500}})\]\(({_ADDRESS})\)|({_ADDRESS})")
 _STARS = re.compile(r"\*+")
 _PARAGRAPHS = re.compile(r"\n[ \t]*\n+")
 _TAGS = {1: "em", 2: "strong"}
@@ -161,26 +162,3 @@ def attached_doc_ids(post: Post) -> list[int]:
     """The post's documents, in order."""
     return [row.doc_id for row in PostDoc.select(PostDoc.doc).where(PostDoc.post == post.id)
             .order_by(PostDoc.position, PostDoc.id)]
-
-
-# -- faves ---------------------------------------------------------------------------------------
-
-def fave_post(post: Post, user: User, now: int, *, faved: bool) -> bool:
-    """Add (``faved``) or remove ``user``'s fave of ``post``; True when a row really changed, and
-    then ``Post.faves`` moved by one in the same transaction (the unique index decides)."""
-    if faved:
-        changed = (PostFave.insert(user=user.id, post=post.id, faved_at=now)
-                   .on_conflict_ignore().as_rowcount().execute())
-    else:
-        changed = PostFave.delete().where(PostFave.user == user.id,
-                                          PostFave.post == post.id).execute()
-    if changed:
-        step = 1 if faved else -1
-        Post.update(faves=Post.faves + step).where(Post.id == post.id).execute()
-    return bool(changed)
-
-
-def is_post_fave(post: Post, user: User | None) -> bool:
-    """Whether ``user`` faved ``post``; no query without a user."""
-    return user is not None and PostFave.select().where(PostFave.user == user.id,
-                                                        PostFave.post == post.id).exists()

@@ -15,13 +15,15 @@ from typing import Any
 
 from api.content.licenses import COPYRIGHT
 from api.core.context import Call
-from api.media.names import icon_url, original_url, thumb_url
-from api.models.docs import Doc, Note, Tag, Thumb
+from api.media.names import icon_url, media_url, original_url, thumb_url
+from api.models.docs import Doc, Media, Note, Tag, Thumb
 from keys.models import User
 
 # Spec §10.2, smallest first; an `x` suffix marks a square crop.
 THUMB_LABELS = ("75x", "100", "240", "250x", "500", "560", "640", "800", "1024", "1600", "2048")
 DEFAULT_THUMBSIZE = "75x"
+# <media> labels in the spec's order (§10.2; ``flv`` is never made), then audio's.
+MEDIA_LABELS = ("flv", "ipod", "mp4", "hd", "mp3")
 
 
 def parse_thumbsize(value: str | None) -> str:
@@ -139,18 +141,37 @@ def original_tree(call: Call, doc: Doc) -> dict[str, Any] | None:
             "bytes": doc.original_size, "url": original_url(call.base_url, doc)}
 
 
-def medias_tree(doc: Doc) -> dict[str, Any]:
-    """``<medias>``: transcoded renditions; none are made yet, so the container is empty."""
-    return {"media": []}
+def medias_by_doc(docs: Sequence[Doc]) -> dict[int, list[Media]]:
+    """Every web rendition of the video and audio ``docs`` in one query (none for a page of
+    photos), keyed by doc id."""
+    out: dict[int, list[Media]] = defaultdict(list)
+    playable = [d.id for d in docs if d.media in ("video", "audio")]
+    if playable:
+        for media in Media.select().where(Media.doc.in_(playable)):
+            out[media.doc_id].append(media)
+    return out
+
+
+def medias_tree(call: Call, doc: Doc, medias: Iterable[Media]) -> dict[str, Any]:
+    """``<medias><media label ext w h lenght length url/>…</medias>``: the web renditions, in
+    the spec's label order; the length under the examples' spelling and the right one (an empty
+    container for a doc without any)."""
+    order = {label: i for i, label in enumerate(MEDIA_LABELS)}
+    return {"media": [{"label": m.label, "ext": m.ext, "w": m.width, "h": m.height,
+                       "lenght": m.duration, "length": m.duration,
+                       "url": media_url(call.base_url, doc, m.label, m.ext)}
+                      for m in sorted(medias, key=lambda m: order.get(m.label, len(order)))]}
 
 
 def doc_trees(docs: Sequence[Doc], call: Call, extras: set[str],
               thumbsize: str) -> list[dict[str, Any]]:
     """List items (``<doc …><thumb/>…</doc>``) for a page of docs in a fixed number of queries."""
     thumbs = thumbs_by_doc(docs)
+    medias = medias_by_doc(docs) if "medias" in extras else {}
     if "owner" in extras:
         load_owners(docs)
-    return [_list_item(doc, call, extras, pick_thumb(thumbs.get(doc.id, []), thumbsize))
+    return [_list_item(doc, call, extras, pick_thumb(thumbs.get(doc.id, []), thumbsize),
+                       medias.get(doc.id, []))
             for doc in docs]
 
 
@@ -159,7 +180,8 @@ def doc_tree(doc: Doc, call: Call, extras: set[str], thumbsize: str) -> dict[str
     return doc_trees([doc], call, extras, thumbsize)[0]
 
 
-def _list_item(doc: Doc, call: Call, extras: set[str], thumb: Thumb | None) -> dict[str, Any]:
+def _list_item(doc: Doc, call: Call, extras: set[str], thumb: Thumb | None,
+               medias: list[Media]) -> dict[str, Any]:
     tree: dict[str, Any] = {"doc_id": doc.id, "media": doc.media, "license": doc.license,
                             "title": doc.title, "safety": doc.safety}
     if "md5" in extras:
@@ -174,7 +196,7 @@ def _list_item(doc: Doc, call: Call, extras: set[str], thumb: Thumb | None) -> d
     if "geo" in extras:
         tree["geo"] = geo_tree(doc)
     if "medias" in extras:
-        tree["medias"] = medias_tree(doc)
+        tree["medias"] = medias_tree(call, doc, medias)
     if "original" in extras:
         tree["original"] = original_tree(call, doc)
     return tree

@@ -1,5 +1,6 @@
-"""Visits (doc.getVisitors, album.getVisitors): an authenticated view by a member other than the
-owner, counted once per visit window so repeated reads cost no database write."""
+"""Visits of documents, albums and blog posts: an authenticated view by a member other than the
+owner, counted once per visit window so repeated reads cost no database write; and who visited
+(doc.getVisitors, album.getVisitors, post.getVisitors)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ import logging
 from typing import Any
 
 from api.core.context import Call
+from api.core.paging import NUMBER_OF, Page, Paging
 from keys.db import db, is_busy
+from keys.models import User
 
 log = logging.getLogger("api.visits")
 
 VISIT_WINDOW = 1800  # repeated views by one member within 30 minutes count as one visit
+# doc.getVisitors, post.getVisitors: 10 visitors a page, at most 100 (album.getVisitors words its
+# help as the original's album page did, so it keeps its own).
+VISITORS_PAGE = Paging("visitors", default=10, maximum=100, wording=NUMBER_OF)
 
 
 def record_visit(call: Call, row: Any, visit_model: Any, target: str) -> Any | None:
@@ -50,3 +56,20 @@ def record_visit(call: Call, row: Any, visit_model: Any, target: str) -> Any | N
         return visit
     row.visits += 1
     return visit_model.get_or_none(this_visit)  # (None if the parent went since)
+
+
+def visitors(row: Any, visit_model: Any, target: str, page: Page, **head: int) -> dict[str, Any]:
+    """``<visits total page pages per_page count><visit user_id username visited_at
+    first_visit_at visits/></visits>``: the members who visited ``row`` (its ``visit_model``
+    rows, ``target`` naming their column), latest first, in two queries whatever the page (the
+    total is always counted); ``head`` goes first in ``<visits>`` (post.getVisitors names its
+    ``post_id``)."""
+    query = (visit_model.select(visit_model, User)
+             .join(User, on=(visit_model.visitor == User.id))
+             .where(getattr(visit_model, target) == row.id))
+    rows = list(page.apply(query.order_by(visit_model.visited_at.desc(),
+                                          visit_model.id.desc())))
+    items = [{"user_id": visit.visitor.id, "username": visit.visitor.username,
+              "visited_at": visit.visited_at, "first_visit_at": visit.first_visit_at,
+              "visits": visit.visits} for visit in rows]
+    return {"visits": {**head, **page.attrs(query.count(), len(items)), "visit": items}}

@@ -140,6 +140,11 @@ class MediaFiles(Protocol):
         """A binary stream of the file and its length; FileNotFoundError when there is none."""
         ...
 
+    def fetch_range(self, name: str, start: int | None, end: int | None) -> tuple[BinaryIO, int]:
+        """A stream of just the bytes ``Range: bytes=<start>-<end>`` names, and the file's whole
+        length (api.media.storage.byte_span, RangeNotSatisfiable)."""
+        ...
+
     def size(self, name: str) -> int:
         """The file's length in bytes; FileNotFoundError when there is none."""
         ...

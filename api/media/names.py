@@ -1,9 +1,8 @@
 """Media URLs (spec §10.2 shape): ``/media/<d2>/<d1>/<doc_id>.<secret>.<label>.<ext>``.
 
 ``d1``/``d2`` are the last two and the two digits before them of the zero-padded doc id.
-Thumbnails use the doc's ``secret``; the original uses ``original_secret`` with the label
-``original``, so a thumbnail
-URL never reveals the original's.
+Thumbnails and web renditions use the doc's ``secret``; the original uses ``original_secret``
+with the label ``original``, so a thumbnail URL never reveals the original's.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from api.models.docs import Doc, Thumb
+from api.models.docs import Doc, Media, Thumb
 
 ORIGINAL = "original"
 _STORED = re.compile(r"(?:\d+/\d+/)?(\d+)\.[0-9a-f]+\.([0-9a-z]+)\.[0-9a-z]+")
@@ -67,11 +66,18 @@ def storage_name(doc_id: int, secret: str, label: str, ext: str) -> str:
 
 
 def doc_file_names(doc: Doc, thumbs: Sequence[Thumb]) -> list[str]:
-    """Every stored file of ``doc``: the original (when it has one) and its thumbnails; doc.delete
-    and upload.replace remove these."""
+    """Every stored file of ``doc``: the original (when it has one), its thumbnails and its web
+    renditions (read here: one query); doc.delete and upload.replace remove these."""
     names = ([storage_name(doc.id, doc.original_secret, ORIGINAL, doc.original_ext)]
              if doc.original_ext else [])
-    return names + [storage_name(doc.id, doc.secret, t.label, t.ext) for t in thumbs]
+    renditions = Media.select(Media.label, Media.ext).where(Media.doc == doc.id)
+    return names + [storage_name(doc.id, doc.secret, t.label, t.ext)
+                    for t in [*thumbs, *renditions]]
+
+
+def media_url(base_url: str, doc: Any, label: str, ext: str) -> str:
+    """The URL of a doc's web rendition at ``label`` (``ipod``, ``mp4``, ``hd``, ``mp3``)."""
+    return thumb_url(base_url, doc, label, ext)
 
 
 def shown(name: str) -> str:
@@ -86,7 +92,8 @@ def shown(name: str) -> str:
 
 
 def is_thumbnail(name: str) -> bool:
-    """Whether ``name`` is a media file other than an original, a member's icon included (stored
-    in one request: small)."""
+    """Whether ``name`` is a JPEG thumbnail, a member's icon included (stored in one request:
+    small); an original or a web rendition (``.mp4``, ``.mp3``) may be big."""
     match = _STORED.fullmatch(name)
-    return (match is not None and match[2] != ORIGINAL) or _ICON.fullmatch(name) is not None
+    return ((match is not None and match[2] != ORIGINAL and name.endswith(".jpg"))
+            or _ICON.fullmatch(name) is not None)

@@ -66,6 +66,12 @@ class Storage(Protocol):
         """A binary stream of the file and its length; FileNotFoundError when there is none."""
         ...
 
+    def fetch_range(self, name: str, start: int | None, end: int | None) -> tuple[BinaryIO, int]:
+        """A stream of just the bytes ``Range: bytes=<start>-<end>`` names (``byte_span``), and
+        the file's whole length; FileNotFoundError when there is none, RangeNotSatisfiable when
+        none of its bytes is in the range."""
+        ...
+
     def size(self, name: str) -> int:
         """The file's length in bytes; raises FileNotFoundError when there is none."""
         ...
@@ -77,6 +83,33 @@ class Storage(Protocol):
     def delete(self, name: str) -> None:
         """Remove the file, and what a write of it cut short left; a missing file is fine."""
         ...
+
+
+class RangeNotSatisfiable(ValueError):
+    """No byte of the file is in the range asked for. ``size`` is the file's length (the media
+    route's ``Content-Range: bytes */<size>``), None when the store did not say it."""
+
+    def __init__(self, size: int | None) -> None:
+        super().__init__(f"range not satisfiable (a file of {size} bytes)")
+        self.size = size
+
+
+def byte_span(start: int | None, end: int | None, size: int) -> tuple[int, int]:
+    """The first and last offsets (inclusive) that ``bytes=<start>-<end>`` names in a file of
+    ``size`` bytes (RFC 9110 §14.1.2): no start, the last ``end`` bytes; no end or one beyond the
+    file, up to its last byte. RangeNotSatisfiable when none of the file's bytes is in it."""
+    if start is None:
+        if not end or not size:
+            raise RangeNotSatisfiable(size)
+        return max(0, size - end), size - 1
+    if start >= size:
+        raise RangeNotSatisfiable(size)
+    return start, size - 1 if end is None else min(end, size - 1)
+
+
+def range_header(start: int | None, end: int | None) -> str:
+    """The ``Range`` value of ``bytes=<start>-<end>`` (either may be left out)."""
+    return f"bytes={'' if start is None else start}-{'' if end is None else end}"
 
 
 def check_name(name: str) -> str:
@@ -122,6 +155,17 @@ class LocalStorage:
         stream = self._path(name).open("rb")
         return stream, os.fstat(stream.fileno()).st_size
 
+    def fetch_range(self, name: str, start: int | None, end: int | None) -> tuple[BinaryIO, int]:
+        """The file opened at the range's first byte, read no further than its last."""
+        stream, size = self.fetch(name)
+        try:
+            first, last = byte_span(start, end, size)
+            stream.seek(first)
+        except BaseException:
+            stream.close()
+            raise
+        return FilePart(stream, last - first + 1), size  # type: ignore[return-value]
+
     def size(self, name: str) -> int:
         """The file's length."""
         return self._path(name).stat().st_size
@@ -135,6 +179,27 @@ class LocalStorage:
         target = self._path(name)
         target.unlink(missing_ok=True)
         self._partial(target).unlink(missing_ok=True)
+
+
+class FilePart:
+    """At most ``length`` bytes of an open file from its position on. Like ObjectBody, neither
+    seekable nor told its position: the WSGI server reads it block by block and never past the
+    range (a ranged answer reads its range, not the file)."""
+
+    def __init__(self, stream: BinaryIO, length: int) -> None:
+        self._stream = stream
+        self._left = length
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes of what is left of the range (all of it when negative)."""
+        wanted = self._left if size < 0 else min(size, self._left)
+        data = self._stream.read(wanted) if wanted > 0 else b""
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        """Close the file."""
+        self._stream.close()
 
 
 class ObjectBody:
@@ -218,17 +283,39 @@ class S3Storage:
 
     def fetch(self, name: str) -> tuple[BinaryIO, int]:
         """A streaming body of the object and its length (one GET, no HEAD before it)."""
+        answer = self._get(name)
+        body = ObjectBody(answer["Body"], self._mapped)
+        return body, int(answer["ContentLength"])  # type: ignore[return-value]
+
+    def fetch_range(self, name: str, start: int | None, end: int | None) -> tuple[BinaryIO, int]:
+        """One GET with the ``Range`` parameter: the store sends just those bytes, and their
+        ``ContentRange`` the object's length (a HEAD only when it refuses a range without
+        saying the length)."""
+        try:
+            answer = self._get(name, Range=range_header(start, end))
+        except RangeNotSatisfiable as error:
+            raise RangeNotSatisfiable(
+                self.size(name) if error.size is None else error.size) from None
+        body = ObjectBody(answer["Body"], self._mapped)
+        length = str(answer.get("ContentRange", "")).rpartition("/")[2]
+        if not length.isdigit():  # the whole object came back: the store ignores ranges
+            body.close()
+            raise StorageUnavailable(f"object storage ignored a range ({shown(name)})")
+        return body, int(length)  # type: ignore[return-value]
+
+    def _get(self, name: str, **extra: str) -> Any:
+        """GetObject's answer, with at most ``max_fetches`` threads waiting for one at once."""
         if self._fetches is not None and not self._fetches.acquire(blocking=False):
             raise StorageUnavailable(f"object storage busy ({shown(name)}): too many reads "
                                      f"waiting")
         try:
             with self._mapped(shown(name)):
-                answer = self.client.get_object(Bucket=self.bucket, Key=self._key(name))
+                answer = self.client.get_object(Bucket=self.bucket, Key=self._key(name),
+                                                **extra)
         finally:
             if self._fetches is not None:
                 self._fetches.release()
-        body = ObjectBody(answer["Body"], self._mapped)
-        return body, int(answer["ContentLength"])  # type: ignore[return-value]
+        return answer
 
     def size(self, name: str) -> int:
         """The object's length (a HEAD request)."""
@@ -282,6 +369,9 @@ def _mapped(what: str) -> Iterator[None]:
         code = str(error.response.get("Error", {}).get("Code", ""))
         if code in _NOT_FOUND:
             raise FileNotFoundError(errno.ENOENT, "no such object", what) from None
+        if code == "InvalidRange":  # AWS says the length, not every S3-compatible store does
+            size = str(error.response.get("Error", {}).get("ActualObjectSize", ""))
+            raise RangeNotSatisfiable(int(size) if size.isdigit() else None) from None
         raise StorageUnavailable(f"object storage refused {what}: {code}") from error
     except BotoCoreError as error:
         raise StorageUnavailable(

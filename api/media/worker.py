@@ -11,17 +11,21 @@ runs out and any worker queues it again (queue.py).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
 import logging
+import os
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from peewee import fn
@@ -48,8 +52,20 @@ from api.media.queue import (
     disk_failed,
     held,
 )
-from api.media.storage import Storage, build_storage
-from api.models.docs import Album, AlbumDoc, Doc, Thumb, UploadTicket
+from api.media.storage import PRIVATE_DIR, Storage, build_storage
+from api.media.video import (
+    TRANSCODES,
+    Limits,
+    Probed,
+    Rendition,
+    drawn_poster,
+    examine,
+    plan_renditions,
+    poster,
+    transcode,
+    whole_seconds,
+)
+from api.models.docs import Album, AlbumDoc, Doc, Media, Thumb, UploadTicket
 from keys.db import db, locked
 from keys.models import User
 from keys.notices import Notices
@@ -74,12 +90,17 @@ class _Rendered:
     width: int
     height: int
     thumbs: list[tuple[str, int, int, bytes]]
+    probed: Probed | None = None  # video and audio (not MIDI)
+    duration: int = 0  # whole seconds
+    # Web renditions made in the spool (video and audio), with their whole seconds and bytes.
+    renditions: list[tuple[Rendition, int, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class _Plan:
     """The doc id and secrets the files will be stored under, and their storage names (the
-    original first, then the thumbnails in the order of ``_Rendered.thumbs``)."""
+    original first, then the thumbnails in the order of ``_Rendered.thumbs``, then the web
+    renditions in the order of ``_Rendered.renditions``)."""
 
     doc_id: int
     secret: str
@@ -109,18 +130,40 @@ class UploadQueue(TicketQueue):
         for a decoding slot its lease is renewed, so a queue of long decodes ahead of it cannot
         let the claim expire and spend the ticket's attempts; a claim lost meanwhile (or a
         database that fails the renewal) leaves the ticket to its lease and whoever holds it."""
-        while not self._slots.acquire(timeout=self.settings.upload_lease_seconds / 3):
-            try:
-                self.renew(ticket)
-            except Exception as error:
-                log.warning("upload ticket %s left to its lease while waiting: %r",
-                            ticket.id, type(error).__name__)
-                return
+        try:
+            self._wait_for_slot(self._slots, ticket)
+        except Exception as error:
+            log.warning("upload ticket %s left to its lease while waiting: %r",
+                        ticket.id, type(error).__name__)
+            return
         try:
             self._process(ticket)
             release_memory()  # the decode's buffers, which glibc would keep (docs/uploads.md)
         finally:
             self._slots.release()
+
+    def _wait_for_slot(self, slot: threading.BoundedSemaphore, ticket: UploadTicket) -> None:
+        """Acquire ``slot``, renewing the ticket's lease while waiting (ClaimLost, or the
+        database's error, when the renewal fails)."""
+        while not slot.acquire(timeout=self.settings.upload_lease_seconds / 3):
+            self.renew(ticket)
+
+    @contextmanager
+    def _transcoding(self, ticket: UploadTicket) -> Iterator[None]:
+        """Hold the process's one transcoding slot (``TRANSCODES``), this ticket's decoding slot
+        handed back meanwhile: photos and icons keep both decoding slots during a long
+        transcode, and no ticket waits for the transcoding slot while holding a decoding one (so
+        neither wait can close a cycle). The decoding slot is taken back afterwards (``process``
+        releases it): its holders only decode, so that wait is short."""
+        self._slots.release()
+        try:
+            self._wait_for_slot(TRANSCODES, ticket)
+            try:
+                yield
+            finally:
+                TRANSCODES.release()
+        finally:
+            self._slots.acquire()
 
     @contextmanager
     def decoding(self, timeout: float) -> Iterator[None]:
@@ -140,8 +183,9 @@ class UploadQueue(TicketQueue):
             options = json.loads(ticket.params)
             target = ticket.replace_doc if ticket.replace_doc_id else None
             # The upload where this process can read it (fetched from the bucket with S3).
-            with self.incoming.local(ticket.file_path, self.own_spool()) as upload:
-                rendered = self._render(ticket, str(upload), options, target)
+            with (self.incoming.local(ticket.file_path, self.own_spool()) as upload,
+                  self._workdir(ticket) as folder):
+                rendered = self._render(ticket, str(upload), options, target, folder)
                 plan = self._plan(ticket, target, rendered)
                 self._store(ticket, str(upload), plan, rendered, written)
             with db.atomic():
@@ -172,12 +216,25 @@ class UploadQueue(TicketQueue):
             return
         self.tidy(ticket.id, stale, ticket.file_path)
 
+    @contextmanager
+    def _workdir(self, ticket: UploadTicket) -> Iterator[Path]:
+        """A dir of this process's spool for the renditions being made, removed afterwards
+        whatever happens (a crash leaves it to the spool's sweep)."""
+        folder = self.own_spool() / f"transcode-{ticket.id}-{secrets.token_hex(4)}"
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
     def _render(self, ticket: UploadTicket, upload: str, options: dict[str, Any],
-                target: Doc | None) -> _Rendered:
-        """Everything computed from the file at ``upload``, before anything is written."""
+                target: Doc | None, folder: Path) -> _Rendered:
+        """Everything computed from the file at ``upload``, before anything is written: for
+        video and audio the renditions too, made in ``folder``."""
         sniffed = sniff(upload, ticket.filename,
                         max_pixels=self.settings.max_image_pixels,
                         max_decode_bytes=self.settings.max_decode_bytes)
+        limits = Limits.of(self.settings)
+        sniffed, probed = examine(upload, ticket.filename, sniffed, limits)
         if target is not None and sniffed.media != target.media:
             raise Rejected("a replacement must have the media type of the doc it replaces")
         self.renew(ticket)
@@ -193,18 +250,48 @@ class UploadQueue(TicketQueue):
             with Image.open(upload) as image:
                 info = read_photo(image)
                 orientation = options.get("dir") or info.orientation
-                rendering, started = 0.0, time.perf_counter()
-                for thumb in render_thumbs(image, orientation):
-                    rendering += time.perf_counter() - started  # the renewals not counted
-                    thumbs.append(thumb)
-                    self.renew(ticket)
-                    started = time.perf_counter()
-            if self.on_thumbnails is not None:
-                self.on_thumbnails(rendering)
+                thumbs = self._thumbs(ticket, image, orientation)
             if orientation >= 5:
                 width, height = height, width
+        elif probed is not None:
+            info = PhotoInfo(created=probed.created, exif=probed.details())
+            thumbs = self._thumbs(ticket, poster(upload, probed, limits), 1)
+            return self._transcoded(ticket, upload, probed, folder, _Rendered(
+                sniffed=sniffed, md5=digest.hexdigest(), info=info, orientation=1, width=width,
+                height=height, thumbs=thumbs, probed=probed, duration=probed.seconds))
+        elif sniffed.media == "audio":  # one FFmpeg cannot play (MIDI): the drawn poster alone
+            thumbs = self._thumbs(ticket, drawn_poster(), 1)
         return _Rendered(sniffed=sniffed, md5=digest.hexdigest(), info=info,
                          orientation=orientation, width=width, height=height, thumbs=thumbs)
+
+    def _thumbs(self, ticket: UploadTicket, image: Image.Image,
+                orientation: int) -> list[tuple[str, int, int, bytes]]:
+        """``render_thumbs`` of a photo or a poster, renewing the lease between labels, the time
+        taken told to ``on_thumbnails``."""
+        thumbs = []
+        rendering, started = 0.0, time.perf_counter()
+        for thumb in render_thumbs(image, orientation):
+            rendering += time.perf_counter() - started  # the renewals not counted
+            thumbs.append(thumb)
+            self.renew(ticket)
+            started = time.perf_counter()
+        if self.on_thumbnails is not None:
+            self.on_thumbnails(rendering)
+        return thumbs
+
+    def _transcoded(self, ticket: UploadTicket, upload: str, probed: Probed, folder: Path,
+                    rendered: _Rendered) -> _Rendered:
+        """``rendered`` with its web renditions made in ``folder``: one transcode at a time in
+        the process (``_transcoding``), the lease renewed while waiting and while it runs."""
+        folder.mkdir(mode=PRIVATE_DIR)
+        plans = plan_renditions(probed, folder)
+        with self._transcoding(ticket):
+            end = transcode(upload, probed, plans, Limits.of(self.settings),
+                            progress=lambda: self.renew(ticket))
+        seconds = whole_seconds(end)
+        made = [(plan, seconds, os.path.getsize(plan.path)) for plan in plans]
+        return dataclasses.replace(rendered, duration=rendered.duration or seconds,
+                                   renditions=made)
 
     def _plan(self, ticket: UploadTicket, target: Doc | None, rendered: _Rendered) -> _Plan:
         """Choose the doc id and secrets, and commit the storage names they make in the ticket's
@@ -226,15 +313,18 @@ class UploadQueue(TicketQueue):
             names = [storage_name(doc_id, original_secret, ORIGINAL, rendered.sniffed.ext)]
             names += [storage_name(doc_id, secret, label, "jpg")
                       for label, _w, _h, _data in rendered.thumbs]
+            names += [storage_name(doc_id, secret, made.label, made.ext)
+                      for made, _seconds, _size in rendered.renditions]
             self.renew(ticket, stored_names=json.dumps(names))
         return _Plan(doc_id=doc_id, secret=secret, original_secret=original_secret, names=names)
 
     def _store(self, ticket: UploadTicket, upload: str, plan: _Plan, rendered: _Rendered,
                written: list[str]) -> None:
-        """Put the original (the file at ``upload``) and the thumbnails in storage under the
-        planned names, each name in ``written`` before its file is, renewing the lease between
-        files."""
-        original, *thumb_names = plan.names
+        """Put the original (the file at ``upload``), the thumbnails and the web renditions in
+        storage under the planned names, each name in ``written`` before its file is, renewing
+        the lease between files."""
+        original, *names = plan.names
+        thumb_names, rendition_names = names[:len(rendered.thumbs)], names[len(rendered.thumbs):]
         written.append(original)
         with open(upload, "rb") as handle:
             self.storage.put(original, handle)
@@ -242,6 +332,12 @@ class UploadQueue(TicketQueue):
             self.renew(ticket)
             written.append(name)
             self.storage.put(name, io.BytesIO(data))
+        for name, (made, _seconds, _size) in zip(rendition_names, rendered.renditions,
+                                                 strict=True):
+            self.renew(ticket)
+            written.append(name)
+            with open(made.path, "rb") as handle:
+                self.storage.put(name, handle)
 
     def _write(self, ticket: UploadTicket, options: dict[str, Any], rendered: _Rendered,
                plan: _Plan) -> str:
@@ -261,11 +357,15 @@ class UploadQueue(TicketQueue):
             "original_ext": rendered.sniffed.ext, "original_mime": rendered.sniffed.mime,
             "original_size": ticket.file_size, "exif": json.dumps(rendered.info.exif),
             "camera": rendered.info.camera[:128], "modified_at": now,
+            "duration": rendered.duration,
             "secret": plan.secret, "original_secret": plan.original_secret,
         }
         if not ticket.replace_doc_id:
+            described = self._described(options, rendered.info, now)
+            if not described.get("title") and rendered.probed is not None:
+                described["title"] = rendered.probed.tags.get("title", "")  # an audio tag
             doc = Doc.create(id=plan.doc_id, owner=ticket.user_id, posted_at=now,
-                             **self._described(options, rendered.info, now), **file_fields)
+                             **described, **file_fields)
             self._attach(doc, options, ticket.user, now)
         else:
             doc = locked(Doc.select().where(Doc.id == plan.doc_id), Doc).get_or_none()
@@ -273,11 +373,17 @@ class UploadQueue(TicketQueue):
                 raise Rejected("the doc to replace was deleted meanwhile")
             stale = doc_file_names(doc, list(doc.thumbs))
             Thumb.delete().where(Thumb.doc == doc).execute()
+            Media.delete().where(Media.doc == doc).execute()
             Doc.update(**file_fields).where(Doc.id == doc.id).execute()
         rows = [{"doc": doc, "label": label, "w": width, "h": height, "ext": "jpg"}
                 for label, width, height, _data in rendered.thumbs]
         if rows:
             Thumb.insert_many(rows).execute()
+        medias = [{"doc": doc, "label": made.label, "ext": made.ext, "width": made.width,
+                   "height": made.height, "duration": seconds, "size": size}
+                  for made, seconds, size in rendered.renditions]
+        if medias:
+            Media.insert_many(medias).execute()
         recorded = json.dumps(stale) if stale else ""
         if (UploadTicket
                 .update(state=DONE, doc=doc, finished_at=now, stored_names=recorded)

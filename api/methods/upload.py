@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from api.media.queue import (
     ticket_label,
 )
 from api.media.storage import StorageUnavailable
+from api.media.video import Limits, examine
 from api.methods.common import WRITE, IsFamily, IsFriend, IsPublic, Safety, _max_file_bytes
 from api.models.docs import SAFETY_LEVELS, Album, UploadTicket
 
@@ -51,7 +53,8 @@ _QUOTA = ("User exceeded upload limits", "The user has uploaded too much this mo
 FileMissing = method_error(1, *_FILE_MISSING)
 FileTooBig = method_error(2, *_FILE_TOO_BIG)
 FileRefused = method_error(3, "File not accepted", "We could not accept this file because it is "
-                           "not a readable image: broken, truncated, or too many pixels.")
+                           "not a readable image, video or sound: broken, truncated, too many "
+                           "pixels, or too long.")
 QuotaExceeded = method_error(4, *_QUOTA)
 InvalidParameter = method_error(5, "Invalid parameter", "A parameter has an invalid value: "
                                 "license, share flags, safety, perm_*, dir, lat/lng, created_at, "
@@ -85,12 +88,24 @@ _FILE_CODES = _Codes(FileMissing, FileTooBig, QuotaExceeded)
 _REPLACE_CODES = _Codes(ReplaceFileMissing, ReplaceFileTooBig, ReplaceQuotaExceeded)
 
 
-def _checked_file(call: Call, codes: _Codes, media_hint: str | None = None
-                  ) -> tuple[UploadedFile, Sniffed | None]:
-    """The uploaded file after the checks that need no decoding: present and within its size.
+@dataclass(frozen=True)
+class _Checked:
+    """An upload after ``_checked_file``."""
 
-    The content is sniffed; a file that is not acceptable comes back with ``None`` and it is the
-    caller's choice to refuse it now or let its ticket fail.
+    upload: UploadedFile
+    sniffed: Sniffed | None  # what its bytes say (a video's probe: its media); None: broken image
+    readable: bool  # False: broken, or a video or sound FFmpeg cannot read (upload.file code 3)
+    work: int = 0  # seconds its processing should take (the ticket's eta)
+
+
+def _checked_file(call: Call, codes: _Codes, media_hint: str | None = None) -> _Checked:
+    """The uploaded file after the checks that need no full decoding: present and within its
+    size; and the seconds its processing should take (``work``, the ticket's ``eta``).
+
+    The content is sniffed, and a video or audio file probed (its container read, a frame
+    decoded: its media type is then the probe's, an MP4 with sound alone being audio); a file that
+    is not acceptable comes back with ``None`` and it is the caller's choice to refuse it now or
+    let its ticket fail.
     """
     upload = call.files.get("file")
     if upload is None or upload.size == 0:
@@ -105,7 +120,14 @@ def _checked_file(call: Call, codes: _Codes, media_hint: str | None = None
     media = sniffed.media if sniffed else (media_hint or "photo")
     if upload.size > _max_file_bytes(call, media):
         raise codes.too_big()
-    return upload, sniffed
+    if sniffed is None:
+        return _Checked(upload, None, readable=False)
+    try:
+        sniffed, probed = examine(upload.path, upload.filename, sniffed, Limits.of(settings))
+    except Rejected:
+        return _Checked(upload, sniffed, readable=False)
+    return _Checked(upload, sniffed, readable=True,
+                    work=probed.work_seconds() if probed is not None else 0)
 
 
 def _quota_check(call: Call, upload: UploadedFile, codes: _Codes) -> Callable[[], None]:
@@ -164,12 +186,14 @@ def upload_file(
                                 "made."] = True) -> dict[str, Any]:
     """Upload a new file; it is processed in the background and the answer is a ticket to poll
     with upload.checkTickets."""
-    upload, sniffed = _checked_file(call, _FILE_CODES)
+    checked = _checked_file(call, _FILE_CODES)
+    upload = checked.upload
     admit = _quota_check(call, upload, _FILE_CODES)
     admit()  # answer over-quota before anything else; enqueue checks again under the lock
-    if sniffed is None:
+    if not checked.readable:
         raise FileRefused()
-    options: dict[str, Any] = {"title": title[:255], "description": description}
+    options: dict[str, Any] = {"title": title[:255], "description": description,
+                               "work": checked.work}
     options |= {name: value for name, value in (
         ("is_public", is_public), ("is_family", is_family), ("is_friend", is_friend),
         ("license", _one_of(license, LICENSE_CODES)), ("safety", _one_of(safety, SAFETY_LEVELS)),
@@ -254,12 +278,14 @@ def upload_replace(
     if not doc_id:
         raise ReplaceDocNotFound()
     doc = owned_doc(call, doc_id, ReplaceDocNotFound)
-    upload, sniffed = _checked_file(call, _REPLACE_CODES, media_hint=doc.media)
+    checked = _checked_file(call, _REPLACE_CODES, media_hint=doc.media)
+    upload, sniffed = checked.upload, checked.sniffed
     admit = _quota_check(call, upload, _REPLACE_CODES)
     admit()  # as upload.file: early for a clear answer, again under the quota lock
     if sniffed is not None and sniffed.media != doc.media:
         raise MediaDiffers()
-    ticket = _enqueue(call, upload=upload, options={}, replace_doc=doc, admit=admit)
+    ticket = _enqueue(call, upload=upload, options={"work": checked.work}, replace_doc=doc,
+                      admit=admit)
     return _finish(call, ticket, wait=not async_)
 
 
@@ -293,7 +319,7 @@ def check_tickets(call: Call, tickets: Annotated[str, "Comma-separated tickets, 
         row = rows.get(ticket_id)
         if row is None or replaced not in (None, row.replace_doc_id):
             raise TicketsNotFound()
-        items.append(_ticket_tree(label, row))
+        items.append(_ticket_tree(label, row, call.now()))
     done = sum(item["done"] for item in items)
     invalid = sum(item["invalid"] for item in items)
     return {"tickets": {"count": len(items), "done": done, "invalid": invalid,
@@ -301,8 +327,22 @@ def check_tickets(call: Call, tickets: Annotated[str, "Comma-separated tickets, 
                         "eta": max(item["eta"] for item in items), "ticket": items}}
 
 
-def _ticket_tree(label: str, row: UploadTicket) -> dict[str, Any]:
-    pending = row.state in (QUEUED, WORKING)
+def _ticket_tree(label: str, row: UploadTicket, now: int) -> dict[str, Any]:
     done = row.state == DONE
     return {"id": label, "done": int(done), "invalid": int(row.state == FAILED),
-            "doc_id": row.doc_id if done else None, "eta": PENDING_ETA if pending else 0}
+            "doc_id": row.doc_id if done else None, "eta": _eta(row, now)}
+
+
+def _eta(row: UploadTicket, now: int) -> int:
+    """Seconds until a pending ticket should be done: the work its upload estimated (a video's
+    transcoding, from its duration and size) less what has run of it, never below PENDING_ETA;
+    0 once it ended."""
+    if row.state not in (QUEUED, WORKING):
+        return 0
+    try:
+        work = int(json.loads(row.params).get("work") or 0)
+    except (ValueError, TypeError, AttributeError):
+        work = 0
+    if row.state == WORKING and row.started_at:
+        work -= now - row.started_at
+    return max(PENDING_ETA, work)

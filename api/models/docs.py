@@ -103,6 +103,7 @@ class Doc(BaseModel):
     original_secret = CharField(max_length=16)  # a separate one guards the original file
     original_ext = CharField(max_length=8, default="")
     thumbs: ModelSelect[Thumb]  # the backref of Thumb.doc (declared for the checker, as above)
+    medias: ModelSelect[Media]  # the backref of Media.doc
     original_mime = CharField(max_length=64, default="")
     original_size = IntegerField(default=0)  # bytes
     width = IntegerField(default=0)
@@ -153,6 +154,26 @@ class Thumb(BaseModel):
 
     class Meta:
         table_name = "thumbs"
+        indexes = ((("doc", "label"), True),)
+
+
+class Media(BaseModel):
+    """One web rendition of a video or audio doc (``<media label ext w h lenght url/>``, spec
+    §10.2): ``ipod``, ``mp4``, ``hd`` (H.264/AAC MP4) or ``mp3``, stored under the doc's
+    ``secret`` like its thumbnails (api/media/video.py)."""
+
+    id = IdField()
+    doc = ForeignKeyField(Doc, backref="medias", on_delete="CASCADE")
+    doc_id: int
+    label = CharField(max_length=8)
+    ext = CharField(max_length=8)
+    width = IntegerField(default=0)
+    height = IntegerField(default=0)
+    duration = IntegerField(default=0)  # whole seconds, as Doc.duration
+    size = IntegerField(default=0)  # bytes
+
+    class Meta:
+        table_name = "medias"
         indexes = ((("doc", "label"), True),)
 
 
@@ -416,5 +437,5 @@ class FolderAlbum(BaseModel):
                    (("album",), False))
 
 
-MODELS = (Relation, Doc, Thumb, Tag, Note, Comment, DocVisit, Album, AlbumDoc, AlbumVisit,
+MODELS = (Relation, Doc, Thumb, Media, Tag, Note, Comment, DocVisit, Album, AlbumDoc, AlbumVisit,
           UploadTicket, DocFave, AlbumFave, Folder, FolderAlbum)

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from peewee import Database, IntegerField, PostgresqlDatabase, SqliteDatabase, fn
 
 from api.models import groups, posts, search
-from api.models.docs import AlbumFave, DocFave, Folder, FolderAlbum
+from api.models.docs import AlbumFave, DocFave, Folder, FolderAlbum, Media
 from keys.db import BaseModel, db
 
 log = logging.getLogger("api.migrations")
@@ -234,13 +234,14 @@ def _7_full_text_search(database: Database) -> None:
 def _8_faves_folders_icons(database: Database) -> None:
     """Issue 13: faves of docs and albums, folders of albums, and a member's own icon and
     place (columns of ``users``); issue 14: groups and blog posts (api/models/groups.py,
-    posts.py). New tables and columns only; nothing existing changes."""
+    posts.py); issue 15: the web renditions of video and audio docs (``medias``). New tables
+    and columns only; nothing existing changes."""
     _add_column(database, "users", "icon_secret", "VARCHAR(16) NOT NULL DEFAULT ''")
     _add_column(database, "users", "town", "VARCHAR(64) NOT NULL DEFAULT ''")
     _add_column(database, "users", "country", "VARCHAR(64) NOT NULL DEFAULT ''")
     _add_column(database, "users", "icon_at", "INTEGER NOT NULL DEFAULT 0")
     if database.table_exists("docs") and database.table_exists("albums"):
-        database.create_tables([DocFave, AlbumFave, Folder, FolderAlbum, *groups.MODELS,
+        database.create_tables([DocFave, AlbumFave, Folder, FolderAlbum, Media, *groups.MODELS,
                                 *posts.MODELS], safe=True)
 
 

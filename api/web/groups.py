@@ -24,16 +24,20 @@ from api.content.groups import (
     create_group,
     decide_doc,
     decide_request,
+    delete_group,
     find_group,
     group_numbers,
     invite,
+    is_admin,
     is_moderator,
     join,
     leave,
+    members_by_role,
     membership,
     pending_docs,
     remove_docs,
     seen_by,
+    set_role,
     waiting_members,
 )
 from api.core.errors import ApiError
@@ -65,10 +69,11 @@ class GroupPage(Page):
     def on_post(self, req: falcon.Request, resp: falcon.Response, group_id: str = "") -> None:
         self._guard(partial(self.post_group, group_id=group_id), req, resp)
 
-    def find(self, user: User | None, group_id: str) -> Group:
-        """The group the path names, if ``user`` may see it."""
+    def find(self, user: User | None, group_id: str, *, locking: bool = False) -> Group:
+        """The group the path names, if ``user`` may see it; ``locking`` inside a form's
+        transaction, so a group deleted meanwhile is a 404, never a foreign-key error."""
         row_id = as_id(group_id)
-        found = find_group(row_id, user) if row_id is not None else None
+        found = find_group(row_id, user, locking=locking) if row_id is not None else None
         if found is None:
             raise not_found()
         return found
@@ -76,16 +81,17 @@ class GroupPage(Page):
     def csrf_token(self, req: falcon.Request) -> str:
         return self.pages.accounts.csrf_token(req.cookies.get(SESSION_COOKIE, ""))
 
-    def member_post(self, req: falcon.Request, resp: falcon.Response,
-                    group_id: str) -> tuple[User, Group, dict[str, str]] | None:
-        """A logged-in member's form on a group they may see (None: sent to the login page)."""
+    def member_post(self, req: falcon.Request,
+                    resp: falcon.Response) -> tuple[User, dict[str, str]] | None:
+        """A logged-in member's form (None: sent to the login page); the group is read in the
+        form's transaction (``find``, locking)."""
         form = read_form(req)
         user = self.pages.user(req)
         if user is None:
             self.pages.login_redirect(req, resp)
             return None
         self.pages.check_csrf(req, form)
-        return user, self.find(user, group_id), form
+        return user, form
 
     def get_group(self, req: falcon.Request, resp: falcon.Response, group_id: str) -> None:
         raise BadRequest("This page does not exist.", falcon.HTTP_405)
@@ -152,7 +158,8 @@ class NewGroup(Page):
 
 
 class GroupView(GroupPage):
-    """``/group/<id>``: the group and its pool; POST ``action``: join, leave, invite, add."""
+    """``/group/<id>``: the group and its pool; POST ``action``: join, leave, invite, add,
+    remove, delete (an admin, with the confirmation box ticked)."""
 
     def get_group(self, req: falcon.Request, resp: falcon.Response, group_id: str) -> None:
         user = self.pages.user(req)
@@ -183,18 +190,31 @@ class GroupView(GroupPage):
                           csrf_token=self.csrf_token(req) if user is not None else "")
 
     def post_group(self, req: falcon.Request, resp: falcon.Response, group_id: str) -> None:
-        posted = self.member_post(req, resp, group_id)
+        posted = self.member_post(req, resp)
         if posted is None:
             return
-        user, group, form = posted
+        user, form = posted
         action = form.get("action", "")
         now = self.pages.now()
         try:
             with db.atomic():
+                group = self.find(user, group_id, locking=True)
+                if action == "delete":
+                    return self.delete(resp, user, group, form)
                 message = self.act(action, user, group, form, now)
         except GroupRefused as refused:
             return self.show(req, resp, user, group, error=str(refused))
         self.show(req, resp, user, group, message=message)
+
+    def delete(self, resp: falcon.Response, user: User, group: Group,
+               form: dict[str, str]) -> None:
+        """An admin deletes the group once they ticked the confirmation; back to /groups."""
+        if not is_admin(membership(group, user)):
+            raise GroupRefused("Only the group's admins delete it.")
+        if form.get("confirm") != "yes":
+            raise GroupRefused("Tick the box to confirm that the group is to be deleted.")
+        delete_group(group)
+        self.pages.redirect(resp, "/groups")
 
     def act(self, action: str, user: User, group: Group, form: dict[str, str], now: int) -> str:
         """Do one of the page's actions; the sentence saying what happened."""
@@ -208,7 +228,7 @@ class GroupView(GroupPage):
             return "You left the group."
         row = membership(group, user)
         if action == "invite":
-            if not (row and row.state == "member" and row.role == "admin"):
+            if not is_admin(row):
                 raise GroupRefused("Only the group's admins invite members.")
             invited = invite(group, form.get("username", ""), now)
             return f"{invited.username} is invited."
@@ -229,7 +249,8 @@ class GroupView(GroupPage):
 
 class Moderate(GroupPage):
     """``/group/<id>/moderate``: requests to join and pending documents, each with Accept and
-    Refuse; moderators and admins only (404 for anyone else)."""
+    Refuse, and the members, whom an admin makes moderators or members again; moderators and
+    admins only (404 for anyone else)."""
 
     def moderator(self, user: User | None, group: Group) -> None:
         if not is_moderator(membership(group, user)):
@@ -248,27 +269,44 @@ class Moderate(GroupPage):
         """The requests and the pending documents."""
         self.pages.render(resp, "group_moderate.html", title=f"Moderate {group.title}",
                           user=user, group=group, requests=waiting_members(group),
-                          pending=pending_docs(group, user), message=message,
+                          pending=pending_docs(group, user), members=members_by_role(group),
+                          admin=is_admin(membership(group, user)), message=message,
                           csrf_token=self.csrf_token(req))
 
     def post_group(self, req: falcon.Request, resp: falcon.Response, group_id: str) -> None:
-        posted = self.member_post(req, resp, group_id)
+        posted = self.member_post(req, resp)
         if posted is None:
             return
-        user, group, form = posted
-        self.moderator(user, group)
+        user, form = posted
+        with db.atomic():
+            group = self.find(user, group_id, locking=True)
+            self.moderator(user, group)
+            decide = self.appoint if form.get("what") == "role" else self.decide
+            message = decide(user, group, form)
+        self.show(req, resp, user, group, message=message)
+
+    def decide(self, user: User, group: Group, form: dict[str, str]) -> str:
+        """A moderator accepts or refuses a request to join or a pending document."""
         decision = form.get("decision", "")
         target = as_id(form.get("id", ""))
         if decision not in ("accept", "refuse") or target is None:
             raise BadRequest("Choose Accept or Refuse.")
         accept = decision == "accept"
-        with db.atomic():
-            if form.get("what") == "member":
-                done = decide_request(group, target, accept=accept, now=self.pages.now())
-            else:
-                done = decide_doc(group, target, accept=accept, now=self.pages.now())
-        self.show(req, resp, user, group, message=(("Accepted." if accept else "Refused.")
-                                                   if done else "Already decided."))
+        decided = decide_request if form.get("what") == "member" else decide_doc
+        if not decided(group, target, accept=accept, now=self.pages.now()):
+            return "Already decided."
+        return "Accepted." if accept else "Refused."
+
+    def appoint(self, user: User, group: Group, form: dict[str, str]) -> str:
+        """An admin makes a member a moderator, or a moderator a member again."""
+        target = as_id(form.get("id", ""))
+        if not is_admin(membership(group, user)) or target is None:
+            raise BadRequest("Only the group's admins appoint moderators.", falcon.HTTP_403)
+        try:
+            done = set_role(group, target, form.get("role", ""))
+        except GroupRefused as refused:
+            raise BadRequest(str(refused)) from None
+        return "Done." if done else "Nothing changed."
 
 
 def add_routes(app: falcon.App, pages: Pages) -> None:

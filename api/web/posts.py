@@ -19,11 +19,11 @@ import falcon
 from markupsafe import Markup
 
 from api.content.access import find_open_member
+from api.content.faves import add_fave, remove_fave
 from api.content.post_trees import COMMENTS_PAGE, POSTS_PAGE, blog_page, comments_page, post_tree
 from api.content.posts import (
     attach_docs,
     attached_doc_ids,
-    fave_post,
     own_doc_ids,
     owned_post,
     post_problem,
@@ -262,7 +262,10 @@ class FavePost(PostAction):
         except ApiError:
             raise BadRequest(NO_SUCH_POST, falcon.HTTP_404) from None
         if post.owner_id != user.id:
-            fave_post(post, user, self.pages.now(), faved=form.get("fave") == "1")
+            if form.get("fave") == "1":
+                add_fave(post, user, self.pages.now())
+            else:
+                remove_fave(post, user)
         return f"/blog/{post.owner.username}/{post.id}"
 
 

@@ -200,6 +200,19 @@ def test_order_list(as_user, owner):
     assert [a["album_id"] for a in listed] == [ids[1], ids[0], ids[2]]
 
 
+def test_order_list_takes_at_most_10000_ids(as_user, owner):
+    """It had no cap: a list was read whole, each id looked up in it (quadratic)."""
+    album_id = as_user(owner, "album.create", title="a")["album"]["album_id"]
+    unknown = ",".join(str(n) for n in range(int(album_id) + 1, int(album_id) + 10_001))
+    assert as_user(owner, "album.orderList", album_ids=unknown)["api"]["code"] == "1"
+    assert as_user(owner, "album.orderList",
+                   album_ids=f"{unknown},{album_id}")["api"]["code"] == "2"  # 10,001 ids
+    many_times = ",".join([album_id] * 10_001)  # items are counted, not different ids
+    assert as_user(owner, "album.orderList", album_ids=many_times)["api"]["code"] == "2"
+    assert as_user(owner, "album.orderList", album_ids=many_times[len(album_id) + 1:]) == {
+        "api": {"status": "ok"}}
+
+
 def test_delete_keeps_docs(as_user, owner, album):
     row, docs = album
     as_user(owner, "album.delete", album_id=row.id)
@@ -403,3 +416,23 @@ def test_get_list_without_user_id_and_lenient_values(call, as_user, owner, membe
     params = call("api.methods.get", method="album.getList")["method"]["parameters"]
     user_id = next(p for p in params if p["name"] == "user_id")
     assert user_id.get("required", "0") == "0" and "authenticated user" in user_id["value"]
+
+
+@pytest.mark.parametrize("method, params, cap", [
+    ("album.docs.add", {"doc_id": None}, 10_000),
+    ("album.docs.remove", {"doc_id": None}, 10_000),
+    ("album.docs.setList", {"doc_ids": None, "cover_id": 1}, 10_000),
+    ("doc.albums.add", {"album_id": None}, 500),
+])
+def test_id_lists_are_capped_before_any_lock(as_user, owner, make_doc, method, params, cap):
+    """A list over its cap is 2 at once (a repeat counts): it was read whole inside the write."""
+    album_id = as_user(owner, "album.create", title="a")["album"]["album_id"]
+    doc = make_doc(owner)
+    target = {"doc_id": doc.id} if method == "doc.albums.add" else {"album_id": album_id}
+    name = next(key for key, value in params.items() if value is None)
+    over = {**params, **target, name: ",".join(["1"] * (cap + 1))}
+    assert as_user(owner, method, **over)["api"]["code"] == "2"
+    at_cap = {**params, **target, name: ",".join([str(doc.id)] * cap)}
+    if method == "album.docs.setList":
+        at_cap["cover_id"] = doc.id
+    assert as_user(owner, method, **at_cap)["api"]["status"] == "ok"

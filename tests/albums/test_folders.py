@@ -4,19 +4,19 @@ concurrent adds, query counts, and every method called through PyIpernity."""
 
 from __future__ import annotations
 
-import importlib.resources
-import json
 import threading
 import time
 from typing import Any
 
-import psycopg2
 import pytest
 from ipernity import IpernityAPI
 from ipernity.exceptions import APIRequestError
+from peewee import chunked
 
+from api.methods.common import InvalidArgument, parse_ids
 from api.models.docs import Album, AlbumDoc, Doc, Folder, FolderAlbum
 from tests.conftest import TEST_DATABASE_URL
+from tests.docs.methods_json import assert_listed_as_in_pyipernity
 from tests.docs.shapes import compare
 
 METHODS = ("folder.create", "folder.edit", "folder.delete", "folder.orderList", "folder.get",
@@ -122,12 +122,7 @@ def test_empty_lists_keep_their_item_key(call, as_user, owner, folder):
 
 
 def test_flags_and_permissions_equal_pyipernity(call):
-    original = json.loads(importlib.resources.files("ipernity").joinpath("methods.json")
-                          .read_text())
-    ours = {m["name"]: m for m in call("api.methods.getList")["methods"]["method"]}
-    for name in METHODS:
-        for field in ("authentication", "permissions", "service", "title", "modified_at"):
-            assert ours[name][field] == original[name][field], (name, field)
+    assert_listed_as_in_pyipernity(call, METHODS)
 
 
 # --- create, edit, delete: the owner only ------------------------------------------------------
@@ -241,8 +236,49 @@ def test_order_list_takes_at_most_10000_ids(as_user, owner, folder):
     assert as_user(owner, "folder.orderList", folder_ids=unknown)["api"]["code"] == "1"
     assert as_user(owner, "folder.orderList",
                    folder_ids=f"{unknown},{folder_id}")["api"]["code"] == "2"  # 10,001 ids
-    many_times = ",".join([str(folder_id)] * 20_000)  # one id, named again and again
+    many_times = ",".join([str(folder_id)] * 10_000)  # one id, named again and again
     assert as_user(owner, "folder.orderList", folder_ids=many_times)["api"]["status"] == "ok"
+    assert as_user(owner, "folder.orderList",  # items are counted, not different ids
+                   folder_ids=f"{many_times},{folder_id}")["api"]["code"] == "2"
+
+
+def test_a_list_is_read_only_up_to_its_cap():
+    """Items count against the cap, so a body of one id repeated stops at the cap (it was read
+    whole, 1 MiB in half a second inside the write's transaction); repeats still collapse."""
+    assert parse_ids(" 3,1,,3, 2 ,1", 6) == [3, 1, 2]
+    with pytest.raises(InvalidArgument, match="more than 3 ids"):
+        parse_ids("1,1,1,1", 3)
+    with pytest.raises(InvalidArgument, match="more than 10000 ids"):  # never reaches the x
+        parse_ids("1," * 400_000 + "x", 10_000)
+    with pytest.raises(InvalidArgument, match="more than 2 ids"):  # a blank item counts
+        parse_ids("1, ,2", 2)
+
+
+@pytest.mark.parametrize(("model", "method", "param"), [
+    (Folder, "folder.orderList", "folder_ids"), (Album, "album.orderList", "album_ids")])
+def test_order_lists_renumber_20000_rows_in_well_under_a_second(as_user, owner, model, method,
+                                                                param):
+    """One CASE branch per row made each row's update scan them all: 12.8 s for 20,000 folders,
+    even naming one, with the write lock held; album.orderList besides looked each row up in
+    the list asked for."""
+    for rows in chunked(({"owner": owner.id, "title": f"t{n}", "created_at": 1,
+                          "modified_at": 1} for n in range(20_000)), 1_000):
+        model.insert_many(rows).execute()
+
+    def order() -> list[int]:
+        return [row.id for row in model.select(model.id, model.position)
+                .order_by(model.position, model.id.desc())]
+
+    before = order()
+    for first in (before[-1:], before[::-2][:10_000]):
+        named = set(first)
+        started = time.perf_counter()
+        got = as_user(owner, method, **{param: ",".join(map(str, first))})
+        assert got == {"api": {"status": "ok"}} and time.perf_counter() - started < 2
+        before = first + [row_id for row_id in before if row_id not in named]
+        assert order() == before
+    assert sorted(row.position for row in model.select(model.position)) == list(
+        range(1, 20_001))
 
 
 def test_a_huge_id_list_is_refused_at_once_and_blocks_no_one(as_user, owner, member, folder):
@@ -471,11 +507,111 @@ def outcome(request: Any) -> str:
     return "ok"
 
 
+def until_waiting(watching: Any, count: int, worker: threading.Thread) -> None:
+    """Return once ``count`` connections wait for a row lock (PostgreSQL), or ``worker`` ended,
+    or 10 s went by; ``watching`` is an autocommit psycopg2 connection."""
+    waited_for = time.monotonic() + 10
+    with watching.cursor() as cursor:
+        while worker.is_alive() and time.monotonic() < waited_for:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                           "'Lock' AND datname = current_database()")
+            if cursor.fetchone()[0] >= count:
+                return
+            time.sleep(0.02)
+
+
+def in_threads(*calls: Any) -> tuple[list[dict], list[threading.Thread]]:
+    """Each call started in a thread of its own: where their answers go, and the threads."""
+    answers: list[dict] = []
+    threads = [threading.Thread(target=lambda one=one: answers.append(one())) for one in calls]
+    for thread in threads:
+        thread.start()
+    return answers, threads
+
+
+@pytest.fixture
+def cover_everywhere(as_user, owner, make_album, folder):
+    """A folder whose cover is a doc that is also the cover of another album, not yet in the
+    folder: (folder id, that doc's id, that album)."""
+    in_folder, elsewhere = make_album(), make_album(docs=0)
+    folder_id = folder(in_folder)
+    doc_id = docs_of(in_folder)[0]
+    assert as_user(owner, "folder.edit", folder_id=folder_id, cover_id=doc_id)["folder"]
+    as_user(owner, "album.docs.add", album_id=elsewhere.id, doc_id=doc_id)
+    as_user(owner, "album.edit", album_id=elsewhere.id, cover_id=doc_id)
+    assert Album.get_by_id(elsewhere.id).cover_id == doc_id
+    return folder_id, doc_id, elsewhere
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL, reason="row locks: PostgreSQL only")
+def test_a_doc_deleted_while_its_folder_takes_an_album_it_covers(
+        settings, as_user, owner, cover_everywhere):
+    """doc.delete first, then folder.albums.add, both real, held at their first lock each:
+    doc.delete locked the album it covers, then its folder, folder.albums.add the folder, then
+    the album, and they deadlocked (a 503). In one order (doc, folders, albums) one waits."""
+    import psycopg2  # the postgres extra, installed where TEST_DATABASE_URL is set
+
+    folder_id, doc_id, album = cover_everywhere
+    gate, watching = (psycopg2.connect(settings.database_url) for _ in range(2))
+    watching.autocommit = True
+    try:
+        with gate.cursor() as cursor:  # holds the album, so doc.delete stops at it
+            cursor.execute("SELECT id FROM albums WHERE id = %s FOR UPDATE", (album.id,))
+        answers, threads = in_threads(lambda: as_user(owner, "doc.delete", doc_id=doc_id))
+        until_waiting(watching, 1, threads[0])
+        more, added = in_threads(lambda: as_user(owner, "folder.albums.add",
+                                                 folder_id=folder_id, album_id=album.id))
+        until_waiting(watching, 2, added[0])
+        gate.commit()
+        for thread in threads + added:
+            thread.join(timeout=30)
+    finally:
+        gate.close()
+        watching.close()
+    assert [a["api"]["status"] for a in answers + more] == ["ok", "ok"], answers + more
+    assert Doc.get_or_none(Doc.id == doc_id) is None
+    assert Folder.get_by_id(folder_id).cover_id is None
+    assert FolderAlbum.get_or_none(FolderAlbum.album == album.id) is not None
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL, reason="row locks: PostgreSQL only")
+def test_an_album_added_to_a_folder_while_the_doc_covering_both_is_deleted(
+        settings, as_user, owner, cover_everywhere):
+    """folder.albums.add first (its statements, held: the folder, then the album), then the
+    real doc.delete: it waits for the folder before it touches the album, so the add gets the
+    album, commits, and the delete follows (they deadlocked)."""
+    import psycopg2
+
+    folder_id, doc_id, album = cover_everywhere
+    adding, watching = (psycopg2.connect(settings.database_url) for _ in range(2))
+    watching.autocommit = True
+    try:
+        with adding.cursor() as cursor:
+            cursor.execute("SELECT id FROM folders WHERE id = %s FOR UPDATE", (folder_id,))
+            answers, threads = in_threads(lambda: as_user(owner, "doc.delete", doc_id=doc_id))
+            until_waiting(watching, 1, threads[0])
+            cursor.execute("SET lock_timeout = '5s'")  # a deadlock would fail here
+            cursor.execute("SELECT id FROM albums WHERE id = %s FOR UPDATE", (album.id,))
+            cursor.execute("INSERT INTO folder_albums (folder_id, album_id, position, added_at) "
+                           "VALUES (%s, %s, 2, 0)", (folder_id, album.id))
+        adding.commit()
+        threads[0].join(timeout=30)
+    finally:
+        adding.close()
+        watching.close()
+    assert answers[0]["api"]["status"] == "ok", answers
+    assert Doc.get_or_none(Doc.id == doc_id) is None
+    assert Folder.get_by_id(folder_id).cover_id is None
+    assert Album.get_by_id(album.id).cover_id is None
+
+
 @pytest.mark.skipif(not TEST_DATABASE_URL, reason="row locks: PostgreSQL only")
 def test_choosing_a_cover_while_its_doc_is_being_deleted(as_user, owner, settings, make_album,
                                                           folder):
     """Another client's doc.delete caught mid-transaction: folder.edit waits for it, then finds
     the doc gone (2); it stored the cover and failed on the foreign key (500)."""
+    import psycopg2  # the postgres extra, installed where TEST_DATABASE_URL is set
+
     album = make_album()
     folder_id = folder(album)
     doc_id = docs_of(album)[-1]
@@ -490,14 +626,7 @@ def test_choosing_a_cover_while_its_doc_is_being_deleted(as_user, owner, setting
         editing = threading.Thread(target=lambda: answers.append(as_user(
             owner, "folder.edit", folder_id=folder_id, cover_id=doc_id)))
         editing.start()
-        waited_for = time.monotonic() + 10
-        with watching.cursor() as cursor:
-            while editing.is_alive() and time.monotonic() < waited_for:
-                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
-                               "'Lock' AND datname = current_database()")
-                if cursor.fetchone()[0]:
-                    break
-                time.sleep(0.02)
+        until_waiting(watching, 1, editing)
         deleting.commit()
         editing.join()
     finally:
@@ -505,6 +634,35 @@ def test_choosing_a_cover_while_its_doc_is_being_deleted(as_user, owner, setting
         watching.close()
     assert answers[0]["api"].get("code") == "2", answers
     assert Folder.get_by_id(folder_id).cover_id is None
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL, reason="row locks: PostgreSQL only")
+def test_choosing_an_album_cover_while_its_doc_is_being_deleted(as_user, owner, settings,
+                                                                make_album):
+    """album.edit takes the doc's lock before the album's, as doc.delete does: it waits for a
+    delete under way, then finds the doc gone (2); the other order deadlocked (503)."""
+    import psycopg2  # the postgres extra, installed where TEST_DATABASE_URL is set
+
+    album = make_album()
+    doc_id = docs_of(album)[-1]
+    deleting, watching = (psycopg2.connect(settings.database_url) for _ in range(2))
+    watching.autocommit = True
+    try:
+        with deleting.cursor() as cursor:  # doc.delete's first statement, uncommitted
+            cursor.execute("SELECT id FROM docs WHERE id = %s FOR UPDATE", (doc_id,))
+        answers, threads = in_threads(lambda: as_user(owner, "album.edit", album_id=album.id,
+                                                      cover_id=doc_id))
+        until_waiting(watching, 1, threads[0])
+        with deleting.cursor() as cursor:  # the rest of it: covers cleared, the doc gone
+            cursor.execute("UPDATE albums SET cover_id = NULL WHERE cover_id = %s", (doc_id,))
+            cursor.execute("DELETE FROM docs WHERE id = %s", (doc_id,))
+        deleting.commit()
+        threads[0].join(timeout=30)
+    finally:
+        deleting.close()
+        watching.close()
+    assert answers[0]["api"].get("code") == "2", answers
+    assert Album.get_by_id(album.id).cover_id != doc_id
 
 
 def test_choosing_a_cover_while_its_doc_is_deleted_live(live_server, api_key, owner, token_for,

@@ -612,7 +612,9 @@ def test_icon_names_are_canonical(client, member):
         assert client.simulate_get(f"/media/icons/{name}").status_code == 404, name
 
 
-@pytest.mark.parametrize("value", ["a\x85b", "Eve\u202eevil", "a\u2066b\u2069", "a\x9fb"])
+@pytest.mark.parametrize("value", ["a\x85b", "Eve\u202eevil", "a\u2066b\u2069", "a\x9fb",
+                                   "Ann\u2028Bob", "Ann\u2029Bob", "Eve\u200fx", "a\u061cb",
+                                   "A\u200bnn", "An\ufeffn"])
 def test_settings_refuse_c1_controls_and_bidi_overrides(client, member, value):
     browser = logged_in(client, "member", "member-password")
     token = csrf_of(browser.get("/settings/profile").text)
@@ -620,3 +622,12 @@ def test_settings_refuse_c1_controls_and_bidi_overrides(client, member, value):
     assert answer.status_code == 400
     assert "Real name: no line breaks or control characters." in answer.text
     assert User.get_by_id(member.id).realname == "A Member"
+
+
+def test_settings_keep_the_joiners_names_need(client, member):
+    browser = logged_in(client, "member", "member-password")
+    token = csrf_of(browser.get("/settings/profile").text)
+    name = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # Persian, with a ZWNJ
+    answer = browser.post("/settings/profile", {"csrf_token": token, "realname": name})
+    assert answer.status_code == 303
+    assert User.get_by_id(member.id).realname == name

@@ -159,12 +159,12 @@ def test_golden_v1_database_is_upgraded_in_place(tmp_path):
     ctx = build_context(settings)  # what the server does at start: migrates
     # step 3 adds the (empty) audit list, step 4 the request log, step 5 the usage statistics,
     # step 6 OAuth request tokens and used nonces, step 7 the full-text index of every doc,
-    # step 8 faves and folders
+    # step 8 faves, folders and video renditions
     assert table_counts(path) == {**before, "key_audit": 0, "request_log": 0,
                                   "usage_latency": 0, "usage_users": 0,
                                   "oauth_request_tokens": 0, "used_nonces": 0, "docs_fts": 4,
                                   "doc_faves": 0, "album_faves": 0, "folders": 0,
-                                  "folder_albums": 0,
+                                  "folder_albums": 0, "medias": 0,
                                   "groups": 0, "group_members": 0, "group_docs": 0,
                                   "posts": 0, "post_docs": 0, "post_comments": 0,
                                   "post_faves": 0, "post_visits": 0}

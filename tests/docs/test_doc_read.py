@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from api.models.docs import Comment, DocVisit, Note, Relation, Tag
+from api.models.docs import Album, AlbumDoc, Comment, DocVisit, Note, Relation, Tag
 from keys import store
 from tests.docs.shapes import compare
 
@@ -91,6 +91,20 @@ def test_get_private_doc_is_not_found_for_a_stranger(call, owner, stranger, make
     assert call("doc.get", doc_id="abc")["api"]["code"] == "1"
     assert call("doc.get")["api"]["code"] == "1"
     assert call("doc.get", token=token_for(owner, doc="read"), doc_id=doc.id)["doc"]
+
+
+def test_count_albums_counts_the_albums_the_caller_may_see(call, owner, stranger, make_doc,
+                                                           token_for):
+    doc = make_doc(owner)
+    for is_public in (True, False, False):
+        album = Album.create(owner=owner, title="Album", is_public=is_public)
+        AlbumDoc.create(album=album, doc=doc)
+
+    def albums(token: str | None) -> str:
+        return call("doc.get", token=token, doc_id=doc.id)["doc"]["count"]["albums"]
+
+    assert albums(None) == albums(token_for(stranger, doc="read")) == "1"
+    assert albums(token_for(owner, doc="read")) == "3"
 
 
 def test_family_doc_needs_doc_read_in_the_token(call, owner, member, make_doc, token_for):

@@ -4,15 +4,13 @@ counts, and each called through PyIpernity."""
 
 from __future__ import annotations
 
-import importlib.resources
-import json
-
 import pytest
 from ipernity import IpernityAPI
 
 from api.models.docs import Relation
 from keys import store
 from keys.models import User
+from tests.docs.methods_json import assert_listed_as_in_pyipernity
 from tests.docs.shapes import compare, our_names
 
 NEW_METHODS = ("network.getList", "network.autocomplete", "network.docs.getRecent")
@@ -98,13 +96,7 @@ def test_empty_lists_keep_their_item_key(call, owner, token_for):
 
 
 def test_flags_and_permissions_equal_pyipernity(call):
-    original = json.loads(importlib.resources.files("ipernity").joinpath("methods.json")
-                          .read_text())
-    listed = {m["name"]: m for m in call("api.methods.getList")["methods"]["method"]}
-    for name in NEW_METHODS:
-        ours, theirs = listed[name], original[name]
-        for field in ("authentication", "permissions", "service", "title", "modified_at"):
-            assert ours[field] == theirs[field], (name, field)
+    assert_listed_as_in_pyipernity(call, NEW_METHODS)
 
 
 # --- network.getList ----------------------------------------------------------------------------

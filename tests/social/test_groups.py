@@ -4,8 +4,6 @@ errors, query counts, two clients at once, the pages, and each method through Py
 
 from __future__ import annotations
 
-import importlib.resources
-import json
 import threading
 from typing import Any
 
@@ -27,6 +25,7 @@ from api.models.groups import Group, GroupDoc, GroupMember
 from api.signing import md5
 from keys.db import db
 from tests.auth.conftest import Browser, csrf_of
+from tests.docs.methods_json import assert_listed_as_in_pyipernity
 from tests.docs.shapes import compare
 
 NEW_METHODS = ("group.get", "group.getList", "group.search", "group.docs.add",
@@ -114,13 +113,7 @@ def test_empty_lists_keep_their_item_key(call, owner, make_group, token_for):
 
 
 def test_flags_and_permissions_equal_pyipernity(call):
-    original = json.loads(importlib.resources.files("ipernity").joinpath("methods.json")
-                          .read_text())
-    listed = {m["name"]: m for m in call("api.methods.getList")["methods"]["method"]}
-    for name in NEW_METHODS:
-        ours, theirs = listed[name], original[name]
-        for field in ("authentication", "permissions", "service", "title", "modified_at"):
-            assert ours[field] == theirs[field], (name, field)
+    assert_listed_as_in_pyipernity(call, NEW_METHODS)
 
 
 # --- group.get, group.getList ------------------------------------------------------------------

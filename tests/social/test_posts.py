@@ -5,8 +5,6 @@ server), the safe markup, and the blog pages (write, edit, delete, fave, XSS att
 
 from __future__ import annotations
 
-import importlib.resources
-import json
 import random
 import re
 import threading
@@ -18,12 +16,14 @@ import pytest
 from ipernity import IpernityAPI
 from lxml import etree
 
-from api.content.posts import fave_post, render_body
+from api.content.faves import add_fave, remove_fave
+from api.content.posts import render_body
 from api.models.posts import BODY_CHARS, Post, PostComment, PostDoc, PostFave, PostVisit
 from api.web.posts import POST_FORM_BYTES
 from keys import store
 from keys.db import db
 from tests.auth.conftest import Browser, csrf_of
+from tests.docs.methods_json import assert_listed_as_in_pyipernity
 from tests.docs.shapes import our_names
 
 CHOICES = Path(__file__).resolve().parents[2] / "docs" / "protocol-choices.md"
@@ -89,12 +89,7 @@ def ids(answer: dict) -> list[int]:
 # --- the registry --------------------------------------------------------------------------------
 
 def test_flags_and_permissions_equal_methods_json(call):
-    original = json.loads(importlib.resources.files("ipernity").joinpath("methods.json")
-                          .read_text())
-    listed = {m["name"]: m for m in call("api.methods.getList")["methods"]["method"]}
-    for name in METHODS:
-        for field in ("authentication", "permissions", "service", "title", "modified_at"):
-            assert listed[name][field] == original[name][field], (name, field)
+    assert_listed_as_in_pyipernity(call, METHODS)
 
 
 # --- shapes (docs/protocol-choices.md, "Blog posts (issue 14)") ---------------------------------
@@ -106,7 +101,7 @@ def scene(owner, member, make_post, make_doc, call, token_for):
     first, post, last = make_post(owner), make_post(owner, body="The text, *as written*."), \
         make_post(owner)
     PostDoc.create(post=post, doc=make_doc(owner), position=0)
-    fave_post(post, member, 1, faved=True)
+    add_fave(post, member, 1)
     member_token = token_for(member, **WRITE_ALL)
     comment = call("post.comments.add", token=member_token, post_id=post.id, content="Nice!")
     reply = call("post.comments.reply", token=token_for(owner, **WRITE_ALL),
@@ -362,17 +357,17 @@ def test_faves_list_latest_first_and_closed_members_left_out(read, owner, member
                                                              make_post):
     post = make_post(owner)
     with db.atomic():
-        assert fave_post(post, member, 10, faved=True)
-        assert not fave_post(post, member, 11, faved=True)  # once
-        assert fave_post(post, stranger, 12, faved=True)
+        assert add_fave(post, member, 10)
+        assert not add_fave(post, member, 11)  # once
+        assert add_fave(post, stranger, 12)
     faves = read(None, "post.getFaves", post_id=post.id)["faves"]
     assert [f["username"] for f in faves["fave"]] == ["stranger", "member"]
     type(stranger).update(status="closed").where(type(stranger).id == stranger.id).execute()
     assert [f["username"] for f in read(None, "post.getFaves", post_id=post.id)["faves"][
         "fave"]] == ["member"]
     with db.atomic():
-        assert fave_post(post, member, 13, faved=False)
-        assert not fave_post(post, member, 14, faved=False)
+        assert remove_fave(post, member)
+        assert not remove_fave(post, member)
     assert Post.get_by_id(post.id).faves == PostFave.select().count() == 1
 
 
@@ -517,6 +512,13 @@ def test_markup_takes_linear_time(unit):
         started = time.perf_counter()
         render_body(text)
         assert time.perf_counter() - started < 1.0, unit
+
+
+@pytest.mark.parametrize("pad", range(6))
+def test_a_long_address_is_never_cut_inside_an_entity(pad):
+    out = str(render_body("http://a" + "b" * pad + "&" * 500 + " after"))
+    etree.fromstring(f"<r>{out}</r>".encode())  # well formed
+    assert out.endswith(" after</p>")
 
 
 def test_markup_always_nests():

@@ -11,6 +11,7 @@ from PIL import ExifTags, Image
 
 from api.media.names import doc_file_names
 from api.models.docs import Doc
+from tests.docs.conftest import count_queries  # noqa: F401 (the fixture, for these tests too)
 
 
 def jpeg(width: int = 300, height: int = 200, *, exif: Image.Exif | None = None,

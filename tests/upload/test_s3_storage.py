@@ -30,6 +30,7 @@ from api.media.storage import S3Storage, StorageUnavailable
 from api.models.docs import Doc, UploadTicket
 from keys.secret import Secret
 from tests.conftest import free_port
+from tests.upload.avfiles import write_video
 from tests.upload.conftest import camera_exif, doc_files, jpeg
 from tests.upload.test_leases import Killed, WatchedStorage, killed_at_put
 
@@ -150,6 +151,22 @@ def test_doc_delete_and_replace_remove_their_objects(upload, queue, call, token,
     answer = call("doc.delete", token=token_for(owner, doc="delete"), doc_id=doc.id)
     assert answer["api"]["status"] == "ok"
     assert objects(settings, "media") == set()
+
+
+def test_video_renditions_live_in_the_bucket(upload, queue, call, token_for, owner, client,
+                                             settings, tmp_path):
+    """A video's poster thumbnails and renditions go to the bucket, are served from it, and go
+    with the doc."""
+    upload(write_video(tmp_path / "clip.mp4").read_bytes(), name="clip.mp4")
+    queue.process_pending()
+    doc = Doc.get()
+    stored = objects(settings, "media")
+    assert stored == doc_files() and {n.rsplit(".", 2)[1] for n in stored} >= {"ipod", "mp4"}
+    assert local_files(settings) == [] and list(queue.own_spool().iterdir()) == []
+    rendition = client.simulate_get(thumb_url("", doc, "mp4", "mp4"))
+    assert rendition.status_code == 200 and rendition.headers["content-type"] == "video/mp4"
+    answer = call("doc.delete", token=token_for(owner, doc="delete"), doc_id=doc.id)
+    assert answer["api"]["status"] == "ok" and objects(settings, "media") == set()
 
 
 def test_media_of_a_replaced_doc_is_served_from_the_bucket(upload, queue, client, settings):

@@ -14,6 +14,7 @@ from api.media.queue import DONE, FAILED, QUEUED
 from api.models.docs import NO_DATE, Album, AlbumDoc, Doc, Tag, Thumb, UploadTicket
 from api.signing.md5 import signature
 from keys import store
+from tests.upload.avfiles import write_video
 from tests.upload.conftest import camera_exif, jpeg
 
 
@@ -174,14 +175,14 @@ def test_async_0_waits_for_the_doc(upload, call, token):
     assert status["done"] == "1" and status["doc_id"] == str(Doc.get().id)
 
 
-def test_other_and_video_are_sniffed_from_content(upload, queue):
+def test_other_and_video_are_sniffed_from_content(upload, queue, tmp_path):
     upload(b"<html><script>alert(1)</script></html>", name="photo.jpg")
-    upload(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64, name="clip.txt")
+    upload(write_video(tmp_path / "clip.mp4", seconds=0.5).read_bytes(), name="clip.txt")
     queue.process_pending()
     docs = list(Doc.select().order_by(Doc.id))
     assert [(d.media, d.original_ext, d.original_mime) for d in docs] == [
         ("other", "jpg", "application/octet-stream"), ("video", "mp4", "video/mp4")]
-    assert Thumb.select().count() == 0
+    assert Thumb.select().where(Thumb.doc == docs[0]).count() == 0  # a poster for the video only
     assert all(t.state == DONE for t in UploadTicket.select())
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from peewee import Case
-
 from api.content.access import PERM_LEVELS
 from api.content.albums import album_head, append_docs
 from api.content.trees import DEFAULT_THUMBSIZE
@@ -25,11 +23,13 @@ from api.methods.album.shared import (
     own_doc_ids,
     visibility_flags,
 )
-from api.methods.common import WRITE, InvalidArgument, fitting, parse_ids
-from api.models.docs import Album, AlbumDoc
-from keys.db import db
+from api.methods.common import WRITE, InvalidArgument, fitting, parse_ids, put_in_order
+from api.models.docs import Album, AlbumDoc, Doc
+from keys.db import db, locked
 
 group = MethodGroup()
+
+MAX_ALBUM_IDS = 10_000  # album ids one album.orderList call names (more: 2), as folder.orderList
 
 PermComment = Annotated[int, "Who may comment: 0 only you, 1 family, 2 friends, 3 friends & "
                              "family, 4 contacts, 5 everybody."]
@@ -87,6 +87,10 @@ def edit(call: Call, album_id: OwnAlbumId,
          cover_id: Annotated[int | None, "A doc of the album to show as its cover."] = None
          ) -> dict:
     """Change an album's title, description or cover (a doc already in the album)."""
+    if cover_id is not None:
+        # The doc before the album, in doc.delete's order (doc, then the folders and albums
+        # whose cover it is): an edit waits for a delete under way, then finds the doc gone (2).
+        locked(Doc.select(Doc.id).where(Doc.id == cover_id), Doc).first()
     album = own_album(call, album_id)
     if cover_id is not None:
         if not AlbumDoc.get_or_none(AlbumDoc.album == album, AlbumDoc.doc == cover_id):
@@ -140,21 +144,11 @@ def set_perms(call: Call, album_id: OwnAlbumId, perm_comment: PermComment) -> di
               post=True, perms=WRITE, missing=InvalidArgument, invalid=InvalidArgument,
               errors=(AlbumNotFound,))
 def order_list(call: Call,
-               album_ids: Annotated[str, "Comma list of your album ids, first shown first; "
-                                         "albums left out follow in their current order."]
+               album_ids: Annotated[str, "Comma list of your album ids (at most "
+                                         f"{MAX_ALBUM_IDS}), first shown first; albums left "
+                                         "out follow in their current order."]
                ) -> dict:
-    """Reorder the caller's albums in one update."""
-    wanted = parse_ids(album_ids)
-    current = [a.id for a in Album.select(Album.id)
-               .where(Album.owner == call.require_user())
-               .order_by(Album.position, Album.id.desc())]
-    unknown = set(wanted) - set(current)
-    if unknown:
-        raise AlbumNotFound(f"albums {sorted(unknown)}")
-    order = wanted + [album_id for album_id in current if album_id not in wanted]
-    if order:
-        (Album
-         .update(position=Case(Album.id, [(album_id, i) for i, album_id in enumerate(order, 1)]))
-         .where(Album.owner == call.require_user())
-         .execute())
+    """Reorder the caller's albums."""
+    put_in_order(Album, Album.owner == call.require_user(),
+                 parse_ids(album_ids, MAX_ALBUM_IDS), AlbumNotFound)
     return {}

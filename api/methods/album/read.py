@@ -12,7 +12,7 @@ from api.content.access import find_open_member, relation_to, safesurf_clause, v
 from api.content.albums import album_head, covers, doc_counts
 from api.content.faves import FAVERS_PAGE, favers, is_fave
 from api.content.trees import DEFAULT_THUMBSIZE, THUMB_LABELS, owner_tree, parse_thumbsize
-from api.content.visits import record_visit
+from api.content.visits import record_visit, visitors
 from api.core.context import Call
 from api.core.paging import Paging
 from api.core.registry import MethodGroup
@@ -32,7 +32,6 @@ from api.methods.album.shared import (
 )
 from api.methods.common import READ, InvalidArgument, UserNotFound
 from api.models.docs import Album, AlbumDoc, AlbumVisit
-from keys.models import User
 
 group = MethodGroup()
 CoverSize = Annotated[str, f"Cover size: {', '.join(THUMB_LABELS)} ({DEFAULT_THUMBSIZE})."]
@@ -119,18 +118,8 @@ def get_visitors(call: Call, album_id: OwnAlbumId,
                  per_page: Annotated[int | None, VISITORS_PAGE.per_page_help] = None,
                  page: Annotated[int | None, VISITORS_PAGE.page_help] = None) -> dict:
     """Who viewed one of the caller's albums, latest first (owner only)."""
-    album = own_album(call, album_id)
-    slice_ = VISITORS_PAGE.page(page, per_page)
-    query = (AlbumVisit
-             .select(AlbumVisit, User)
-             .join(User)
-             .where(AlbumVisit.album == album))
-    total = query.count()
-    rows = slice_.apply(query.order_by(AlbumVisit.visited_at.desc(), AlbumVisit.id.desc()))
-    visits = [{"user_id": v.visitor.id, "username": v.visitor.username,
-               "visited_at": v.visited_at, "first_visit_at": v.first_visit_at,
-               "visits": v.visits} for v in rows]
-    return {"visits": {**slice_.attrs(total, len(visits)), "visit": visits}}
+    return visitors(own_album(call, album_id), AlbumVisit, "album",
+                    VISITORS_PAGE.page(page, per_page))
 
 
 @group.method("album.getFaves", title="Return the list of members who have faved a album.",

@@ -17,6 +17,8 @@ from api.methods.doc.shared import OwnDocId, TheDoc
 from api.models.docs import Album, AlbumDoc
 from keys.db import db
 
+MAX_ALBUM_IDS = 500  # albums one doc.albums.add names at most (code 2 beyond)
+
 group = MethodGroup()
 
 
@@ -24,13 +26,13 @@ group = MethodGroup()
               sign=True, post=True, perms=WRITE, missing=DocNotFound, invalid=InvalidArgument,
               response='<doc doc_id total added skipped><album album_id added error/></doc>')
 def doc_albums_add(call: Call, doc_id: OwnDocId,
-                   album_id: Annotated[str | None, "An album id, or a comma list of them; only "
-                                                   "your albums."] = None) -> dict:
+                   album_id: Annotated[str | None, "An album id, or a comma list of them (at "
+                                                   "most 500); only your albums."] = None) -> dict:
     """Put one of the caller's docs into some of their albums (the mirror of album.docs.add)."""
     doc = owned_doc(call, doc_id, DocNotFound)
     if not album_id:
         raise InvalidArgument("album_id is missing")
-    album_ids = parse_ids(album_id)
+    album_ids = parse_ids(album_id, MAX_ALBUM_IDS)
     albums = {a.id: a for a in Album.select().where(Album.id.in_(album_ids),
                                                     Album.owner == call.require_user())}
     rows = []

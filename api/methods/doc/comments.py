@@ -9,7 +9,8 @@ from typing import Annotated, Any
 from peewee import fn
 
 from api.content.access import visible_doc
-from api.content.trees import owner_tree, parse_extra
+from api.content.comments import comment_on, comment_trees, single_comment_tree
+from api.content.trees import parse_extra
 from api.core.context import Call
 from api.core.errors import method_error
 from api.core.paging import Paging
@@ -19,7 +20,6 @@ from api.methods.common import READ, WRITE, DocNotFound, InvalidArgument
 from api.methods.doc.shared import NotAllowed, Preview, TheDoc, may, require
 from api.models.docs import Comment, Doc
 from keys.db import db
-from keys.models import User
 
 group = MethodGroup()
 
@@ -41,36 +41,10 @@ def written_tree(call: Call, doc: Doc, comment: Comment) -> dict[str, Any]:
             "content": Text(comment.content)}
 
 
-def read_tree(comment: Comment, extras: set[str]) -> dict[str, Any]:
-    """A comment as the read methods show it; its ``author`` is joined in already."""
-    return {"comment_id": comment.id, "parent_id": comment.parent_id,
-            "user_id": comment.author.id, "username": comment.author.username,
-            "posted_at": comment.posted_at, "modified_at": comment.modified_at or None,
-            "owner": owner_tree(comment.author) if "owner" in extras else None,
-            "content": Text(comment.content)}
-
-
 def comment_with_doc(call: Call, comment_id: int) -> tuple[Comment, Doc]:
-    """A comment on a doc the caller may see (author joined), else 1.
-
-    Inside a write the doc's row is locked first (as every comment's delete locks it), then the
-    comment read again: one deleted meanwhile is not found, rather than replied to (a
-    foreign-key violation) or saved back as if it still were."""
-    comment = _existing(comment_id)
-    doc = visible_doc(call, comment.doc_id, CommentNotFound)
-    return (_existing(comment_id) if db.in_transaction() else comment), doc
-
-
-def _existing(comment_id: int) -> Comment:
-    """The comment with its author joined, else 1."""
-    comment = (Comment
-               .select(Comment, User)
-               .join(User, on=(Comment.author == User.id))
-               .where(Comment.id == comment_id)
-               .first())
-    if comment is None:
-        raise CommentNotFound(f"comment {comment_id}")
-    return comment
+    """A comment on a doc the caller may see (author joined), else 1; the doc locked first
+    inside a write."""
+    return comment_on(call, Comment, "doc", comment_id, visible_doc, CommentNotFound)
 
 
 def recount(doc: Doc) -> None:
@@ -159,16 +133,10 @@ def comments_get(call: Call, comment_id: Annotated[int, "The comment."],
                  extra: Annotated[str, "owner: add the author's details."] = "") -> dict:
     """One comment, what the caller may do with it, and the comment it answers."""
     comment, doc = comment_with_doc(call, comment_id)
-    tree = read_tree(comment, parse_extra(extra, ("owner",)))
-    user_id = call.user.id if call.user is not None else None
-    tree.update({"canreply": may(call, doc, doc.perm_comment),
-                 "canedit": user_id == comment.author_id,
-                 "candelete": user_id in (comment.author_id, doc.owner_id)})
-    if comment.parent_id is not None:
-        parent, _doc = comment_with_doc(call, comment.parent_id)
-        tree["parent"] = {"comment_id": parent.id, "user_id": parent.author.id,
-                          "username": parent.author.username, "content": Text(parent.content)}
-    return {"comment": tree}
+    parent = comment_with_doc(call, comment.parent_id)[0] if comment.parent_id is not None else None
+    return {"comment": single_comment_tree(comment, parent, parse_extra(extra, ("owner",)),
+                                           can_reply=may(call, doc, doc.perm_comment),
+                                           owner_id=doc.owner_id, user=call.user)}
 
 
 @group.method("doc.comments.getList", title="Return the comments on a document.", service="doc",
@@ -185,11 +153,5 @@ def comments_get_list(call: Call, doc_id: TheDoc,
     slice_ = COMMENTS_PAGE.page(page, per_page)
     query = Comment.select().where(Comment.doc == doc)
     total = query.count()
-    rows = slice_.apply(Comment
-                        .select(Comment, User)
-                        .join(User, on=(Comment.author == User.id))
-                        .where(Comment.doc == doc)
-                        .order_by(Comment.posted_at, Comment.id))
-    extras = parse_extra(extra, ("owner",))
-    items = [read_tree(comment, extras) for comment in rows]
+    items = comment_trees(Comment, Comment.doc == doc, slice_, parse_extra(extra, ("owner",)))
     return {"comments": {"doc_id": doc.id, **slice_.attrs(total, len(items)), "comment": items}}

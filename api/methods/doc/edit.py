@@ -25,7 +25,7 @@ from api.methods.common import (
     fitting,
 )
 from api.methods.doc.shared import CallersDocId, DocId, can_tree, permissions_tree
-from api.models.docs import SAFETY_LEVELS, SHARE_LEVELS, Album, Doc, Thumb, share_flags
+from api.models.docs import SAFETY_LEVELS, SHARE_LEVELS, Album, Doc, Folder, Thumb, share_flags
 from keys.db import db
 
 group = MethodGroup()
@@ -163,6 +163,10 @@ def delete(call: Call, doc_id: DocId) -> dict:
     with db.atomic():
         doc = owned_doc(call, doc_id, DocNotFound)
         names = doc_file_names(doc, list(Thumb.select().where(Thumb.doc == doc.id)))
+        # The covers it leaves, in the writers' lock order (the doc, the folders, the albums:
+        # docs/protocol-choices.md, "Folders"), so folder.albums.add (a folder, then its
+        # albums) waits for this delete or this delete for it, never both (a deadlock).
+        Folder.update(cover=None).where(Folder.cover == doc.id).execute()
         Album.update(cover=None).where(Album.cover == doc.id).execute()
         doc.delete_instance(recursive=True)
     remove_files(call, names)  # after the commit: a failure leaves orphan files, never lost rows

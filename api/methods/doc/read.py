@@ -10,13 +10,14 @@ from typing import Annotated, Any
 
 from peewee import JOIN, fn
 
-from api.content.access import owned_doc, relation_to, viewer_of, visible_doc
+from api.content.access import owned_doc, relation_to, viewer_of, visible_doc, visible_to
 from api.content.faves import FAVERS_PAGE, favers, is_fave
 from api.content.groups import seen_by
 from api.content.trees import (
     dates_tree,
     display_name,
     geo_tree,
+    medias_by_doc,
     medias_tree,
     member_tree,
     note_tree,
@@ -27,9 +28,8 @@ from api.content.trees import (
     thumb_tree,
     thumbs_by_doc,
 )
-from api.content.visits import record_visit
+from api.content.visits import VISITORS_PAGE, record_visit, visitors
 from api.core.context import Call
-from api.core.paging import NUMBER_OF, Paging
 from api.core.registry import MethodGroup
 from api.formats.tree import Text
 from api.methods.common import READ, DocNotFound, extra_help
@@ -39,14 +39,13 @@ from api.methods.doc.shared import (
     can_tree,
     permissions_tree,
 )
-from api.models.docs import AlbumDoc, Comment, Doc, DocVisit, Note, Tag
+from api.models.docs import Album, AlbumDoc, Comment, Doc, DocVisit, Note, Tag
 from api.models.groups import Group, GroupDoc
 from keys.models import User
 
 group = MethodGroup()
 ROTATION = {1: 0, 3: 180, 6: 90, 8: 270}  # EXIF orientation → degrees clockwise
 GET_EXTRAS = ("tags", "notes", "geo", "md5")
-VISITORS_PAGE = Paging("visitors", default=10, maximum=100, wording=NUMBER_OF)
 
 
 @group.method("doc.get", title="Get details about document.", perms=READ, missing=DocNotFound,
@@ -69,7 +68,7 @@ def get(call: Call, doc_id: DocId, extra: Annotated[str, extra_help(GET_EXTRAS)]
         "dates": doc_dates(doc),
         "visibility": visibility_tree(doc),
         "permissions": permissions_tree(doc),
-        "count": count_tree(doc, call.user),
+        "count": count_tree(doc, call.user, viewer_of(call)),
         "can": can_tree(call, doc, viewer, relation),
         "you": you_tree(visit, is_fave(doc, call.user)) if call.user else None,
         **medias_trees(call, doc),
@@ -108,15 +107,16 @@ def you_tree(visit: DocVisit | None, faved: bool) -> dict[str, Any]:
             "last_visit_at": last}
 
 
-def count_tree(doc: Doc, user: User | None) -> dict[str, Any]:
-    """``<count …/>`` of doc.get: stored counters plus counted notes, tags, albums and the
-    groups ``user`` may see whose pool holds the doc (accepted, not waiting), as in
-    doc.getContainers."""
+def count_tree(doc: Doc, user: User | None, viewer: User | None) -> dict[str, Any]:
+    """``<count …/>`` of doc.get: stored counters plus counted notes, tags, the albums
+    ``viewer`` may see that hold the doc and the groups ``user`` may see whose pool holds it
+    (accepted, not waiting), as doc.getContainers lists them."""
     last = (DocVisit.select(fn.MAX(DocVisit.visited_at)).where(DocVisit.doc == doc.id).scalar())
     return {"visits": doc.visits, "faves": doc.faves, "comments": doc.comments,
             "notes": Note.select().where(Note.doc == doc.id).count(),
             "tags": Tag.select().where(Tag.doc == doc.id).count(),
-            "albums": AlbumDoc.select().where(AlbumDoc.doc == doc.id).count(),
+            "albums": AlbumDoc.select().join(Album, on=(AlbumDoc.album == Album.id)).where(
+                AlbumDoc.doc == doc.id, visible_to(Album, viewer)).count(),
             "groups": GroupDoc.select().join(Group, on=(GroupDoc.group == Group.id)).where(
                 GroupDoc.doc == doc.id, GroupDoc.pending == False,  # noqa: E712
                 seen_by(user)).count(),
@@ -127,7 +127,8 @@ def medias_trees(call: Call, doc: Doc) -> dict[str, Any]:
     """``<thumbs>`` with every label, ``<medias>`` for video and audio, and ``<original>``."""
     thumbs = sorted_thumbs(thumbs_by_doc([doc]).get(doc.id, []))
     return {"thumbs": {"thumb": [thumb_tree(call, doc, t) for t in thumbs]},
-            "medias": medias_tree(doc) if doc.media in ("video", "audio") else None,
+            "medias": (medias_tree(call, doc, medias_by_doc([doc]).get(doc.id, []))
+                       if doc.media in ("video", "audio") else None),
             "original": original_tree(call, doc)}
 
 
@@ -197,16 +198,7 @@ def get_visitors(call: Call, doc_id: CallersDocId,
                  page: Annotated[int | None, VISITORS_PAGE.page_help] = None) -> dict:
     """Return the members who viewed one of the caller's documents, latest first."""
     doc = owned_doc(call, doc_id, DocNotFound)
-    slice_ = VISITORS_PAGE.page(page, per_page)
-    total = DocVisit.select().where(DocVisit.doc == doc.id).count()
-    rows = list(slice_.apply(DocVisit.select(DocVisit, User)
-                             .join(User, on=(DocVisit.visitor == User.id))
-                             .where(DocVisit.doc == doc.id)
-                             .order_by(DocVisit.visited_at.desc(), DocVisit.id.desc())))
-    visits = [{"user_id": v.visitor_id, "username": v.visitor.username,
-               "visited_at": v.visited_at, "first_visit_at": v.first_visit_at,
-               "visits": v.visits} for v in rows]
-    return {"visits": {**slice_.attrs(total, len(visits)), "visit": visits}}
+    return visitors(doc, DocVisit, "doc", VISITORS_PAGE.page(page, per_page))
 
 
 @group.method("doc.getFaves", title="Return the list of members who have faved a document.",

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from peewee import Case
-
 from api.content.trees import DEFAULT_THUMBSIZE
 from api.core.context import Call
 from api.core.registry import MethodGroup
-from api.methods.common import WRITE, InvalidArgument, fitting, parse_ids
+from api.methods.common import WRITE, InvalidArgument, fitting, parse_ids, put_in_order
 from api.methods.folder.shared import (
     MODIFIED_AT,
     FolderNotFound,
@@ -102,17 +100,7 @@ def delete(call: Call,
               invalid=InvalidArgument, errors=(FolderNotFound,), modified_at=MODIFIED_AT)
 def order_list(call: Call,
                folder_ids: FolderIds) -> dict:
-    """Number the caller's folders in the order asked, in one update."""
-    first = parse_ids(folder_ids, MAX_FOLDER_IDS)
-    mine = Folder.owner == call.require_user()
-    current = [row.id for row in Folder.select(Folder.id).where(mine)
-               .order_by(Folder.position, Folder.id.desc())]
-    strangers = sorted(set(first) - set(current))
-    if strangers:
-        raise FolderNotFound(f"folders {strangers}")
-    named = set(first)
-    order = first + [folder_id for folder_id in current if folder_id not in named]
-    if order:
-        numbered = Case(Folder.id, [(folder_id, n) for n, folder_id in enumerate(order, 1)])
-        Folder.update(position=numbered).where(mine).execute()
+    """Number the caller's folders in the order asked."""
+    put_in_order(Folder, Folder.owner == call.require_user(),
+                 parse_ids(folder_ids, MAX_FOLDER_IDS), FolderNotFound)
     return {}

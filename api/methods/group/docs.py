@@ -90,7 +90,7 @@ def docs_add(call: Call, group_id: GroupId, doc_id: DocIds) -> dict:
     user = call.require_user()
     ids = _doc_ids(doc_id)
     with db.atomic():
-        found = visible_group(call, group_id)
+        found = visible_group(call, group_id, locking=True)  # the group before the docs
         try:
             results = add_docs(found, membership(found, user), user, ids, call.now())
         except GroupRefused as refused:
@@ -117,7 +117,7 @@ def docs_remove(call: Call, group_id: GroupId, doc_id: DocIds) -> dict:
     user = call.require_user()
     ids = _doc_ids(doc_id)
     with db.atomic():
-        found = visible_group(call, group_id)
+        found = visible_group(call, group_id, locking=True)
         removed = remove_docs(found, membership(found, user), user, ids)
     return {"group": {"group_id": found.id, "total": _pool_total(call, found),
                       "removed": len(removed), "skipped": len(ids) - len(removed),

@@ -18,10 +18,10 @@ Lang = Annotated[str, "The language of the answer's texts (each group has one te
                       "accepted and ignored)."]
 
 
-def visible_group(call: Call, group_id: int) -> Group:
+def visible_group(call: Call, group_id: int, *, locking: bool = False) -> Group:
     """The group if the caller may see it (a public group, or one they are in or invited to),
-    else 1."""
-    group = find_group(group_id, call.user)
+    else 1; ``locking`` (a write) locks its row first, as ``find_group`` says why."""
+    group = find_group(group_id, call.user, locking=locking)
     if group is None:
         raise GroupNotFound(f"group {group_id}")
     return group

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 from peewee import fn
 
-from api.content.post_trees import COMMENTS_PAGE, comment_tree, comments_page, may_comment
+from api.content.comments import comment_on, single_comment_tree, with_author
+from api.content.post_trees import COMMENTS_PAGE, comments_page, may_comment
 from api.content.posts import post_link, visible_post
 from api.content.trees import parse_extra
 from api.core.context import Call
@@ -25,8 +26,6 @@ from api.methods.post.shared import (
     require,
 )
 from api.models.posts import COMMENT_CHARS, Post, PostComment
-from keys.db import db
-from keys.models import User
 
 group = MethodGroup()
 
@@ -53,32 +52,10 @@ def _checked(content: str) -> str:
     return content
 
 
-def _with_author(comment_id: int) -> PostComment | None:
-    """The comment with its author joined, or None."""
-    return (PostComment
-            .select(PostComment, User)
-            .join(User, on=(PostComment.author == User.id))
-            .where(PostComment.id == comment_id)
-            .first())
-
-
 def _comment_with_post(call: Call, comment_id: int) -> tuple[PostComment, Post]:
-    """A comment (author joined) on a post the caller may see, else 1.
-
-    Inside a write the post's row is locked first (as every comment's delete locks it), then
-    the comment read again: one deleted meanwhile is not found, rather than replied to (a
-    foreign-key violation) or saved back as if it still were."""
-    comment = _existing(comment_id)
-    post = visible_post(call, comment.post_id, CommentNotFound)
-    return (_existing(comment_id) if db.in_transaction() else comment), post
-
-
-def _existing(comment_id: int) -> PostComment:
-    """The comment with its author joined, else 1."""
-    comment = _with_author(comment_id)
-    if comment is None:
-        raise CommentNotFound(f"comment {comment_id}")
-    return comment
+    """A comment (author joined) on a post the caller may see, else 1; the post locked first
+    inside a write."""
+    return comment_on(call, PostComment, "post", comment_id, visible_post, CommentNotFound)
 
 
 def _write(call: Call, post: Post, content: str, parent: PostComment | None) -> dict:
@@ -151,16 +128,12 @@ def comments_get(call: Call, comment_id: Annotated[int, "The comment."],
                  extra: Annotated[str, "owner: add the author's details."] = "") -> dict:
     """One comment, what the caller may do with it, and the comment it answers."""
     comment, post = _comment_with_post(call, comment_id)
-    tree = comment_tree(comment, parse_extra(extra, ("owner",)))
-    user_id = call.user.id if call.user is not None else None
-    tree.update({"canreply": may_comment(call, post),
-                 "canedit": user_id == comment.author_id,
-                 "candelete": user_id in (comment.author_id, post.owner_id)})
-    parent = _with_author(comment.parent_id) if comment.parent_id is not None else None
-    if parent is not None:  # (gone only if deleted since: its replies go with it)
-        tree["parent"] = {"comment_id": parent.id, "user_id": parent.author.id,
-                          "username": parent.author.username, "content": Text(parent.content)}
-    return {"comment": tree}
+    # A parent is gone only if deleted since (its replies went with it): then none is shown.
+    parent = (with_author(PostComment, comment.parent_id) if comment.parent_id is not None
+              else None)
+    return {"comment": single_comment_tree(comment, parent, parse_extra(extra, ("owner",)),
+                                           can_reply=may_comment(call, post),
+                                           owner_id=post.owner_id, user=call.user)}
 
 
 @group.method("post.comments.getList", modified_at="1403042400",

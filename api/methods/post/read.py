@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from api.content.access import find_open_member, visible_to
-from api.content.faves import page_total
+from api.content.faves import FAVERS_PAGE, favers
 from api.content.post_trees import (
     NEWEST_FIRST,
     POSTS_PAGE,
@@ -18,8 +18,8 @@ from api.content.post_trees import (
 )
 from api.content.posts import owned_post, post_viewer, visible_post
 from api.content.trees import parse_thumbsize
+from api.content.visits import VISITORS_PAGE, visitors
 from api.core.context import Call
-from api.core.paging import NUMBER_OF, Paging
 from api.core.registry import MethodGroup
 from api.methods.common import InvalidArgument, Thumbsize, UserNotFound
 from api.methods.post.shared import (
@@ -29,12 +29,9 @@ from api.methods.post.shared import (
     PostId,
     PostNotFound,
 )
-from api.models.posts import Post, PostFave, PostVisit
-from keys.models import User
+from api.models.posts import Post, PostVisit
 
 group = MethodGroup()
-VISITORS_PAGE = Paging("visitors", default=10, maximum=100, wording=NUMBER_OF)
-FAVES_PAGE = Paging("members", default=10, maximum=100, wording=NUMBER_OF)
 MAX_TEXT = 255  # characters of post.search's text
 MAX_WORDS = 10
 
@@ -135,20 +132,11 @@ def get_context(call: Call, post_id: PostId) -> dict:
               response='<faves total page pages per_page count>'
                        '<fave user_id username faved_at/></faves>')
 def get_faves(call: Call, post_id: PostId,
-              per_page: Annotated[int | None, FAVES_PAGE.per_page_help] = None,
-              page: Annotated[int | None, FAVES_PAGE.page_help] = None) -> dict:
+              per_page: Annotated[int | None, FAVERS_PAGE.per_page_help] = None,
+              page: Annotated[int | None, FAVERS_PAGE.page_help] = None) -> dict:
     """Return the open members who faved a post the caller may see, latest first."""
     post = visible_post(call, post_id, PostNotFound)
-    slice_ = FAVES_PAGE.page(page, per_page)
-    query = (PostFave.select(PostFave, User)
-             .join(User, on=(PostFave.user == User.id))
-             .where(PostFave.post == post.id, User.status == "open"))
-    rows = list(slice_.apply(query.order_by(PostFave.faved_at.desc(), PostFave.id.desc())))
-    faves = [{"user_id": row.user.id, "username": row.user.username, "faved_at": row.faved_at}
-             for row in rows]
-    return {"faves": {"post_id": post.id,
-                      **slice_.attrs(page_total(query, slice_, len(faves)), len(faves)),
-                      "fave": faves}}
+    return favers(post, FAVERS_PAGE.page(page, per_page), post_id=post.id)
 
 
 @group.method("post.getVisitors", modified_at="1354057200",
@@ -162,14 +150,4 @@ def get_visitors(call: Call, post_id: CallersPostId,
                  page: Annotated[int | None, VISITORS_PAGE.page_help] = None) -> dict:
     """Return the members who read one of the caller's posts, latest first."""
     post = owned_post(call.user, post_id, PostNotFound)
-    slice_ = VISITORS_PAGE.page(page, per_page)
-    query = (PostVisit.select(PostVisit, User)
-             .join(User, on=(PostVisit.visitor == User.id))
-             .where(PostVisit.post == post.id))
-    rows = list(slice_.apply(query.order_by(PostVisit.visited_at.desc(), PostVisit.id.desc())))
-    visits = [{"user_id": row.visitor.id, "username": row.visitor.username,
-               "visited_at": row.visited_at, "first_visit_at": row.first_visit_at,
-               "visits": row.visits} for row in rows]
-    return {"visits": {"post_id": post.id,
-                       **slice_.attrs(page_total(query, slice_, len(visits)), len(visits)),
-                       "visit": visits}}
+    return visitors(post, PostVisit, "post", VISITORS_PAGE.page(page, per_page), post_id=post.id)
