@@ -203,3 +203,16 @@ def test_the_checks_see_an_upward_import():
     assert upward_imports(edges) == [
         "api.core.dispatch (layer 3) imports api.methods.common (layer 7, api.methods)"]
     assert cycles({"api.media.a": {"api.content.b"}, "api.content.b": {"api.media.a"}})
+
+
+def test_test_modules_import_the_postgres_driver_only_inside_tests():
+    """The README's test command installs no postgres extra: a test module importing psycopg2
+    at its top fails to collect there (.ci/run's SQLite run); import it where it is used."""
+    tests = Path(__file__).resolve().parents[1]
+    at_top = [str(path.relative_to(tests)) for path in sorted(tests.rglob("*.py"))
+              for node in ast.parse(path.read_text()).body
+              if isinstance(node, ast.Import | ast.ImportFrom)
+              and any(name.split(".")[0] == "psycopg2" for name in (
+                  [alias.name for alias in node.names] if isinstance(node, ast.Import)
+                  else [node.module or ""]))]
+    assert at_top == []

@@ -10,7 +10,6 @@ import threading
 import time
 from typing import Any
 
-import psycopg2
 import pytest
 import requests
 
@@ -84,6 +83,8 @@ def held(database_url: str, statements: list[tuple[str, tuple[Any, ...]]], then:
     committed once ``then`` waits for a lock (PostgreSQL: seen in pg_stat_activity; SQLite: its
     write transaction cannot begin before the commit, so a pause lets it get there)."""
     if not database_url.startswith("sqlite"):
+        import psycopg2  # the postgres extra, installed where TEST_DATABASE_URL is set
+
         holding, watching = (psycopg2.connect(database_url) for _ in range(2))
         watching.autocommit = True
     else:
