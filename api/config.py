@@ -114,9 +114,16 @@ class Settings:
     max_media_seconds: int = 3600
     # Largest video frame accepted, in pixels (API_MAX_VIDEO_PIXELS; 4096 × 4096).
     max_video_pixels: int = 4096 * 4096
-    # Seconds one upload's transcoding may take; beyond, its ticket fails
-    # (API_TRANSCODE_SECONDS).
+    # Largest decoded video frame accepted, in bytes: pixels × bytes per pixel of the format the
+    # stream declares (API_MAX_VIDEO_FRAME_BYTES; 4096 × 4096 8-bit 4:4:4 fits, 16-bit RGBA not).
+    max_video_frame_bytes: int = 64 * 1024 * 1024
+    # Seconds one upload's transcoding may take; beyond, its ticket fails. A source whose
+    # estimated transcoding (its ticket's eta) is longer is refused at upload, code 3: about 20
+    # minutes of 1080p, 40 of 720p (API_TRANSCODE_SECONDS).
     transcode_seconds: int = 1800
+    # Added to the transcoding thread's nice value while it transcodes, so the calls keep their
+    # latency on a busy machine (API_TRANSCODE_NICE; 0 leaves it).
+    transcode_nice: int = 10
     # Threads the video codec uses per transcode, one transcode at a time per process
     # (API_VIDEO_THREADS; 1 leaves a core of a 2-core host to the calls).
     video_threads: int = 1

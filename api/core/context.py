@@ -177,8 +177,9 @@ class Uploads(Protocol):
         """Queue the spooled file; the ticket is committed when this returns."""
         ...
 
-    def wait(self, ticket_id: int, timeout: float) -> None:
-        """Finish the ticket now, or wait (bounded) for whoever claimed it."""
+    def wait(self, ticket_id: int, timeout: float, *, process: bool = True) -> None:
+        """Finish the ticket now (unless not ``process``), or wait (bounded) for whoever
+        claimed it."""
         ...
 
     def own_spool(self) -> Path:

@@ -36,7 +36,7 @@ from api.config import Settings
 from api.core.context import Ticket, UploadedFile
 from api.media.incoming import build_incoming
 from api.media.storage import PRIVATE_DIR, Storage
-from api.models.docs import Doc, UploadTicket
+from api.models.docs import Doc, Media, UploadTicket
 from keys.db import as_tuples, database_time, db, is_busy, serialised
 from keys.models import User
 from keys.notices import Notices, notify
@@ -93,18 +93,25 @@ def month_start(now: int) -> int:
 
 
 def month_usage(user: User, now: int) -> tuple[int, int]:
-    """Bytes uploaded (failed tickets excepted) and video seconds posted this month."""
+    """Bytes uploaded this month (failed tickets excepted) with the web renditions made of them
+    (the current ones of each doc uploaded or replaced this month: a 20 KB file may make megabytes
+    of MP4), and video seconds posted this month."""
     since = month_start(now)
+    this_month = (UploadTicket.user == user) & (UploadTicket.created_at >= since)
     used = (UploadTicket
             .select(fn.COALESCE(fn.SUM(UploadTicket.file_size), 0))
-            .where(UploadTicket.user == user, UploadTicket.created_at >= since,
-                   UploadTicket.state != FAILED)
+            .where(this_month, UploadTicket.state != FAILED)
+            .scalar())
+    made = (Media
+            .select(fn.COALESCE(fn.SUM(Media.size), 0))
+            .where(Media.doc.in_(UploadTicket.select(UploadTicket.doc)
+                                 .where(this_month, UploadTicket.state == DONE)))
             .scalar())
     seconds = (Doc
                .select(fn.COALESCE(fn.SUM(Doc.duration), 0))
                .where(Doc.owner == user, Doc.media == "video", Doc.posted_at >= since)
                .scalar())
-    return int(used or 0), int(seconds or 0)
+    return int(used or 0) + int(made or 0), int(seconds or 0)
 
 
 class TicketQueue:
@@ -181,8 +188,12 @@ class TicketQueue:
         self._wake.set()
         return ticket
 
-    def wait(self, ticket_id: int, timeout: float) -> None:
-        """Finish ``ticket_id`` now if nobody claimed it, else wait (bounded) for whoever did.
+    def wait(self, ticket_id: int, timeout: float, *, process: bool = True) -> None:
+        """Finish ``ticket_id`` now if nobody claimed it (and ``process``), else wait (bounded)
+        for whoever did. A video or a sound is not processed here (``process`` False): its
+        transcoding may take many times ``timeout``, so the worker does it and the request
+        answers once the ticket is done or ``timeout`` ran out, whichever comes first (the client
+        then polls upload.checkTickets, as after async=1).
 
         At most ``max_sync_upload_waits`` requests do so at once; later ones return at once and
         answer with the ticket as async=1 would, so uploads never hold every request thread.
@@ -193,14 +204,15 @@ class TicketQueue:
         if not self._waiting.acquire(blocking=False):
             return
         try:
-            self._wait(ticket_id, timeout)
+            self._wait(ticket_id, timeout, process)
         finally:
             self._waiting.release()
 
-    def _wait(self, ticket_id: int, timeout: float) -> None:
+    def _wait(self, ticket_id: int, timeout: float, process: bool) -> None:
         try:
             # A process without the worker (API_UPLOAD_WORKER off) leaves the claim to one with it.
-            ticket = self.claim(ticket_id) if self.settings.upload_worker else None
+            ticket = (self.claim(ticket_id) if process and self.settings.upload_worker
+                      else None)
             if ticket is not None:
                 self.process(ticket)
                 return

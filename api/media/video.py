@@ -16,6 +16,7 @@ import errno
 import io
 import math
 import mimetypes
+import os
 import shutil
 import threading
 import time
@@ -75,6 +76,20 @@ _DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})
 _WORK_PIXELS = 1_600_000
 _SMALL_RENDITIONS = 480 * 270 + 640 * 360  # ``ipod`` and ``mp4`` of a 16:9 source
 _AUDIO_WORK = 0.05  # seconds of work per second of audio
+# Sound below this rate, or with more channels than this, is refused: an 8 Hz WAV declaring an
+# hour would be a day of MP3 at 48 kHz (the rendition resamples it), and the renditions downmix
+# to stereo anyway.
+MIN_SAMPLE_RATE = 8000
+MAX_CHANNELS = 8
+# The most bits a second each video rendition's H.264 may spend (x264's VBV ``maxrate``, with a
+# two-second ``bufsize``), and never more than this many times the source's own bit rate (noise
+# amplified by re-encoding), though never under _MIN_VIDEO_BITS.
+VIDEO_BITS = {"ipod": 1_000_000, "mp4": 2_000_000, "hd": 6_000_000}
+SOURCE_BITS_MULTIPLE = 1.5
+_MIN_VIDEO_BITS = 200_000
+# Packets that fail to decode are skipped (as players do) up to this many, or a tenth of the
+# packets read when that is more; beyond, the file is refused.
+MAX_BAD_PACKETS = 100
 
 # One transcode at a time in a process (the worker, async=0 requests): it takes the codec's threads
 # and its memory; a second one waits (docs/uploads.md, "Video and audio").
@@ -93,18 +108,23 @@ class Limits:
     threads: int = 1
     max_image_pixels: int = 120_000_000  # an audio file's cover art
     max_decode_bytes: int = 512 * 1024 * 1024
+    max_frame_bytes: int = 64 * 1024 * 1024  # one decoded frame in its declared pixel format
+    nice: int = 10  # added to the transcoding thread's nice value while it transcodes
 
     @classmethod
     def of(cls, settings: Any) -> Limits:
         return cls(max_seconds=settings.max_media_seconds, max_pixels=settings.max_video_pixels,
                    budget_seconds=settings.transcode_seconds, threads=settings.video_threads,
                    max_image_pixels=settings.max_image_pixels,
-                   max_decode_bytes=settings.max_decode_bytes)
+                   max_decode_bytes=settings.max_decode_bytes,
+                   max_frame_bytes=settings.max_video_frame_bytes,
+                   nice=settings.transcode_nice)
 
 
 @dataclass(frozen=True)
 class Probed:
-    """What the container says, checked against the limits and with one frame decoded."""
+    """What the container says, checked against the limits (and, when probed with
+    ``decode``, with one frame decoded)."""
 
     media: str  # video | audio
     duration: float  # seconds
@@ -115,6 +135,7 @@ class Probed:
     audio_codec: str = ""
     created: str | None = None  # "YYYY-MM-DD HH:MM:SS"
     tags: dict[str, str] = field(default_factory=dict)
+    bit_rate: int = 0  # bits a second of the whole file, as the container says (0: unknown)
 
     @property
     def seconds(self) -> int:
@@ -157,17 +178,18 @@ class Rendition:
     path: str
 
 
-def examine(path: str, filename: str, sniffed: Sniffed, limits: Limits
+def examine(path: str, filename: str, sniffed: Sniffed, limits: Limits, *, decode: bool = True
             ) -> tuple[Sniffed, Probed | None]:
     """``sniffed`` as FFmpeg sees the file: a video or audio file is probed (Rejected when it
-    does not read) and its media type becomes the probe's (an MP4 with sound alone is audio); a
-    file no magic number knew whose name says video or audio is probed too, and kept under its
-    name's extension. Anything else comes back as it was, with no probe."""
+    does not read; ``decode``: see ``probe``) and its media type becomes the probe's (an MP4 with
+    sound alone is audio); a file no magic number knew whose name says video or audio is probed
+    too, and kept under its name's extension. Anything else comes back as it was, with no
+    probe."""
     ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
     by_name = sniffed.media == "other" and ext in MEDIA_EXTENSIONS
     if not by_name and (sniffed.media not in ("video", "audio") or sniffed.ext in UNPLAYABLE):
         return sniffed, None
-    probed = probe(path, limits)
+    probed = probe(path, limits, decode=decode)
     if by_name:
         mime = mimetypes.guess_type(f"file.{ext}")[0] or f"{probed.media}/{ext}"
         sniffed = dataclasses.replace(sniffed, ext=ext, mime=mime)
@@ -175,9 +197,13 @@ def examine(path: str, filename: str, sniffed: Sniffed, limits: Limits
                                height=probed.height), probed
 
 
-def probe(path: str, limits: Limits) -> Probed:
-    """Read the container at ``path`` and decode its first frame; Rejected when FFmpeg cannot,
-    when it has no audio or video, or breaks a bound (duration, pixels)."""
+def probe(path: str, limits: Limits, *, decode: bool = True) -> Probed:
+    """Read the container at ``path`` and, with ``decode``, its first frame (the worker, in a
+    decoding slot; upload.file reads the container alone, no frame allocated); Rejected when
+    FFmpeg cannot, when it has no audio or video, or breaks a bound (duration, pixels, bytes of
+    a frame in its declared pixel format, sample rate, channels, the work it would take).
+
+    Without ``decode`` the rotation is unknown (0) and the size the stored one."""
     with _opened(path) as container:
         video, audio = _streams(container)
         if video is None and audio is None:
@@ -185,24 +211,60 @@ def probe(path: str, limits: Limits) -> Probed:
         duration = _duration(container, video or audio)
         if duration > limits.max_seconds:
             raise Rejected(f"longer than {limits.max_seconds:g} s")
+        if audio is not None:
+            _check_sound(audio)
         common: dict[str, Any] = {
             "duration": duration, "created": _created(container.metadata),
-            "tags": _tags(container.metadata),
+            "tags": _tags(container.metadata), "bit_rate": max(0, container.bit_rate or 0),
             "audio_codec": audio.codec_context.name if audio is not None else ""}
         if video is None:
             assert audio is not None
-            _first_frame(container, audio)
-            return Probed(media="audio", **common)
+            if decode:
+                _first_frame(container, audio)
+            return _within_budget(Probed(media="audio", **common), limits)
         width, height = video.codec_context.width, video.codec_context.height
         if width < 1 or height < 1 or width * height > limits.max_pixels:
             raise Rejected(f"{width}x{height} video: more than {limits.max_pixels} pixels")
-        video.codec_context.thread_count = 1
-        frame = _first_frame(container, video)
-        rotation = _rotation(frame)
+        _check_frame_bytes(video, limits)
+        rotation = 0
+        if decode:
+            video.codec_context.thread_count = 1
+            rotation = _rotation(_first_frame(container, video))
         if rotation in (90, 270):
             width, height = height, width
-        return Probed(media="video", width=width, height=height, rotation=rotation,
-                      video_codec=video.codec_context.name, **common)
+        return _within_budget(Probed(media="video", width=width, height=height,
+                                     rotation=rotation, video_codec=video.codec_context.name,
+                                     **common), limits)
+
+
+def _check_sound(audio: AudioStream) -> None:
+    """Rejected below MIN_SAMPLE_RATE or above MAX_CHANNELS (a rate or layout that changes
+    later in the stream is resampled as it comes)."""
+    rate, channels = audio.codec_context.sample_rate or 0, audio.codec_context.channels or 0
+    if rate < MIN_SAMPLE_RATE:
+        raise Rejected(f"sound at {rate} Hz: under {MIN_SAMPLE_RATE} Hz")
+    if channels > MAX_CHANNELS:
+        raise Rejected(f"sound with {channels} channels: more than {MAX_CHANNELS}")
+
+
+def _check_frame_bytes(video: VideoStream, limits: Limits) -> None:
+    """Rejected when one decoded frame in the stream's declared pixel format would take more
+    than ``limits.max_frame_bytes`` (a 16-bit RGBA frame is eight bytes a pixel, not 1.5)."""
+    declared = video.codec_context.format
+    bits = declared.padded_bits_per_pixel if declared is not None else 0
+    frame_bytes = video.codec_context.width * video.codec_context.height * max(bits, 12) // 8
+    if frame_bytes > limits.max_frame_bytes:
+        raise Rejected(f"a {declared.name if declared else 'video'} frame of {frame_bytes} "
+                       f"bytes: more than {limits.max_frame_bytes}")
+
+
+def _within_budget(probed: Probed, limits: Limits) -> Probed:
+    """``probed``, unless its estimated work would not fit the time budget of a transcode
+    (refused at upload rather than failed after the budget was spent)."""
+    if probed.work_seconds() > limits.budget_seconds:
+        raise Rejected(f"about {probed.work_seconds()} s of transcoding: more than the "
+                       f"{limits.budget_seconds:g} s budget")
+    return probed
 
 
 @contextmanager
@@ -240,17 +302,20 @@ def _first_frame(container: InputContainer, stream: Any) -> Any:
     for count, packet in enumerate(container.demux(stream)):
         if count >= _PROBE_PACKETS:
             break
-        for frame in _decoded(packet):
+        for frame in _decoded(packet) or ():
             return frame
     raise Rejected("no frame could be decoded")
 
 
-def _decoded(packet: Any) -> list[Any]:
-    """The frames of one packet; none when the packet is broken (FFmpeg skips it, so do we)."""
+def _decoded(packet: Any) -> list[Any] | None:
+    """The frames of one packet; None when the decoder refuses it (a corrupt packet: FFmpeg's
+    players skip it, so do we, the caller counting them)."""
     try:
         return list(packet.decode())
-    except av.error.InvalidDataError:
-        return []
+    except av.FFmpegError as error:
+        if isinstance(error, OSError) and error.errno in _DISK_ERRORS:
+            raise
+        return None
 
 
 def _rotation(frame: Any) -> int:
@@ -320,7 +385,7 @@ def _frame_at(container: InputContainer, video: VideoStream, moment: float) -> I
     for count, packet in enumerate(container.demux(video)):
         if count >= _PROBE_PACKETS:
             break
-        for frame in _decoded(packet):
+        for frame in _decoded(packet) or ():
             picked = frame
             if frame.time is None or frame.time >= moment - 0.001:
                 return _pictured(frame)
@@ -409,8 +474,9 @@ def transcode(source: str, probed: Probed, renditions: Sequence[Rendition], limi
     size once: renditions of equal size share their file), MP3 for audio. ``progress`` is called
     after each packet (the worker renews its lease there). Returns the seconds of media written.
 
-    Rejected when the file breaks while decoded, runs past ``limits.max_seconds`` (whatever its
-    header said), ends well before the duration it declared (truncated), or the whole takes longer
+    Rejected when the file breaks while decoded (more corrupt packets than MAX_BAD_PACKETS),
+    runs past ``limits.max_seconds`` (whatever its header said), a video ends well before the
+    duration it declared (truncated), or the whole takes longer
     than ``limits.budget_seconds``. The caller removes the files on any failure."""
     deadline = time.monotonic() + limits.budget_seconds
     with _opened(source) as container:
@@ -429,7 +495,10 @@ def transcode(source: str, probed: Probed, renditions: Sequence[Rendition], limi
         finally:
             for output in outputs:
                 output.abandon()
-    if probed.duration and end < probed.duration - max(_SHORT_BY, probed.duration * 0.05):
+    # A sound's declared duration may be a guess from its bit rate (an MP3 without a Xing
+    # header, joined MP3s): what decodes is its length (the worker's ``duration``).
+    if (probed.media == "video" and probed.duration
+            and end < probed.duration - max(_SHORT_BY, probed.duration * 0.05)):
         raise Rejected(f"truncated: {end:.1f} s of {probed.duration:.1f} s decoded")
     return end
 
@@ -438,12 +507,12 @@ def _outputs(probed: Probed, renditions: Sequence[Rendition], video: VideoStream
              audio: AudioStream | None, limits: Limits) -> list[_Output]:
     """One output per distinct file to write (renditions of equal size share one)."""
     if probed.media == "audio":
-        return [_Output(renditions[0].path, "mp3", None, audio, probed.rotation, limits)]
+        return [_Output(renditions[0].path, "mp3", None, audio, probed, limits)]
     by_size: dict[tuple[int, int], _Output] = {}
     for plan in renditions:
         if (plan.width, plan.height) not in by_size:
             by_size[(plan.width, plan.height)] = _Output(plan.path, "mp4", plan, audio,
-                                                         probed.rotation, limits, video)
+                                                         probed, limits, video)
         else:
             by_size[(plan.width, plan.height)].copies.append(plan.path)
     return list(by_size.values())
@@ -452,12 +521,20 @@ def _outputs(probed: Probed, renditions: Sequence[Rendition], video: VideoStream
 def _pump(container: InputContainer, inputs: list[Any], outputs: list[_Output], limits: Limits,
           deadline: float, progress: Callable[[], None]) -> float:
     """Decode the inputs and feed every output; the end time all of them reached, in seconds
-    (the shortest stream's: a file cut short may have its pictures whole and half its sound)."""
+    (the shortest stream's: a file cut short may have its pictures whole and half its sound).
+    Packets the decoder refuses are skipped, up to MAX_BAD_PACKETS (or a tenth of them)."""
     ends = dict.fromkeys((stream.index for stream in inputs), 0.0)
-    for packet in container.demux(*inputs):
+    bad = 0
+    for count, packet in enumerate(container.demux(*inputs), start=1):
         if time.monotonic() > deadline:
             raise Rejected(f"transcoding took more than {limits.budget_seconds:g} s")
-        for frame in _decoded(packet):
+        frames = _decoded(packet)
+        if frames is None:
+            bad += 1
+            if bad > max(MAX_BAD_PACKETS, count // 10):
+                raise Rejected(f"{bad} of {count} packets could not be decoded")
+            continue
+        for frame in frames:
             end = ends[packet.stream.index]
             moment = frame.time if frame.time is not None else end
             if moment > limits.max_seconds:
@@ -467,6 +544,39 @@ def _pump(container: InputContainer, inputs: list[Any], outputs: list[_Output], 
                 output.feed(frame)
         progress()
     return min(ends.values())
+
+
+def rendition_bits(label: str, source_bits: int) -> int:
+    """The most bits a second a rendition's video may take: its label's VIDEO_BITS, and no more
+    than SOURCE_BITS_MULTIPLE times the source's bit rate when that is known."""
+    bits = VIDEO_BITS[label]
+    if source_bits > 0:
+        bits = min(bits, max(_MIN_VIDEO_BITS, int(source_bits * SOURCE_BITS_MULTIPLE)))
+    return bits
+
+
+@contextmanager
+def lowered_priority(nice: int) -> Iterator[None]:
+    """The calling thread ``nice`` steps nicer meanwhile (Linux: a thread's own nice value; the
+    codec's threads, started within, inherit it), so the calls' threads keep their latency on
+    a busy machine. Restored afterwards where the process may raise its priority again (root,
+    or RLIMIT_NICE); elsewhere the thread (the worker's) stays nicer, which is what it is for."""
+    thread = threading.get_native_id()
+    before: int | None = None
+    if nice > 0:
+        try:
+            before = os.getpriority(os.PRIO_PROCESS, thread)
+            os.setpriority(os.PRIO_PROCESS, thread, min(19, before + nice))
+        except OSError:  # not allowed: run as we are
+            before = None
+    try:
+        yield
+    finally:
+        if before is not None:
+            try:
+                os.setpriority(os.PRIO_PROCESS, thread, before)
+            except OSError:
+                pass
 
 
 def _frame_seconds(frame: Any) -> float:
@@ -483,7 +593,7 @@ class _Output:
     when the source has some) or an MP3."""
 
     def __init__(self, path: str, kind: str, plan: Rendition | None, audio: AudioStream | None,
-                 rotation: int, limits: Limits, video: VideoStream | None = None) -> None:
+                 probed: Probed, limits: Limits, video: VideoStream | None = None) -> None:
         self.path = path
         self.copies: list[str] = []
         self.limits = limits
@@ -494,26 +604,28 @@ class _Output:
         self.graph: av.filter.Graph | None = None
         self.last_pts = -1
         if plan is not None and video is not None:
-            self._add_video(plan, video, rotation)
+            self._add_video(plan, video, probed)
         if audio is not None:
             self._add_audio(audio, *(("aac", 1024) if kind == "mp4" else ("libmp3lame", 1152)))
         self.samples = 0
 
-    def _add_video(self, plan: Rendition, source: VideoStream, rotation: int) -> None:
+    def _add_video(self, plan: Rendition, source: VideoStream, probed: Probed) -> None:
         rate = source.average_rate or source.guessed_rate or _DEFAULT_RATE
         if not 1 <= rate <= _MAX_RATE:
             rate = _DEFAULT_RATE
         self.rate = Fraction(rate).limit_denominator(1001)
-        stream = self.container.add_stream("libx264", rate=self.rate, options=dict(_X264))
+        bits = rendition_bits(plan.label, probed.bit_rate)
+        stream = self.container.add_stream("libx264", rate=self.rate, options=dict(
+            _X264, maxrate=str(bits), bufsize=str(2 * bits)))
         stream.width, stream.height, stream.pix_fmt = plan.width, plan.height, "yuv420p"
         stream.codec_context.thread_count = self.limits.threads
         stream.codec_context.time_base = 1 / self.rate
         self.video = stream
         # Scaled at the stored orientation, then turned: the picture as players would show it.
-        self.stored = (plan.height, plan.width) if rotation in (90, 270) else (plan.width,
-                                                                                plan.height)
-        if rotation:
-            self.graph = _turning_graph(self.stored, rotation, self.rate)
+        self.stored = (plan.height, plan.width) if probed.rotation in (90, 270) else (
+            plan.width, plan.height)
+        if probed.rotation:
+            self.graph = _turning_graph(self.stored, probed.rotation, self.rate)
 
     def _add_audio(self, source: AudioStream, codec: str, frame_size: int) -> None:
         rate = source.codec_context.sample_rate
@@ -524,8 +636,14 @@ class _Output:
         assert isinstance(stream, AudioStream)
         stream.codec_context.time_base = Fraction(1, rate)
         self.audio = stream
-        self.resampler = av.AudioResampler(format="fltp", layout="stereo" if stereo else "mono",
-                                           rate=rate, frame_size=frame_size)
+        # Two steps: ``converter`` takes the source's frames to the output's format, layout and
+        # rate, and is made anew when they change mid-stream (concatenated MP3s, a broadcast
+        # switching to 5.1); ``framer`` cuts the result into the encoder's frame size.
+        layout = "stereo" if stereo else "mono"
+        self.converter: tuple[tuple[Any, ...], av.AudioResampler] | None = None
+        self.layout, self.rate_hz = layout, rate
+        self.framer = av.AudioResampler(format="fltp", layout=layout, rate=rate,
+                                        frame_size=frame_size)
 
     def feed(self, frame: Any) -> None:
         if isinstance(frame, av.AudioFrame):
@@ -554,8 +672,21 @@ class _Output:
     def _feed_audio(self, frame: Any) -> None:
         assert self.audio is not None
         frame.pts = None
-        for chunk in self.resampler.resample(frame):
-            self._encode_audio(chunk)
+        shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if self.converter is None or self.converter[0] != shape:
+            self._frame_audio(None)
+            self.converter = (shape, av.AudioResampler(format="fltp", layout=self.layout,
+                                                       rate=self.rate_hz))
+        self._frame_audio(frame)
+
+    def _frame_audio(self, frame: Any) -> None:
+        """``frame`` through the converter (None: flush it) and the framer to the encoder."""
+        if self.converter is None:
+            return
+        for converted in self.converter[1].resample(frame):
+            converted.pts = None
+            for chunk in self.framer.resample(converted):
+                self._encode_audio(chunk)
 
     def _encode_audio(self, chunk: Any) -> None:
         assert self.audio is not None
@@ -566,7 +697,8 @@ class _Output:
     def close(self) -> None:
         """Flush the encoders and finish the file, then write its copies."""
         if self.audio is not None:
-            for chunk in self.resampler.resample(None):
+            self._frame_audio(None)
+            for chunk in self.framer.resample(None):
                 self._encode_audio(chunk)
             self.container.mux(self.audio.encode(None))
         if self.video is not None:

@@ -60,6 +60,7 @@ from api.media.video import (
     Rendition,
     drawn_poster,
     examine,
+    lowered_priority,
     plan_renditions,
     poster,
     transcode,
@@ -282,16 +283,19 @@ class UploadQueue(TicketQueue):
     def _transcoded(self, ticket: UploadTicket, upload: str, probed: Probed, folder: Path,
                     rendered: _Rendered) -> _Rendered:
         """``rendered`` with its web renditions made in ``folder``: one transcode at a time in
-        the process (``_transcoding``), the lease renewed while waiting and while it runs."""
+        the process (``_transcoding``), the lease renewed while waiting and while it runs, the
+        thread niced meanwhile (``transcode_nice``). Only the worker's thread gets here: an
+        async=0 request leaves a video or a sound to it (``TicketQueue.wait``)."""
         folder.mkdir(mode=PRIVATE_DIR)
         plans = plan_renditions(probed, folder)
-        with self._transcoding(ticket):
-            end = transcode(upload, probed, plans, Limits.of(self.settings),
-                            progress=lambda: self.renew(ticket))
+        limits = Limits.of(self.settings)
+        with self._transcoding(ticket), lowered_priority(limits.nice):
+            end = transcode(upload, probed, plans, limits, progress=lambda: self.renew(ticket))
         seconds = whole_seconds(end)
         made = [(plan, seconds, os.path.getsize(plan.path)) for plan in plans]
-        return dataclasses.replace(rendered, duration=rendered.duration or seconds,
-                                   renditions=made)
+        # A sound's length is what decoded (its header's may be a guess: video.transcode).
+        duration = seconds if probed.media == "audio" else rendered.duration or seconds
+        return dataclasses.replace(rendered, duration=duration, renditions=made)
 
     def _plan(self, ticket: UploadTicket, target: Doc | None, rendered: _Rendered) -> _Plan:
         """Choose the doc id and secrets, and commit the storage names they make in the ticket's

@@ -96,16 +96,17 @@ class _Checked:
     sniffed: Sniffed | None  # what its bytes say (a video's probe: its media); None: broken image
     readable: bool  # False: broken, or a video or sound FFmpeg cannot read (upload.file code 3)
     work: int = 0  # seconds its processing should take (the ticket's eta)
+    transcoded: bool = False  # a video or sound: web renditions to make (left to the worker)
 
 
 def _checked_file(call: Call, codes: _Codes, media_hint: str | None = None) -> _Checked:
     """The uploaded file after the checks that need no full decoding: present and within its
     size; and the seconds its processing should take (``work``, the ticket's ``eta``).
 
-    The content is sniffed, and a video or audio file probed (its container read, a frame
-    decoded: its media type is then the probe's, an MP4 with sound alone being audio); a file that
-    is not acceptable comes back with ``None`` and it is the caller's choice to refuse it now or
-    let its ticket fail.
+    The content is sniffed, and a video or audio file probed (its container read, no frame
+    decoded: that is the worker's, in its decoding slots; its media type is then the probe's, an
+    MP4 with sound alone being audio); a file that is not acceptable comes back with ``None`` and
+    it is the caller's choice to refuse it now or let its ticket fail.
     """
     upload = call.files.get("file")
     if upload is None or upload.size == 0:
@@ -123,11 +124,13 @@ def _checked_file(call: Call, codes: _Codes, media_hint: str | None = None) -> _
     if sniffed is None:
         return _Checked(upload, None, readable=False)
     try:
-        sniffed, probed = examine(upload.path, upload.filename, sniffed, Limits.of(settings))
+        sniffed, probed = examine(upload.path, upload.filename, sniffed, Limits.of(settings),
+                                  decode=False)
     except Rejected:
         return _Checked(upload, sniffed, readable=False)
-    return _Checked(upload, sniffed, readable=True,
-                    work=probed.work_seconds() if probed is not None else 0)
+    if probed is None:
+        return _Checked(upload, sniffed, readable=True)
+    return _Checked(upload, sniffed, readable=True, work=probed.work_seconds(), transcoded=True)
 
 
 def _quota_check(call: Call, upload: UploadedFile, codes: _Codes) -> Callable[[], None]:
@@ -143,10 +146,12 @@ def _quota_check(call: Call, upload: UploadedFile, codes: _Codes) -> Callable[[]
     return admit
 
 
-def _finish(call: Call, ticket: Ticket, wait: bool) -> dict[str, Any]:
-    """The ticket answer; with async=0 only once the ticket is done (or the bounded wait ends)."""
+def _finish(call: Call, ticket: Ticket, checked: _Checked, wait: bool) -> dict[str, Any]:
+    """The ticket answer; with async=0 only once the ticket is done or the bounded wait ends
+    (a video or sound is transcoded by the worker, never in the request's thread)."""
     if wait:
-        call.ctx.uploads.wait(ticket.id, call.ctx.settings.upload_wait_seconds)
+        call.ctx.uploads.wait(ticket.id, call.ctx.settings.upload_wait_seconds,
+                              process=not checked.transcoded)
     return {"ticket": Text(ticket_label(ticket))}
 
 
@@ -209,7 +214,7 @@ def upload_file(
         raise InvalidParameter("unknown member")
     options["member_ids"] = [user.id for user in members]
     ticket = _enqueue(call, upload=upload, options=options, admit=admit)
-    return _finish(call, ticket, wait=not async_)
+    return _finish(call, ticket, checked, wait=not async_)
 
 
 def _enqueue(call: Call, **ticket: Any) -> Ticket:
@@ -286,7 +291,7 @@ def upload_replace(
         raise MediaDiffers()
     ticket = _enqueue(call, upload=upload, options={"work": checked.work}, replace_doc=doc,
                       admit=admit)
-    return _finish(call, ticket, wait=not async_)
+    return _finish(call, ticket, checked, wait=not async_)
 
 
 @group.method(
@@ -319,7 +324,7 @@ def check_tickets(call: Call, tickets: Annotated[str, "Comma-separated tickets, 
         row = rows.get(ticket_id)
         if row is None or replaced not in (None, row.replace_doc_id):
             raise TicketsNotFound()
-        items.append(_ticket_tree(label, row, call.now()))
+        items.append(_ticket_tree(label, row, call.now(), call.ctx.settings.transcode_seconds))
     done = sum(item["done"] for item in items)
     invalid = sum(item["invalid"] for item in items)
     return {"tickets": {"count": len(items), "done": done, "invalid": invalid,
@@ -327,22 +332,23 @@ def check_tickets(call: Call, tickets: Annotated[str, "Comma-separated tickets, 
                         "eta": max(item["eta"] for item in items), "ticket": items}}
 
 
-def _ticket_tree(label: str, row: UploadTicket, now: int) -> dict[str, Any]:
+def _ticket_tree(label: str, row: UploadTicket, now: int, budget: int) -> dict[str, Any]:
     done = row.state == DONE
     return {"id": label, "done": int(done), "invalid": int(row.state == FAILED),
-            "doc_id": row.doc_id if done else None, "eta": _eta(row, now)}
+            "doc_id": row.doc_id if done else None, "eta": _eta(row, now, budget)}
 
 
-def _eta(row: UploadTicket, now: int) -> int:
+def _eta(row: UploadTicket, now: int, budget: int) -> int:
     """Seconds until a pending ticket should be done: the work its upload estimated (a video's
-    transcoding, from its duration and size) less what has run of it, never below PENDING_ETA;
-    0 once it ended."""
+    transcoding, from its duration and size, at most the transcoding budget) less what has run
+    of it, never below PENDING_ETA; 0 once it ended."""
     if row.state not in (QUEUED, WORKING):
         return 0
     try:
         work = int(json.loads(row.params).get("work") or 0)
     except (ValueError, TypeError, AttributeError):
         work = 0
+    work = min(work, budget)
     if row.state == WORKING and row.started_at:
         work -= now - row.started_at
     return max(PENDING_ETA, work)

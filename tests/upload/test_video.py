@@ -280,8 +280,8 @@ def test_eta_reflects_the_transcoding(call, upload, token, tmp_path):
 
 
 def test_one_transcode_at_a_time(queue, upload, tmp_path, monkeypatch):
-    """Two workers (the thread and an async=0 request, say) never transcode at once, and a
-    transcode leaves both decoding slots to photos and icons."""
+    """Two tickets processed at once in one process never transcode at once, and a transcode
+    leaves both decoding slots to photos and icons."""
     running, most, slots_free = [0], [0], []
     real = video.transcode
 
