@@ -133,8 +133,10 @@ class _Chord:
                 out.mux(stream.encode(chunk))
 
 
-def floor(source: str, renditions: list[video.Rendition], threads: int) -> None:
-    """The renditions made as plainly as PyAV allows: decode, scale, encode, mux."""
+def floor(source: str, renditions: list[video.Rendition], threads: int,
+          source_bits: int) -> None:
+    """The renditions made as plainly as PyAV allows: decode, scale, encode, mux; the same x264
+    settings as ours, each rendition's bit-rate cap included (``video.rendition_bits``)."""
     with av.open(source) as container:
         pictures, sound = container.streams.video[0], container.streams.audio[0]
         for stream in (pictures, sound):
@@ -144,7 +146,9 @@ def floor(source: str, renditions: list[video.Rendition], threads: int) -> None:
         outputs = []
         for plan in renditions:
             out = av.open(plan.path, "w", format="mp4", options={"movflags": "+faststart"})
-            encoder = out.add_stream("libx264", rate=rate, options=dict(video._X264))
+            bits = video.rendition_bits(plan.label, source_bits)
+            encoder = out.add_stream("libx264", rate=rate, options=dict(
+                video._X264, maxrate=str(bits), bufsize=str(2 * bits)))
             encoder.width, encoder.height, encoder.pix_fmt = plan.width, plan.height, "yuv420p"
             encoder.codec_context.thread_count = threads
             aac = out.add_stream("aac", rate=AUDIO_RATE, layout="stereo",
@@ -212,7 +216,8 @@ def main() -> None:
               + f"; codec threads {args.threads}")
         sides: dict[str, Callable[[], Any]] = {
             "ours": lambda: video.transcode(source, probed, renditions["ours"], limits),
-            "floor": lambda: floor(source, renditions["floor"], args.threads)}
+            "floor": lambda: floor(source, renditions["floor"], args.threads,
+                                   probed.bit_rate)}
         pairs = []
         for round_ in range(args.rounds):
             order = ("ours", "floor") if round_ % 2 == 0 else ("floor", "ours")
