@@ -100,11 +100,10 @@ class KeyList(ConsolePage):
                           form=form or {"auth_type": "desktop"}, csrf_token=self.csrf_token(req))
 
     def post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        form = read_form(req)
-        user = self.member(req, resp)
-        if user is None:
+        posted = self.pages.posted(req, resp)
+        if posted is None:
             return
-        self.pages.check_csrf(req, form)
+        user, form = posted
         auth_type = form.get("auth_type", "desktop")
         try:
             row = store.create_key(user, form.get("name", ""),

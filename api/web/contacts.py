@@ -17,7 +17,7 @@ import falcon
 from api.content.access import find_member
 from api.models.docs import Relation
 from api.web.console import ConsolePage
-from api.web.pages import BadRequest, read_form
+from api.web.pages import BadRequest
 from keys.models import User
 
 UNKNOWN_MEMBER = "There is no member of that name."
@@ -51,22 +51,7 @@ def checked(form: Mapping[str, str], name: str) -> bool:
     return form.get(name, "") not in ("", "0")
 
 
-class MemberForm(ConsolePage):
-    """A page whose forms only a logged-in member may send."""
-
-    def posted(self, req: falcon.Request,
-               resp: falcon.Response) -> tuple[User, dict[str, str]] | None:
-        """The logged-in member and their urlencoded form, its CSRF token checked; None after
-        sending a visitor to the login page."""
-        form = read_form(req)
-        user = self.member(req, resp)
-        if user is None:
-            return None
-        self.pages.check_csrf(req, form)
-        return user, form
-
-
-class ContactForm(MemberForm):
+class ContactForm(ConsolePage):
     """The contact form of a profile: ``action`` save (with the ``friend`` and ``family``
     boxes) or remove; back to the profile after."""
 
@@ -78,7 +63,7 @@ class ContactForm(MemberForm):
 
     def change(self, req: falcon.Request, resp: falcon.Response, alias: str) -> None:
         """Apply the form to the visitor's relation with ``alias``."""
-        posted = self.posted(req, resp)
+        posted = self.pages.posted(req, resp)
         if posted is None:
             return
         user, form = posted

@@ -81,18 +81,6 @@ class GroupPage(Page):
     def csrf_token(self, req: falcon.Request) -> str:
         return self.pages.accounts.csrf_token(req.cookies.get(SESSION_COOKIE, ""))
 
-    def member_post(self, req: falcon.Request,
-                    resp: falcon.Response) -> tuple[User, dict[str, str]] | None:
-        """A logged-in member's form (None: sent to the login page); the group is read in the
-        form's transaction (``find``, locking)."""
-        form = read_form(req)
-        user = self.pages.user(req)
-        if user is None:
-            self.pages.login_redirect(req, resp)
-            return None
-        self.pages.check_csrf(req, form)
-        return user, form
-
     def get_group(self, req: falcon.Request, resp: falcon.Response, group_id: str) -> None:
         raise BadRequest("This page does not exist.", falcon.HTTP_405)
 
@@ -190,7 +178,7 @@ class GroupView(GroupPage):
                           csrf_token=self.csrf_token(req) if user is not None else "")
 
     def post_group(self, req: falcon.Request, resp: falcon.Response, group_id: str) -> None:
-        posted = self.member_post(req, resp)
+        posted = self.pages.posted(req, resp)
         if posted is None:
             return
         user, form = posted
@@ -274,7 +262,7 @@ class Moderate(GroupPage):
                           csrf_token=self.csrf_token(req))
 
     def post_group(self, req: falcon.Request, resp: falcon.Response, group_id: str) -> None:
-        posted = self.member_post(req, resp)
+        posted = self.pages.posted(req, resp)
         if posted is None:
             return
         user, form = posted

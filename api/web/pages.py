@@ -126,6 +126,19 @@ class Pages:
             raise BadRequest("The form has expired or did not come from this site. Go back, "
                              "reload the page and try again.", falcon.HTTP_403)
 
+    def posted(self, req: falcon.Request, resp: falcon.Response,
+               form: dict[str, str] | None = None) -> tuple[User, dict[str, str]] | None:
+        """A logged-in member's form (``form`` when the page read it with its own cap, else the
+        request's urlencoded body), its CSRF token checked; None after sending a visitor to the
+        login page."""
+        form = read_form(req) if form is None else form
+        user = self.user(req)
+        if user is None:
+            self.login_redirect(req, resp)
+            return None
+        self.check_csrf(req, form)
+        return user, form
+
     def login_redirect(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Send a visitor to the login page, to come back to this very request."""
         self.redirect(resp, "/login?next=" + quote(req.relative_uri, safe=""))

@@ -162,11 +162,10 @@ class PostForm(ConsolePage):
                           csrf_token=self.csrf_token(req))
 
     def save(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
-        form = read_form(req, POST_FORM_BYTES, TOO_LONG)
-        user = self.member(req, resp)
-        if user is None:
+        posted = self.pages.posted(req, resp, read_form(req, POST_FORM_BYTES, TOO_LONG))
+        if posted is None:
             return
-        self.pages.check_csrf(req, form)
+        user, form = posted
         fields = {name: form.get(name, "") for name in ("title", "body", "share",
                                                         "perm_comment", "docs")}
         with db.atomic():
@@ -227,11 +226,10 @@ class PostAction(ConsolePage):
         self._guard(self.get, req, resp)
 
     def run(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
-        form = read_form(req)
-        user = self.member(req, resp)
-        if user is None:
+        posted = self.pages.posted(req, resp)
+        if posted is None:
             return
-        self.pages.check_csrf(req, form)
+        user, form = posted
         with db.atomic():
             location = self.act(req, user, _as_id(post_id), form)
         self.pages.redirect(resp, location)

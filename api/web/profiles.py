@@ -158,7 +158,7 @@ class Profile(ConsolePage):
                           contact_action=contacts.profile_path(member) + "/contact")
 
 
-class ProfileSettings(contacts.MemberForm):
+class ProfileSettings(ConsolePage):
     """``/settings/profile``: the member's real name, town, country and icon."""
 
     def __init__(self, pages: Pages, storage: Storage) -> None:
@@ -189,7 +189,7 @@ class ProfileSettings(contacts.MemberForm):
 
     def post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """The real name, town and country."""
-        posted = self.posted(req, resp)
+        posted = self.pages.posted(req, resp)
         if posted is None:
             return
         user, form = posted
@@ -266,7 +266,7 @@ class DefaultIcon(ProfileSettings):
         self.pages.redirect(resp, SETTINGS)
 
     def post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        posted = self.posted(req, resp)
+        posted = self.pages.posted(req, resp)
         if posted is None:
             return
         drop_icon(self.storage, posted[0].id, now=self.pages.now())
