@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from api.core.context import AppContext
 from api.core.dispatch import Dispatcher, Reply
 from api.core.envelopes import SOAP, XMLRPC, Envelope, read_envelope
 from api.core.errors import RETRY_AFTER_SECONDS
-from api.core.transport import discard_files, read_request
+from api.core.transport import HttpRequest, WsgiRequest, discard_files, read_request
 from api.formats import soap
 from api.media.names import DEFAULT_ICON_PATH, ICON_ROUTE
 from api.media.route import IconResource, MediaResource
@@ -26,10 +26,13 @@ from api.runtime import ratelimit
 from api.runtime.access_log import AccessLog
 from api.runtime.health import HealthResource, Readiness, ReadyResource, check_ready_timeout
 from api.runtime.http_log import (
+    REQUEST_ID_HEADER,
+    SERVER_ERROR_JSON,
     JsonAccessLog,
     RequestLogMiddleware,
     UnhandledErrors,
     check_log_format,
+    log_unhandled,
     withheld,
 )
 from api.runtime.latency import UsagePruner
@@ -119,8 +122,8 @@ class ApiResource:
         self.ctx = ctx
         self.dispatcher = Dispatcher(ctx)
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, method: str | None = None,
-               fmt: str | None = None) -> None:
+    def reply(self, req: HttpRequest, method: str | None, fmt: str | None) -> Reply:
+        """The call ``req`` makes of ``method`` (None: named by a parameter), answered."""
         settings = self.ctx.settings
         # The address's budget first: one over it has no file part spooled (113 in its format).
         address = self.dispatcher.admit(req.remote_addr or "")
@@ -133,10 +136,15 @@ class ApiResource:
                                max_form=settings.max_form_bytes,
                                key_refused=_refuse_all if over else self.dispatcher.key_refused)
         try:
-            reply = self.dispatcher.handle(request, address)
+            return self.dispatcher.handle(request, address)
         finally:
             discard_files(request.files)
-        write_reply(resp, reply)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, method: str | None = None,
+               fmt: str | None = None) -> None:
+        """Only when the falcon app is called without ApiFront before it (ApiFront answers
+        every GET and POST of these routes itself; falcon, the other HTTP methods)."""
+        write_reply(resp, self.reply(req, method, fmt))
 
     on_post = on_get
 
@@ -184,28 +192,107 @@ def _refuse_all(params: Mapping[str, str]) -> bool:
 
 
 def write_reply(resp: falcon.Response, reply: Reply) -> None:
-    """Put a Reply on the wire; the only place that maps API codes to HTTP statuses."""
-    resp.status = _HTTP_STATUS.get(reply.code, 200)
-    if resp.status == 503:
-        resp.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
-    now = time.time()  # one moment for both, so Retry-After is never below the headers' t
-    resp.set_headers(ratelimit.headers(reply.quotas, now=now))
-    if resp.status == 429:
-        resp.set_header("Retry-After", str(ratelimit.retry_after(reply.quotas, now=now)))
-    resp.content_type = reply.content_type
+    """Put a Reply in a falcon response."""
+    resp.status, headers = reply_head(reply)
+    resp.set_headers(headers)
     resp.data = reply.body
-    for name, value in reply.headers.items():
-        resp.set_header(name, value)
 
 
-def create_app(settings: Settings, *, ctx: AppContext | None = None) -> falcon.App:
+def reply_head(reply: Reply) -> tuple[int, list[tuple[str, str]]]:
+    """A Reply's HTTP status and headers; the only place that maps API codes to statuses."""
+    status = _HTTP_STATUS.get(reply.code, 200)
+    now = time.time()  # one moment for both, so Retry-After is never below the headers' t
+    headers = ratelimit.headers(reply.quotas, now=now)
+    if status == 503:
+        headers.append(("Retry-After", str(RETRY_AFTER_SECONDS)))
+    elif status == 429:
+        headers.append(("Retry-After", str(ratelimit.retry_after(reply.quotas, now=now))))
+    headers.append(("Content-Type", reply.content_type))
+    headers.extend(reply.headers.items())
+    return status, headers
+
+
+class ApiFront:
+    """The WSGI application: each GET or POST of a REST API route (``/api``, ``/api/<method>``,
+    ``/api/<method>/<format>``) goes straight to the pipeline; everything else - pages, media,
+    envelopes, operations, other HTTP methods - to the falcon app. An API call needs none of
+    falcon's request and response objects, routing or middleware, which cost a ``test.hello``
+    more than the rest of its pipeline (bench/instructions_bench.py); what the middleware does
+    for every request is done here too: the request id and JSON access line, the client behind
+    a trusted proxy, the database connection given back, a 500 without a traceback."""
+
+    def __init__(self, app: falcon.App, api: ApiResource, proxies: TrustedProxies,
+                 request_log: RequestLogMiddleware | None) -> None:
+        self.app = app
+        self.api = api
+        self.proxies = proxies
+        self.request_log = request_log
+
+    def __call__(self, env: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        http_method: str = env.get("REQUEST_METHOD", "")
+        route = api_route(env.get("PATH_INFO") or "/") if http_method in _API_METHODS else None
+        if route is None:
+            return self.app(env, start_response)
+        method, fmt, template = route
+        request_id = (self.request_log.begin(env.get("HTTP_X_REQUEST_ID"))
+                      if self.request_log is not None else None)
+        try:
+            self.proxies.rewrite(env)
+            status, headers = reply_head(reply := self.api.reply(WsgiRequest(env), method, fmt))
+            body = reply.body
+        except Exception as error:  # what the pipeline does not answer itself (a disk error…)
+            log_unhandled(error, http_method, template)
+            status, body = 500, SERVER_ERROR_JSON
+            headers = [("Cache-Control", "no-store"), ("Content-Type", falcon.MEDIA_JSON)]
+        finally:
+            if not db.is_closed():
+                db.close()
+        headers.append(("Content-Length", str(len(body))))
+        if request_id is not None:
+            headers.append((REQUEST_ID_HEADER, request_id))
+        start_response(_STATUS_LINES[status], headers)
+        if self.request_log is not None:
+            self.request_log.end(env.get("REMOTE_ADDR", "127.0.0.1"), http_method, template,
+                                 status, len(body))
+        return [body]
+
+
+_API_METHODS = frozenset({"GET", "POST"})
+_STATUS_LINES = {status: falcon.code_to_http_status(status) for status in (200, 429, 500, 503)}
+_ENVELOPES = frozenset(envelope.format_name for envelope in (XMLRPC, SOAP))
+
+
+def api_route(path: str) -> tuple[str | None, str | None, str] | None:
+    """(method, format, route template) when ``path`` is a REST API route as falcon would route
+    it (one trailing slash ignored; no empty segment; ``/api/xmlrpc`` and ``/api/soap`` are the
+    envelopes'); None otherwise."""
+    if not path.startswith("/api"):
+        return None
+    if path.endswith("/") and len(path) > 1:
+        path = path[:-1]
+    if path == "/api":
+        return None, None, "/api"
+    if path[4] != "/":
+        return None
+    parts = path[5:].split("/")
+    if "" in parts or len(parts) > 2 or parts[0] in _ENVELOPES:
+        return None
+    if len(parts) == 1:
+        return parts[0], None, "/api/{method}"
+    return parts[0], parts[1], "/api/{method}/{fmt}"
+
+
+def create_app(settings: Settings, *, ctx: AppContext | None = None) -> ApiFront:
     """The WSGI application for ``settings`` (a context is built unless one is given)."""
     ctx = ctx or build_context(settings)
     # The client behind a trusted proxy first: everything after reads req.remote_addr/scheme.
-    middleware: list[Any] = [TrustedProxies(settings.trusted_proxies), DatabaseMiddleware()]
+    proxies = TrustedProxies(settings.trusted_proxies)
+    middleware: list[Any] = [proxies, DatabaseMiddleware()]
+    request_log = None
     if settings.log_format == "json":  # request ids, one line per request (its response last)
         json_log = ctx.access_log if isinstance(ctx.access_log, JsonAccessLog) else None
-        middleware.insert(0, RequestLogMiddleware(json_log))
+        request_log = RequestLogMiddleware(json_log)
+        middleware.insert(0, request_log)
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     resource = ApiResource(ctx)
@@ -240,4 +327,4 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> falcon.A
     app.add_error_handler(Exception, UnhandledErrors(
         lambda resp, status, message: pages.render(resp, "message.html", status=status,
                                                    title="Sorry", message=message, user=None)))
-    return app
+    return ApiFront(app, resource, proxies, request_log)

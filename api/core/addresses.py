@@ -1,8 +1,9 @@
 """Who is calling, behind trusted proxies (API_TRUSTED_PROXIES; docs/protocol-choices.md,
 "Several processes"): the client address and the scheme a request came with.
 
-``client_origin`` decides both; ``TrustedProxies``, a falcon middleware, writes them into the WSGI
-environ (``REMOTE_ADDR``, ``wsgi.url_scheme``) before any resource runs, so every reader of
+``client_origin`` decides both; ``TrustedProxies``, a falcon middleware (and the API's WSGI front
+before it), writes them into the WSGI environ (``REMOTE_ADDR``, ``wsgi.url_scheme``) before any
+resource runs, so every reader of
 ``req.remote_addr`` and ``req.scheme`` — the API edge, the pages, the access and request logs, the
 rate limits, allowed addresses (111), secure cookies, the URL an OAuth signature covers — sees
 the same client. With no trusted proxy nothing changes and no header is read.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from typing import Any
 
 import falcon
 
@@ -100,10 +102,13 @@ class TrustedProxies:
         self.networks = parse_proxies(text)
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Rewrite ``REMOTE_ADDR`` and ``wsgi.url_scheme`` when a trusted proxy sent them."""
+        self.rewrite(req.env)
+
+    def rewrite(self, env: dict[str, Any]) -> None:
+        """Rewrite ``REMOTE_ADDR`` and ``wsgi.url_scheme`` when a trusted proxy sent them (the
+        API's calls, which skip falcon, come here straight: api/app.py ApiFront)."""
         if not self.networks:
             return
-        address, scheme = client_origin(req.remote_addr, req.get_header("X-Forwarded-For"),
-                                        req.get_header("X-Forwarded-Proto"), req.scheme,
-                                        self.networks)
-        req.env["REMOTE_ADDR"], req.env["wsgi.url_scheme"] = address, scheme
+        env["REMOTE_ADDR"], env["wsgi.url_scheme"] = client_origin(
+            env.get("REMOTE_ADDR", "127.0.0.1"), env.get("HTTP_X_FORWARDED_FOR"),
+            env.get("HTTP_X_FORWARDED_PROTO"), env["wsgi.url_scheme"], self.networks)

@@ -18,6 +18,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Annotated, Any
 
 from api.core.errors import ApiError, InvalidPaging
@@ -68,6 +69,11 @@ class MethodSpec:
     modified_at: str = _SPEC_MODIFIED_AT
     keyless: bool = False  # answers without api_key (api.methods.getList, spec §7.1)
     atomic: bool = False  # the handler runs in one transaction (POST methods unless they opt out)
+
+    @cached_property
+    def declared(self) -> frozenset[str]:
+        """The names of its parameters (a signed call may send no other: dispatch, 146)."""
+        return frozenset(param.name for param in self.params)
 
     @property
     def required_level(self) -> tuple[str, str] | None:

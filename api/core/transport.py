@@ -1,4 +1,4 @@
-"""The REST edge: turn a falcon request into an ``ApiRequest`` (spec §1), strictly and safely.
+"""The REST edge: turn an HTTP request into an ``ApiRequest`` (spec §1), strictly and safely.
 
 Query and body parameters are merged (body wins); bodies may be urlencoded or multipart for every
 method. Percent-encoding and UTF-8 are checked strictly: a bad request gets the error envelope
@@ -13,10 +13,12 @@ import re
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import falcon
 from falcon.media import MultipartFormHandler
+from falcon.stream import BoundedStream
 from falcon.typing import ReadableIO
 
 from api.core import errors
@@ -38,6 +40,68 @@ _NUL = "NUL character in a parameter"
 RECEIVED_AT = "ipernity.received_at"
 
 
+class WsgiRequest:
+    """What the REST edge reads of a request, straight from the WSGI environ, as falcon's Request
+    names it (``read_request`` takes either): an API call needs only these few, and building
+    falcon's request and response cost more than the rest of a ``test.hello``'s pipeline
+    (api/app.py ``ApiFront``; bench/instructions_bench.py)."""
+
+    __slots__ = ("env", "method")
+
+    def __init__(self, env: dict[str, Any]) -> None:
+        self.env = env
+        self.method: str = env["REQUEST_METHOD"]
+
+    @property
+    def query_string(self) -> str:
+        return self.env.get("QUERY_STRING", "")
+
+    @property
+    def remote_addr(self) -> str:
+        return self.env.get("REMOTE_ADDR", "127.0.0.1")  # as falcon's, without one
+
+    @property
+    def scheme(self) -> str:
+        return self.env["wsgi.url_scheme"]
+
+    @property
+    def netloc(self) -> str:
+        """``host:port`` as falcon's: the Host header, else the server's name and port (the
+        scheme's default port left out)."""
+        env = self.env
+        host = env.get("HTTP_HOST")
+        if host:
+            return host
+        name, port = env["SERVER_NAME"], env["SERVER_PORT"]
+        default = "443" if self.scheme == "https" else "80"
+        return name if port == default else f"{name}:{port}"
+
+    def get_header(self, name: str) -> str | None:
+        return self.env.get("HTTP_" + name.upper().replace("-", "_"))
+
+    @property
+    def content_type(self) -> str | None:
+        return self.env.get("CONTENT_TYPE") or None
+
+    @property
+    def content_length(self) -> int | None:
+        """None without one; a length that is no number (only a server that does not check it
+        lets one through: waitress answers 400 itself) is a malformed request, 140."""
+        value = self.env.get("CONTENT_LENGTH")
+        if not value:
+            return None
+        if not value.isdigit() or not value.isascii():
+            raise errors.MalformedRequest("Content-Length is not a number")
+        return int(value)
+
+    @property
+    def bounded_stream(self) -> BoundedStream:
+        return BoundedStream(self.env["wsgi.input"], self.content_length or 0)
+
+
+HttpRequest = falcon.Request | WsgiRequest
+
+
 def decode_urlencoded(raw: str | bytes) -> dict[str, str]:
     """Strictly decode ``a=1&b=%C3%A9``; raises MalformedRequest on bad escapes, UTF-8 or NUL."""
     try:
@@ -56,7 +120,7 @@ def decode_urlencoded(raw: str | bytes) -> dict[str, str]:
         raise errors.MalformedRequest("undecodable parameters") from None
 
 
-def read_request(req: falcon.Request, method: str | None, fmt: str | None,
+def read_request(req: HttpRequest, method: str | None, fmt: str | None,
                  max_body: int, spool_dir: SpoolDir | None = None, public_url: str = "", *,
                  max_form: int | None = None, key_refused: KeyCheck | None = None) -> ApiRequest:
     """Build the ApiRequest; a transport problem travels inside it to be rendered in its format.
@@ -98,7 +162,7 @@ def read_request(req: falcon.Request, method: str | None, fmt: str | None,
                       oauth=oauth_request(req, base_url + path, query, body, stamp))
 
 
-def oauth_request(req: falcon.Request, url: str, query: Mapping[str, str],
+def oauth_request(req: HttpRequest, url: str, query: Mapping[str, str],
                   body: Mapping[str, str], received_at: float | None = None
                   ) -> OAuthRequest | None:
     """What an OAuth signature covers, when ``req`` carries OAuth parameters (spec §5.5): an
@@ -141,7 +205,7 @@ class _Limits:
     key_refused: KeyCheck | None
 
 
-def _read_body(req: falcon.Request, files: dict[str, UploadedFile], query: Mapping[str, str],
+def _read_body(req: HttpRequest, files: dict[str, UploadedFile], query: Mapping[str, str],
                limits: _Limits, spool_dir: SpoolDir | None) -> dict[str, str]:
     """Media types in any case (RFC 9110 §8.3.1); a body that is no form is never read."""
     length = req.content_length
@@ -160,7 +224,7 @@ def _read_body(req: falcon.Request, files: dict[str, UploadedFile], query: Mappi
     return decode_urlencoded(body) if body else {}
 
 
-def _read_multipart(req: falcon.Request, files: dict[str, UploadedFile],
+def _read_multipart(req: HttpRequest, files: dict[str, UploadedFile],
                     query: Mapping[str, str], limits: _Limits,
                     spool_dir: SpoolDir | None) -> dict[str, str]:
     """Fields as parameters; the ``file`` part spooled to disk (once); other file parts drained.
@@ -208,7 +272,7 @@ def _read_multipart(req: falcon.Request, files: dict[str, UploadedFile],
     return fields
 
 
-def _anonymous(req: falcon.Request, params: Mapping[str, str]) -> bool:
+def _anonymous(req: HttpRequest, params: Mapping[str, str]) -> bool:
     """No api_key and nothing OAuth-signed before a file part: step 5 answers 100 whatever
     follows, so the file is not spooled."""
     return not params.get("api_key") and not _oauth_signed(req.get_header("Authorization") or "",
@@ -252,5 +316,5 @@ def discard_files(files: Mapping[str, UploadedFile]) -> None:
             pass
 
 
-__all__ = ["RECEIVED_AT", "decode_urlencoded", "discard_files", "oauth_request", "path_as_sent",
-           "read_request"]
+__all__ = ["RECEIVED_AT", "HttpRequest", "WsgiRequest", "decode_urlencoded", "discard_files",
+           "oauth_request", "path_as_sent", "read_request"]

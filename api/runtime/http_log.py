@@ -171,20 +171,29 @@ class RequestLogMiddleware:
         self.ids = ids or RequestIds()
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        request_id = self.ids.take(req.get_header(REQUEST_ID_HEADER))
-        _current.entry = _Entry(request_id, time.time(), time.perf_counter())
-        resp.set_header(REQUEST_ID_HEADER, request_id)
+        resp.set_header(REQUEST_ID_HEADER, self.begin(req.get_header(REQUEST_ID_HEADER)))
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: object,
                          req_succeeded: bool) -> None:
+        self.end(req.remote_addr, req.method, req.uri_template, resp.status_code,
+                 body_length(resp))
+
+    def begin(self, sent_id: str | None) -> str:
+        """A request begins on this thread: its id (``sent_id`` when sane), to send back."""
+        request_id = self.ids.take(sent_id)
+        _current.entry = _Entry(request_id, time.time(), time.perf_counter())
+        return request_id
+
+    def end(self, client: str, http_method: str, route: str | None, status: int,
+            size: int | None) -> None:
+        """The request this thread began is answered (``size``: its body's bytes): its line."""
         entry = getattr(_current, "entry", None)
         _current.entry = None
         if entry is None or self.log is None:
             return
         ms = (time.perf_counter() - entry.started) * 1000.0
-        size = 0 if req.method == "HEAD" else body_length(resp)  # HEAD: headers only are sent
-        self.log.request((entry.at, entry.request_id, req.remote_addr, req.method,
-                          req.uri_template, resp.status_code, entry.api, ms, size))
+        self.log.request((entry.at, entry.request_id, client, http_method, route, status,
+                          entry.api, ms, 0 if http_method == "HEAD" else size))
 
 
 def body_length(resp: falcon.Response) -> int | None:
@@ -234,9 +243,7 @@ class UnhandledErrors:
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, error: BaseException,
                  params: dict[str, Any]) -> None:
-        route = req.uri_template or "(no route)"
-        _errors_log.error("unexpected %s answering %s %s", type(error).__name__, req.method,
-                          route, exc_info=withheld(error))
+        log_unhandled(error, req.method, req.uri_template)
         stream, resp.stream, resp.data = resp.stream, None, None  # whatever was half made
         if stream is not None and hasattr(stream, "close"):
             stream.close()
@@ -251,10 +258,17 @@ class UnhandledErrors:
             self.page(resp, falcon.HTTP_500, SERVER_ERROR_PAGE)
         else:
             resp.content_type = falcon.MEDIA_JSON
-            resp.text = json.dumps({"title": SERVER_ERROR_TITLE})
+            resp.data = SERVER_ERROR_JSON
 
 
+SERVER_ERROR_JSON = json.dumps({"title": SERVER_ERROR_TITLE}).encode()
 _errors_log = logging.getLogger("api.errors")
+
+
+def log_unhandled(error: BaseException, http_method: str, route: str | None) -> None:
+    """The record of an exception no responder caught: the route's template, never the path."""
+    _errors_log.error("unexpected %s answering %s %s", type(error).__name__, http_method,
+                      route or "(no route)", exc_info=withheld(error))
 
 
 class JsonFormatter(logging.Formatter):
