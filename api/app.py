@@ -12,7 +12,7 @@ import falcon
 
 from api.config import Settings
 from api.core.addresses import TrustedProxies
-from api.core.context import AppContext
+from api.core.context import AppContext, exceeded
 from api.core.dispatch import Dispatcher, Reply
 from api.core.envelopes import SOAP, XMLRPC, Envelope, read_envelope
 from api.core.errors import RETRY_AFTER_SECONDS
@@ -127,7 +127,7 @@ class ApiResource:
         settings = self.ctx.settings
         # The address's budget first: one over it has no file part spooled (113 in its format).
         address = self.dispatcher.admit(req.remote_addr or "")
-        over = any(quota.exceeded for quota in address)
+        over = exceeded(address)
         # File parts wait in this process's spool (its own: another process's start-up leaves it
         # alone), beside the upload queue's files, so keeping one is a rename.
         request = read_request(req, method, fmt, settings.max_body_bytes,
@@ -168,7 +168,7 @@ class EnvelopeResource:
         request = read_envelope(req, self.envelope, fmt, max_bytes=settings.max_form_bytes,
                                 report_unexpected=self.report_unexpected,
                                 public_url=settings.public_url.rstrip("/"),
-                                skip=any(quota.exceeded for quota in address))
+                                skip=exceeded(address))
         write_reply(resp, self.dispatcher.handle(request, address))
 
     def report_unexpected(self, error: Exception) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +121,14 @@ class Quota(NamedTuple):
     remaining: int  # calls left in it after this one
     reset_at: float  # UNIX time the window ends and its whole budget is back
     exceeded: bool = False  # this call was one too many
+
+
+def exceeded(quotas: Sequence[Quota]) -> bool:
+    """Whether a window among ``quotas`` refused the call (a loop: every API call asks)."""
+    for quota in quotas:
+        if quota.exceeded:
+            return True
+    return False
 
 
 class RateLimits(Protocol):

@@ -40,7 +40,16 @@ from types import MappingProxyType
 from typing import Any
 
 from api.core import errors
-from api.core.context import AppContext, Call, Grant, OAuthCaller, OAuthRequest, Quota, UploadedFile
+from api.core.context import (
+    AppContext,
+    Call,
+    Grant,
+    OAuthCaller,
+    OAuthRequest,
+    Quota,
+    UploadedFile,
+    exceeded,
+)
 from api.core.permissions import level_rank
 from api.core.registry import MethodSpec
 from api.formats import DEFAULT_FORMAT, FORMATS, Format, Jsonp
@@ -106,7 +115,7 @@ class Dispatcher:
         try:
             quotas.extend(self.admit(request.client_addr) if address is None else address)
             fmt = self._format(request)
-            if any(quota.exceeded for quota in quotas):
+            if exceeded(quotas):
                 raise errors.ClientIpQuota()
             if request.transport_error is not None:
                 raise request.transport_error

@@ -44,25 +44,17 @@ class WsgiRequest:
     """What the REST edge reads of a request, straight from the WSGI environ, as falcon's Request
     names it (``read_request`` takes either): an API call needs only these few, and building
     falcon's request and response cost more than the rest of a ``test.hello``'s pipeline
-    (api/app.py ``ApiFront``; bench/instructions_bench.py)."""
+    (api/app.py ``ApiFront``; bench/instructions_bench.py). Read once, as plain attributes."""
 
-    __slots__ = ("env", "method")
+    __slots__ = ("content_type", "env", "method", "query_string", "remote_addr", "scheme")
 
     def __init__(self, env: dict[str, Any]) -> None:
         self.env = env
         self.method: str = env["REQUEST_METHOD"]
-
-    @property
-    def query_string(self) -> str:
-        return self.env.get("QUERY_STRING", "")
-
-    @property
-    def remote_addr(self) -> str:
-        return self.env.get("REMOTE_ADDR", "127.0.0.1")  # as falcon's, without one
-
-    @property
-    def scheme(self) -> str:
-        return self.env["wsgi.url_scheme"]
+        self.query_string: str = env.get("QUERY_STRING", "")
+        self.remote_addr: str = env.get("REMOTE_ADDR", "127.0.0.1")  # as falcon's, without one
+        self.scheme: str = env["wsgi.url_scheme"]
+        self.content_type: str | None = env.get("CONTENT_TYPE") or None
 
     @property
     def netloc(self) -> str:
@@ -78,10 +70,6 @@ class WsgiRequest:
 
     def get_header(self, name: str) -> str | None:
         return self.env.get("HTTP_" + name.upper().replace("-", "_"))
-
-    @property
-    def content_type(self) -> str | None:
-        return self.env.get("CONTENT_TYPE") or None
 
     @property
     def content_length(self) -> int | None:
@@ -178,8 +166,13 @@ def oauth_request(req: HttpRequest, url: str, query: Mapping[str, str],
 
 def _oauth_signed(authorization: str, *params: Mapping[str, str]) -> bool:
     """An ``Authorization: OAuth`` header, or an ``oauth_*`` name among ``params``."""
-    return (authorization[:6].lower() == "oauth "
-            or any(name.startswith(OAUTH_PREFIX) for names in params for name in names))
+    if authorization[:6].lower() == "oauth ":
+        return True
+    for names in params:  # loops, not any(…): every API call asks
+        for name in names:
+            if name.startswith(OAUTH_PREFIX):
+                return True
+    return False
 
 
 def path_as_sent(env: Mapping[str, object]) -> str:

@@ -34,7 +34,7 @@ from limits.errors import StorageError
 from limits.storage import RedisStorage
 
 from api.config import Settings
-from api.core.context import Quota
+from api.core.context import Quota, exceeded
 
 log = logging.getLogger("api.ratelimit")
 
@@ -118,7 +118,7 @@ class RateLimiter:
                           "lasts", type(error).__name__)
             return False
         quotas.extend(spent)
-        return any([quota.exceeded for quota in spent])
+        return exceeded(spent)
 
     def _plan(self, scope: str, policy: str) -> tuple[Window, ...]:
         """The windows of ``scope`` (``policy``: a key's own limit, else the scope's setting),
