@@ -1,6 +1,7 @@
 """CPU instructions per request of our server beside the bare falcon app, counted by callgrind.
 
     python bench/instructions_bench.py [--requests 2000] [--connections 8] [--threads 4]
+    python bench/instructions_bench.py --in-process [--requests 2000]
 
 Requests per second on a shared VM move by 2x from one second to the next (other tenants,
 other jobs); instructions do not. Each server runs under ``valgrind --tool=callgrind``, its
@@ -9,6 +10,12 @@ requests (``--connections`` at once, from this process), then off, and the dump'
 divided by the count. Every thread of the server is counted: waitress's loop, its workers, our
 background threads. The ratio bare/ours is the throughput ratio a CPU-bound server would show,
 free of the machine's mood; bench/api_bench.py gives the wall-clock figure beside it.
+
+``--in-process`` counts the WSGI app alone, no server (bench/wsgi_bench.py ``--count``, one
+thread): the difference between runs of 300 + ``--requests`` and 300 + 5 × ``--requests``
+calls, so start-up cancels out. The steadiest figure of all: the same build gives the same count
+to within a few hundred instructions, where the server's count moves with how requests and
+threads happened to interleave.
 """
 
 from __future__ import annotations
@@ -75,14 +82,35 @@ def instructions(pid: int, out: Path, run: Callable[[], None]) -> int:
     return total
 
 
+def in_process(case: str, app: str, count: int) -> float:
+    """Instructions per in-process call of ``case`` by ``app`` (bench/wsgi_bench.py --count)."""
+    totals = []
+    for calls in (count, 5 * count):
+        out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                              sys.executable, str(ROOT / "bench" / "wsgi_bench.py"), "--count",
+                              str(calls), "--case", case, "--app", app],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stderr
+        totals.append(int(re.search(r"Collected : (\d+)", out).group(1)))
+    return (totals[1] - totals[0]) / (4 * count)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--in-process", action="store_true", help="the WSGI app alone")
     args = parser.parse_args()
     if not shutil.which("valgrind"):
         sys.exit("valgrind not found: apt-get install valgrind")
+    if args.in_process:
+        print(f"callgrind, in-process, the difference of {args.requests} and "
+              f"{5 * args.requests} calls")
+        for case, label in (("hello", "test.hello, unsigned key"), ("echo", "test.echo, signed")):
+            ours, bare = (in_process(case, app, args.requests) for app in ("ours", "bare"))
+            print(f"{label:26s} ours {ours / 1000:7.1f}k instructions/call   bare falcon "
+                  f"{bare / 1000:7.1f}k   difference {(ours - bare) / 1000:7.1f}k")
+        return
     work = Path(tempfile.mkdtemp(prefix="instructions-bench-"))
     env = {**os.environ, "API_DATA_DIR": str(work / "data"), "PYTHONUNBUFFERED": "1",
            **UNREFUSED}

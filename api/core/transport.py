@@ -61,9 +61,8 @@ class WsgiRequest:
         """``host:port`` as falcon's: the Host header, else the server's name and port (the
         scheme's default port left out)."""
         env = self.env
-        host = env.get("HTTP_HOST")
-        if host:
-            return host
+        if "HTTP_HOST" in env:  # even empty, as falcon's
+            return env["HTTP_HOST"]
         name, port = env["SERVER_NAME"], env["SERVER_PORT"]
         default = "443" if self.scheme == "https" else "80"
         return name if port == default else f"{name}:{port}"
@@ -244,10 +243,11 @@ def _read_multipart(req: HttpRequest, files: dict[str, UploadedFile],
                 if limits.key_refused is not None and (_anonymous(req, seen)
                                                        or limits.key_refused(seen)):
                     return fields  # the rest is never read; the key step answers
+                content_type = part.content_type or ""  # read first: it may fail to decode
                 path, size = _spool(part.stream, limits.file,
                                     spool_dir() if spool_dir else None)
                 files[FILE_PART] = UploadedFile(filename=part.filename, path=path, size=size,
-                                                content_type=part.content_type or "")
+                                                content_type=content_type)
             elif part.filename is not None:  # no method takes another file: read, never kept
                 budget -= _drain(part.stream, budget)
             else:
@@ -283,20 +283,20 @@ def _drain(stream: ReadableIO, budget: int) -> int:
 
 
 def _spool(stream: ReadableIO, budget: int, tmpdir: str | None) -> tuple[str, int]:
-    """Copy a file part to a temporary file, refusing more than ``budget`` bytes."""
+    """Copy a file part to a temporary file, refusing more than ``budget`` bytes; whatever
+    fails on the way (too large, a broken body, a full disk), the file is gone."""
     handle, path = tempfile.mkstemp(prefix="upload-", dir=tmpdir)
     size = 0
-    with os.fdopen(handle, "wb") as out:
-        while True:
-            chunk = stream.read(1 << 20)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > budget:
-                out.close()
-                os.unlink(path)
-                raise errors.RequestTooLarge()
-            out.write(chunk)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            while chunk := stream.read(1 << 20):
+                size += len(chunk)
+                if size > budget:
+                    raise errors.RequestTooLarge()
+                out.write(chunk)
+    except BaseException:
+        os.unlink(path)
+        raise
     return path, size
 
 

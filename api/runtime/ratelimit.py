@@ -170,8 +170,8 @@ class WindowCounts:
         now = self.clock()
         spent: list[Quota] = []
         refused = False
-        windows = self._windows
-        with self._lock:
+        with self._lock:  # the dict too is read under it: a sweep replaces it
+            windows = self._windows
             if now >= self._next_sweep:
                 self._windows = windows = {k: w for k, w in windows.items() if w[1] > now}
                 self._next_sweep = now + self.SWEEP_SECONDS

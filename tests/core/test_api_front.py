@@ -130,3 +130,29 @@ def test_json_mode_ids_and_lines_for_front_calls(settings, ctx, api_key, monkeyp
 
 def _raise_runtime(*args, **kwargs):
     raise RuntimeError("boom")
+
+
+def test_the_front_answers_as_the_falcon_app_it_wraps(app, api_key):
+    """The same calls through the front and through the inner falcon app alone (what answered
+    them before): status, headers and body alike, an empty Host header included (falcon takes
+    it as it is; the links then start ``http:///``)."""
+    cases = [("/api/test.hello/xml/", "GET", f"api_key={api_key.key}", {}),
+             ("/api/api.methods.getList", "GET", f"api_key={api_key.key}", {"Host": ""}),
+             ("/api", "POST", f"method=test.echo&api_key={api_key.key}&x=%C3%A9", {}),
+             ("/api/test.hello", "GET", "api_key=nope&callback=f", {})]
+    for path, http_method, query, headers in cases:
+        answers = []
+        for wsgi in (app, app.app):
+            env = falcon.testing.create_environ(path, method=http_method, query_string=query,
+                                                headers=headers)
+            if "Host" in headers:
+                env["HTTP_HOST"] = headers["Host"]
+            started = []
+            body = b"".join(wsgi(env, lambda status, sent: started.append((status, sent))))
+            status, sent = started[0]
+            answers.append((status, sorted((name.lower(), value) for name, value in sent
+                                           if name.lower() not in _VOLATILE), body))
+        assert answers[0] == answers[1], path
+
+
+_VOLATILE = {"ratelimit", "x-ratelimit-remaining", "x-ratelimit-reset"}  # spent by each call

@@ -4,6 +4,8 @@ its file part is spooled (docs/protocol-choices.md, "Bounded resources")."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from api.core import transport
@@ -131,3 +133,40 @@ def test_more_than_1000_parameters_is_140_on_both_paths(client, api_key, escaped
     query = "&".join([*pairs, f"api_key={api_key.key}"])
     assert code(client.simulate_get("/api/test.echo/json", query_string=query)) == 140
     assert transport.decode_urlencoded("&".join(pairs[:1000])) is not None
+
+
+def _spool_files(ctx) -> set[str]:
+    return set(os.listdir(ctx.uploads.own_spool()))
+
+
+def test_a_file_part_whose_type_does_not_decode_leaves_no_spooled_file(client, ctx, api_key):
+    """140 for a file part's non-ASCII Content-Type, and nothing left in the spool (it was
+    spooled before its type was read, and never removed: a key holder could fill the disk)."""
+    boundary = "B0undary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"api_key\"\r\n\r\n"
+            f"{api_key.key}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"a.jpg\"\r\nContent-Type: image/jpég\r\n\r\n").encode()
+    body += b"x" * 5000 + f"\r\n--{boundary}--\r\n".encode()
+    before = _spool_files(ctx)
+    answer = client.simulate_post("/api/upload.file", body=body, headers={
+        "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert code(answer) == 140
+    assert _spool_files(ctx) == before
+
+
+def test_a_spool_that_fails_midway_leaves_no_file(tmp_path):
+    class Failing:
+        def __init__(self) -> None:
+            self.reads = 0
+
+        def read(self, size: int) -> bytes:
+            self.reads += 1
+            if self.reads > 2:
+                raise OSError("No space left on device")
+            return b"x" * 1000
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    with pytest.raises(OSError):
+        transport._spool(Failing(), 10_000_000, str(spool))
+    assert list(spool.iterdir()) == []

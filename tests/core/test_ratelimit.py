@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
 import time
 
 import pytest
@@ -386,3 +387,22 @@ def test_redis_windows_end_to_the_millisecond():
         for name in client.scan_iter(match=f"{prefix}:*"):
             client.delete(name)
         client.close()
+
+
+def test_a_window_made_while_another_thread_sweeps_is_kept():
+    """A spend waiting for the lock while another thread sweeps (which replaces the dict) must
+    count in the new dict, not the one the sweep dropped (the review's race)."""
+    now = [1000.0]
+    counts = WindowCounts(clock=lambda: now[0])
+    plan = (ratelimit.Window.of("address", ratelimit.windows("10/hour")[0]),)
+    counts.spend(plan, "warm")  # the first sweep is done; the next is due at 1060
+    now[0] = 1070.0
+    counts._lock.acquire()
+    waiting = threading.Thread(target=counts.spend, args=(plan, "A"))
+    waiting.start()
+    time.sleep(0.2)  # it waits for the lock
+    counts._windows = {k: w for k, w in counts._windows.items() if w[1] > now[0]}  # a sweep
+    counts._next_sweep = now[0] + counts.SWEEP_SECONDS
+    counts._lock.release()
+    waiting.join()
+    assert counts.get(counter_key("address", "A", 3600)) == 1
