@@ -57,7 +57,7 @@ def main() -> None:
     settings = Settings.from_env(data_dir=tempfile.mkdtemp(prefix="wsgi-bench-"), **limits)
     ctx = build_context(settings)
     if ctx.access_log is not None:
-        ctx.access_log.stream = open(os.devnull, "w")  # noqa: SIM115 - for the process's life
+        ctx.access_log.stream = open(os.devnull, "w")  # for the process's life
     apps = {"ours": create_app(settings, ctx=ctx), "bare": falcon.App()}
     apps["bare"].add_route("/api/test.hello", Hello({}))
     apps["bare"].add_route("/api/test.echo", Echo({}))
