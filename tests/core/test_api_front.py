@@ -147,12 +147,17 @@ def test_the_front_answers_as_the_falcon_app_it_wraps(app, api_key):
                                                 headers=headers)
             if "Host" in headers:
                 env["HTTP_HOST"] = headers["Host"]
-            started = []
-            body = b"".join(wsgi(env, lambda status, sent: started.append((status, sent))))
-            status, sent = started[0]
-            answers.append((status, sorted((name.lower(), value) for name, value in sent
-                                           if name.lower() not in _VOLATILE), body))
+            answers.append(_answer(wsgi, env))
         assert answers[0] == answers[1], path
+
+
+def _answer(wsgi, env) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Status, headers (lower-case names, those each call changes left out) and body."""
+    started = []
+    body = b"".join(wsgi(env, lambda status, sent: started.append((status, sent))))
+    status, sent = started[0]
+    return status, sorted((name.lower(), value) for name, value in sent
+                          if name.lower() not in _VOLATILE), body
 
 
 _VOLATILE = {"ratelimit", "x-ratelimit-remaining", "x-ratelimit-reset"}  # spent by each call
