@@ -121,6 +121,7 @@ class Quota(NamedTuple):
     remaining: int  # calls left in it after this one
     reset_at: float  # UNIX time the window ends and its whole budget is back
     exceeded: bool = False  # this call was one too many
+    policy: str = ""  # its item of RateLimit-Policy, '"key-3600s";q=5000;w=3600' ("": made then)
 
 
 def exceeded(quotas: Sequence[Quota]) -> bool:

@@ -206,7 +206,8 @@ class Dispatcher:
 
     @staticmethod
     def _check_address(request: ApiRequest, key: KeyRecord | None) -> None:
-        if key is not None and not key.allows(request.client_addr):  # addresses, CIDR ranges
+        # Addresses and CIDR ranges; a key that lists none allows all (asked first: every call).
+        if key is not None and key.allowed_ips and not key.allows(request.client_addr):
             raise errors.IpNotAllowed()
 
     def _spend(self, quotas: list[Quota], scope: str, identity: str, *,
@@ -315,8 +316,10 @@ class Dispatcher:
     @staticmethod
     def _check_permission(spec: MethodSpec, grant: Grant | None) -> None:
         # Methods with token=0 that name a permission only widen what a token holder sees (§5.1).
+        if not spec.token or grant is None:
+            return
         needed = spec.required_level
-        if not spec.token or needed is None or grant is None:
+        if needed is None:
             return
         area, level = needed
         if level_rank(grant.level(area)) < level_rank(level):

@@ -134,6 +134,9 @@ def read_request(req: HttpRequest, method: str | None, fmt: str | None,
             params = {**query, **body}
     except errors.ApiError as error:
         problem = error
+    except BaseException:  # anything else (the body's stream broke…): no spooled file kept
+        discard_files(files)
+        raise
     unsigned: frozenset[str] = frozenset()
     if method is None:  # /api?method=…&format=… : routing names are not signed parameters
         method = params.get("method", "")

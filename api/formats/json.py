@@ -5,11 +5,23 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, ClassVar
 
 from api.formats.tree import to_plain
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# JSONEncoder.encode builds a C encoder for every document; this one is built once (the C
+# module's, when CPython has it: no cycle check, which plain result trees never need).
+_C_ENCODE = None if c_make_encoder is None else c_make_encoder(
+    None, _ENCODER.default, encode_basestring, None, ":", ",", False, False, True)
+
+
+def _dumps(document: dict[str, Any]) -> str:
+    """``document`` as compact JSON, non-ASCII kept (the same text as ``_ENCODER.encode``)."""
+    if _C_ENCODE is None:
+        return _ENCODER.encode(document)
+    return "".join(_C_ENCODE(document, 0))
 CALLBACK_NAME = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$.]{0,99}$")
 
 

@@ -189,7 +189,7 @@ class WindowCounts:
                     refused = exceeded = used > window.amount
                 spent.append(_quota((window.name, window.amount, window.length,
                                      window.amount - used if used < window.amount else 0,
-                                     counts[1], exceeded)))
+                                     counts[1], exceeded, window.policy)))
         return spent
 
     def get(self, key: str) -> int:
@@ -206,11 +206,13 @@ class Window(NamedTuple):
     length: int  # seconds
     name: str  # "key-3600s"
     suffix: str  # what its counter_key puts after the identity: "/3600s"
+    policy: str  # its item of the RateLimit-Policy header: '"key-3600s";q=5000;w=3600'
 
     @classmethod
     def of(cls, scope: str, item: RateLimitItem) -> Window:
-        length = item.get_expiry()
-        return cls(scope, item.amount, length, f"{scope}-{length}s", f"/{length}s")
+        length, name = item.get_expiry(), f"{scope}-{item.get_expiry()}s"
+        return cls(scope, item.amount, length, name, f"/{length}s",
+                   f'"{name}";q={item.amount};w={length}')
 
 
 def counter_key(scope: str, identity: str, length: int) -> str:
@@ -238,7 +240,7 @@ def _spend(storage: RedisStorage | WindowCounts, plan: Sequence[Window],
         exceeded = not refused and used > window.amount
         refused = refused or exceeded
         spent.append(Quota(window.name, window.amount, window.length,
-                           max(0, window.amount - used), reset_at, exceeded))
+                           max(0, window.amount - used), reset_at, exceeded, window.policy))
     return spent
 
 
@@ -301,9 +303,9 @@ def headers(quotas: Sequence[Quota], *, now: float | None = None) -> list[tuple[
                 quota.remaining == binding.remaining and quota.reset_at > binding.reset_at):
             binding = quota
     policy = state = ""
-    for name, limit, window, remaining, reset_at, _exceeded in quotas:
+    for name, limit, window, remaining, reset_at, _exceeded, item in quotas:
         left = math.ceil(reset_at - now)
-        policy += f', "{name}";q={limit};w={window}'
+        policy += ", " + (item or f'"{name}";q={limit};w={window}')
         state += f', "{name}";r={remaining};t={left if left > 0 else 0}'
     return [
         ("RateLimit-Policy", policy[2:]),

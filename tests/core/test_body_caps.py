@@ -170,3 +170,24 @@ def test_a_spool_that_fails_midway_leaves_no_file(tmp_path):
     with pytest.raises(OSError):
         transport._spool(Failing(), 10_000_000, str(spool))
     assert list(spool.iterdir()) == []
+
+
+def test_a_body_that_breaks_after_the_file_part_leaves_no_spooled_file(client, ctx, api_key,
+                                                                        monkeypatch):
+    """The file part spooled, then reading the rest fails with something that is no API error
+    (a disk or memory error; waitress hands over whole bodies): a 500, and the spooled file
+    removed all the same (the second look's case)."""
+    read = transport._read_multipart
+
+    def breaking(req, files, *args):
+        read(req, files, *args)
+        assert files  # the file part is spooled …
+        raise OSError("the disk went away")  # … and then something fails
+
+    monkeypatch.setattr(transport, "_read_multipart", breaking)
+    content_type, body = _multipart({"api_key": api_key.key}, {"file": ("a.jpg", b"x" * 5000)})
+    before = _spool_files(ctx)
+    answer = client.simulate_post("/api/upload.file", body=body,
+                                  headers={"Content-Type": content_type})
+    assert answer.status_code == 500
+    assert _spool_files(ctx) == before
