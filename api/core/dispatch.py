@@ -252,9 +252,13 @@ class Dispatcher:
             if spec.sign or key.always_signed or "auth_token" in request.params:
                 raise errors.SignatureMissing()
             return
-        elif not any(md5.verify(_signed_params(request), spec.name, secret.reveal(), sent)
-                     for secret in key.secrets_at(self.ctx.clock())):
-            raise errors.SignatureInvalid()
+        else:
+            signed = _signed_params(request)
+            for secret in key.secrets_at(self.ctx.clock()):  # the rotated one during its grace
+                if md5.verify(signed, spec.name, secret.reveal(), sent):
+                    break
+            else:
+                raise errors.SignatureInvalid()
         _check_declared(request, spec, md5_signed=hmac_sig.METHOD_PARAM not in request.params)
 
     def _check_hmac(self, request: ApiRequest, key: KeyRecord) -> None:
@@ -380,9 +384,9 @@ def _check_declared(request: ApiRequest, spec: MethodSpec, *, md5_signed: bool) 
     ``api_nonce`` not at all, and an upload's text ``file`` must look like a local path."""
     params = request.params
     declared = spec.declared
-    for name in sorted(params):
-        if name not in declared and name not in PROTOCOL_PARAMS and not name.startswith(
-                OAUTH_PREFIX):
+    others = params.keys() - declared - PROTOCOL_PARAMS  # set arithmetic: every signed call asks
+    for name in sorted(others):
+        if not name.startswith(OAUTH_PREFIX):
             raise errors.UnknownParameter(f"undeclared {name!r}", shown=name[:40])
     fmt = request.format_name or DEFAULT_FORMAT
     for name, routed in (("method", request.method_name), ("format", fmt)):

@@ -21,7 +21,7 @@ def signature_base_string(params: Mapping[str, str] | Iterable[tuple[str, str]],
                           method: str | None, secret: str) -> str:
     """The string that is hashed: ``name1value1name2value2…`` + method + secret."""
     pairs = params.items() if isinstance(params, dict | Mapping) else params
-    kept = sorted(pair for pair in pairs if pair[0] not in UNSIGNED_PARAMS)
+    kept = sorted([pair for pair in pairs if pair[0] not in UNSIGNED_PARAMS])
     return "".join([name + value for name, value in kept]) + (method or "") + secret
 
 
