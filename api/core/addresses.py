@@ -3,10 +3,10 @@
 
 ``client_origin`` decides both; ``TrustedProxies``, a falcon middleware (and the API's WSGI front
 before it), writes them into the WSGI environ (``REMOTE_ADDR``, ``wsgi.url_scheme``) before any
-resource runs, so every reader of
-``req.remote_addr`` and ``req.scheme`` — the API edge, the pages, the access and request logs, the
-rate limits, allowed addresses (111), secure cookies, the URL an OAuth signature covers — sees
-the same client. With no trusted proxy nothing changes and no header is read.
+resource runs, so every reader of ``req.remote_addr`` and ``req.scheme`` — the API edge, the
+pages, the access and request logs, the rate limits, allowed addresses (111), secure cookies,
+the URL an OAuth signature covers — sees the same client. With no trusted proxy nothing changes
+and no header is read.
 """
 
 from __future__ import annotations

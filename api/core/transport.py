@@ -208,6 +208,8 @@ def _read_body(req: HttpRequest, files: dict[str, UploadedFile], query: Mapping[
         raise errors.RequestTooLarge()
     content_type = (req.content_type or "").lower()
     if content_type.startswith("multipart/form-data"):
+        if length is None:  # falcon's parser needs one; waitress always gives it
+            raise errors.MalformedRequest("multipart body without Content-Length")
         return _read_multipart(req, files, query, limits, spool_dir)
     if not content_type.startswith("application/x-www-form-urlencoded"):
         return {}  # other bodies carry no parameters (as PHP's $_POST would see them)

@@ -4,8 +4,10 @@ its file part is spooled (docs/protocol-choices.md, "Bounded resources")."""
 
 from __future__ import annotations
 
+import json
 import os
 
+import falcon.testing
 import pytest
 
 from api.core import transport
@@ -191,3 +193,14 @@ def test_a_body_that_breaks_after_the_file_part_leaves_no_spooled_file(client, c
                                   headers={"Content-Type": content_type})
     assert answer.status_code == 500
     assert _spool_files(ctx) == before
+
+
+def test_a_multipart_body_without_a_length_is_140_not_500(app, api_key):
+    """Only a server other than waitress passes one on (falcon's parser needs a length)."""
+    content_type, body = _multipart({"api_key": api_key.key, "echo": "hi"}, {})
+    env = falcon.testing.create_environ("/api/test.echo", method="POST", body=body,
+                                        headers={"Content-Type": content_type})
+    del env["CONTENT_LENGTH"]
+    started: list[str] = []
+    answer = b"".join(app(env, lambda status, headers: started.append(status)))
+    assert started == ["200 OK"] and json.loads(answer)["api"]["code"] == "140"
