@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import timeit
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,8 +35,8 @@ from bench.bare_app import Echo, Hello  # noqa: E402
 from keys import store  # noqa: E402
 
 
-def per_call_us(app: object, path: str, query: str, number: int = 20000) -> float:
-    """Best-of-5 microseconds per call of ``app`` for one request."""
+def one_call(app: object, path: str, query: str) -> Callable[[], None]:
+    """A function making one call of ``app`` for one request (a fresh copy of its environ)."""
     environ = falcon.testing.create_environ(path, query_string=query)
 
     def start_response(*_: object) -> None:
@@ -44,6 +45,12 @@ def per_call_us(app: object, path: str, query: str, number: int = 20000) -> floa
     def once() -> None:
         b"".join(app(dict(environ), start_response))  # type: ignore[operator]
 
+    return once
+
+
+def per_call_us(app: object, path: str, query: str, number: int = 20000) -> float:
+    """Best-of-5 microseconds per call of ``app`` for one request."""
+    once = one_call(app, path, query)
     return min(timeit.repeat(once, number=number, repeat=5)) / number * 1e6
 
 
@@ -85,17 +92,13 @@ def calls(app: object, path: str, query: str, count: int) -> None:
     then is frozen out of the garbage collector's reach (as serve.py does at start): a full
     collection walking the app's long-lived objects would land in one run and not the other,
     and move the per-call difference by tens of thousands of instructions."""
-    environ = falcon.testing.create_environ(path, query_string=query)
-
-    def start_response(*_: object) -> None:
-        return None
-
+    once = one_call(app, path, query)
     for _ in range(300):
-        b"".join(app(dict(environ), start_response))  # type: ignore[operator]
+        once()
     gc.collect()
     gc.freeze()
     for _ in range(count):
-        b"".join(app(dict(environ), start_response))  # type: ignore[operator]
+        once()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,8 @@ from PIL import ExifTags, Image
 
 from api.media.names import doc_file_names
 from api.models.docs import Doc
+from api.signing import md5
+from tests.conftest import _multipart
 from tests.docs.conftest import count_queries  # noqa: F401 (the fixture, for these tests too)
 
 
@@ -68,3 +72,17 @@ def upload(call, token) -> Any:
         return call("upload.file", token=token, files={"file": (name, data)}, **params)
 
     return send
+
+
+def send_upload(base: str, api_key: Any, token: str, name: str, data: bytes, *,
+                timeout: float) -> int:
+    """upload.file (asynchronous, MD5-signed) to a live server at ``base``: the ticket id."""
+    values = {"api_key": api_key.key, "auth_token": token}
+    values["api_sig"] = md5.signature(values, "upload.file", api_key.secret)
+    content_type, body = _multipart(values, {"file": (name, data)})
+    request = urllib.request.Request(f"{base}/api/upload.file/json", data=body,
+                                     headers={"Content-Type": content_type})
+    with urllib.request.urlopen(request, timeout=timeout) as answer:
+        answered = json.loads(answer.read())
+    assert "ticket" in answered, answered
+    return int(answered["ticket"])

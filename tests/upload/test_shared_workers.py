@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,12 +19,11 @@ import pytest
 from api.media.queue import CHANNEL, DONE, QUEUED, WORKING, ClaimLost
 from api.media.worker import build_uploads
 from api.models.docs import Doc, UploadTicket
-from api.signing import md5
 from keys.db import db
 from keys.notices import Notices
-from tests.conftest import TEST_DATABASE_URL, _multipart
+from tests.conftest import TEST_DATABASE_URL
 from tests.core.test_usage_processes import servers
-from tests.upload.conftest import doc_files, jpeg, media_files
+from tests.upload.conftest import doc_files, jpeg, media_files, send_upload
 
 WORKERS = 3
 UPLOADS = 30
@@ -145,15 +143,7 @@ def test_three_processes_on_one_database_and_data_dir(settings, ctx, owner, api_
 
     def send(job: tuple[str, int]) -> int:
         base, n = job
-        values = {"api_key": api_key.key, "auth_token": token}
-        values["api_sig"] = md5.signature(values, "upload.file", api_key.secret)
-        content_type, body = _multipart(values, {"file": (f"photo-{n}.jpg", photo)})
-        request = urllib.request.Request(f"{base}/api/upload.file/json", data=body,
-                                         headers={"Content-Type": content_type})
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            answered = json.loads(answer.read())
-        assert "ticket" in answered, answered
-        return int(answered["ticket"])
+        return send_upload(base, api_key, token, f"photo-{n}.jpg", photo, timeout=30)
 
     # A poll interval far longer than the test: new tickets wake the workers (on PostgreSQL
     # every process's through NOTIFY), expired leases are not what moves them.

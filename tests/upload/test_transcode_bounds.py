@@ -13,19 +13,17 @@ import math
 import os
 import threading
 import time
-import urllib.request
 from typing import Any
 
 import pytest
 
 from api.media.queue import DONE, FAILED
 from api.models.docs import Media, UploadTicket
-from api.signing import md5
 from bench.api_bench import cpu_seconds
 from bench.transcode_bench import write_source
-from tests.conftest import _multipart
 from tests.core.test_hostile_clients import peak_mb
 from tests.core.test_usage_processes import start_server
+from tests.upload.conftest import send_upload
 
 SECONDS = 60
 SIZE = (1920, 1080)
@@ -40,19 +38,6 @@ HELLO_EVERY = 0.05  # seconds between calls: 20 a second, under the default rate
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("TEST_DATABASE_URL")),
     reason="the transcode bound does not depend on the database: run with the SQLite suite only")
-
-
-def send_video(base: str, api_key: Any, token: str, data: bytes) -> int:
-    """upload.file (asynchronous): the ticket id."""
-    values = {"api_key": api_key.key, "auth_token": token}
-    values["api_sig"] = md5.signature(values, "upload.file", api_key.secret)
-    content_type, body = _multipart(values, {"file": ("minute.mp4", data)})
-    request = urllib.request.Request(f"{base}/api/upload.file/json", data=body,
-                                     headers={"Content-Type": content_type})
-    with urllib.request.urlopen(request, timeout=60) as answer:
-        answered = json.loads(answer.read())
-    assert "ticket" in answered, answered
-    return int(answered["ticket"])
 
 
 def call_hello(base: str, api_key: Any, stop: threading.Event, latencies: list[float],
@@ -101,7 +86,7 @@ def test_a_minute_of_1080p_within_time_and_memory_while_calls_are_answered(
     caller = threading.Thread(target=call_hello, args=(base, api_key, stop, latencies, failures))
     try:
         idle = peak_mb(process.pid)
-        ticket_id = send_video(base, api_key, token, data)
+        ticket_id = send_upload(base, api_key, token, "minute.mp4", data, timeout=60)
         started, cpu = time.monotonic(), cpu_seconds(process.pid)
         caller.start()
         state = wait_settled(ticket_id, TRANSCODE_BOUND)
